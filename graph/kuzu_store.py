@@ -1,0 +1,174 @@
+"""The embedded default: Kùzu 0.11 in-process, one database file per graph generation."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import kuzu
+import pandas as pd
+import pyarrow as pa
+
+from graph.dialect import KUZU
+from graph.errors import GraphError, QueryError, QueryTimeout
+from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
+
+_BUFFER_MB = int(os.environ.get("HUBATLAS_KUZU_BUFFER_MB", "2048"))
+
+
+def schema_ddl() -> list[str]:
+    """CREATE statements for every node and relation table of `graph.schema`."""
+    ddl = []
+    for spec in NODES:
+        cols = ", ".join(f"{name} {typ}" for name, typ in spec.properties)
+        ddl.append(f"CREATE NODE TABLE IF NOT EXISTS {spec.label.value}"
+                   f"({cols}, PRIMARY KEY ({spec.properties[0][0]}))")
+    for spec in RELS:
+        pairs = ", ".join(f"FROM {a.value} TO {b.value}" for a, b in spec.pairs)
+        props = "".join(f", {name} {typ}" for name, typ in spec.properties)
+        ddl.append(f"CREATE REL TABLE IF NOT EXISTS {spec.rel.value}({pairs}{props})")
+    return ddl
+
+
+_ARROW_TYPES = {"STRING": pa.string(), "INT64": pa.int64(), "BOOLEAN": pa.bool_(),
+                "TIMESTAMP": pa.timestamp("us"), "STRING[]": pa.list_(pa.string()),
+                "DOUBLE": pa.float64()}
+
+
+def conform(table: pa.Table, columns: tuple[tuple[str, str], ...], lead: tuple[str, ...] = ()
+            ) -> pa.Table:
+    """Order `table`'s columns as the schema declares them, adding typed nulls for missing ones."""
+    arrays, names = [], []
+    for name in lead:
+        arrays.append(table.column(name))
+        names.append(name)
+    for name, typ in columns:
+        atype = _ARROW_TYPES[typ]
+        if name in table.column_names:
+            arrays.append(table.column(name).cast(atype))
+        else:
+            arrays.append(pa.nulls(table.num_rows, atype))
+        names.append(name)
+    return pa.table(arrays, names=names)
+
+
+def _translate(e: Exception) -> GraphError:
+    text = str(e)
+    if "interrupted" in text.lower() or "timeout" in text.lower():
+        return QueryTimeout(text)
+    return QueryError(text)
+
+
+class KuzuStore:
+    """`GraphStore` over one Kùzu database file.
+
+    A Kùzu file admits one read-write process or any number of read-only ones, so the app
+    opens generations read-only and ingest writes a fresh generation (see `graph.generations`).
+    """
+
+    dialect = KUZU
+
+    def __init__(self, path: Path | str, *, read_only: bool = True,
+                 buffer_pool_mb: int = _BUFFER_MB):
+        self.path = Path(path)
+        self.read_only = read_only
+        try:
+            self._db = kuzu.Database(str(self.path), read_only=read_only,
+                                     buffer_pool_size=buffer_pool_mb * 1024 * 1024)
+        except RuntimeError as e:
+            raise GraphError(f"cannot open graph {self.path}: {e}") from e
+        self._conn = kuzu.Connection(self._db)
+        # A Kùzu connection is not safe for concurrent use; Streamlit runs sessions in threads.
+        self._lock = threading.RLock()
+        if not read_only:
+            self.ensure_schema()
+
+    # -- reading -------------------------------------------------------------------------
+    def _execute(self, query: str, params: dict[str, Any] | None = None):
+        try:
+            return self._conn.execute(query, params or {})
+        except RuntimeError as e:
+            raise _translate(e) from e
+
+    def frame(self, query: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        with self._lock:
+            result = self._execute(query, params)
+            cols = result.get_column_names()
+            rows = []
+            while result.has_next():
+                rows.append(result.get_next())
+        return pd.DataFrame(rows, columns=cols)
+
+    def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            result = self._execute(query, params)
+            cols = result.get_column_names()
+            out = []
+            while result.has_next():
+                out.append(dict(zip(cols, result.get_next())))
+        return out
+
+    def run_read_only(self, query: str, params: dict[str, Any] | None, *, row_cap: int,
+                      timeout_s: float) -> pd.DataFrame:
+        """User Cypher: a read-only connection, interrupted after `timeout_s`, `row_cap` rows."""
+        # The app's database is opened read_only, so the engine itself refuses writes; the
+        # lexical guard in graph.readonly runs first and gives the clear message.
+        with self._lock:
+            self._conn.set_query_timeout(int(timeout_s * 1000))
+            try:
+                result = self._execute(query, params)
+                cols = result.get_column_names()
+                rows = []
+                while result.has_next() and len(rows) < row_cap:
+                    rows.append(result.get_next())
+            finally:
+                self._conn.set_query_timeout(0)
+        return pd.DataFrame(rows, columns=cols)
+
+    def node_count(self) -> int:
+        return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])
+
+    # -- writing -------------------------------------------------------------------------
+    def ensure_schema(self) -> None:
+        with self._lock:
+            for stmt in schema_ddl():
+                self._execute(stmt)
+
+    def write(self, queries: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        with self._lock:
+            self._execute("BEGIN TRANSACTION")
+            try:
+                for query, params in queries:
+                    self._execute(query, params)
+            except BaseException:
+                try:
+                    self._conn.execute("ROLLBACK")
+                except RuntimeError:
+                    pass  # Kùzu already rolled back the failed statement's transaction
+                raise
+            self._execute("COMMIT")
+
+    def bulk_insert_nodes(self, label: Label, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        with self._lock:
+            rows = conform(table, NODE_SPECS[label].properties)  # noqa: F841
+            # Kùzu's COPY … FROM rows scans the caller's local variable by that name.
+            self._execute(f"COPY {label.value} FROM rows")
+
+    def bulk_insert_rels(self, rel: Rel, src: Label, dst: Label, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        with self._lock:
+            rows = conform(table, REL_SPECS[rel].properties, lead=("from", "to"))  # noqa: F841
+            self._execute(f"COPY {rel.value} FROM rows (from='{src.value}', to='{dst.value}')")
+
+    def checkpoint(self) -> None:
+        with self._lock:
+            self._execute("CHECKPOINT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            self._db.close()

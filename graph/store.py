@@ -1,0 +1,98 @@
+"""The `GraphStore` interface and `open_store()`, which picks the backend from the environment.
+
+- Default: the embedded Kùzu engine, data under `HUBATLAS_DB` (default `./data/graph`).
+- `NEO4J_URI` set: Neo4j 5 through the official driver (`NEO4J_USER`, `NEO4J_PASSWORD`,
+  `NEO4J_DATABASE`).
+
+Everything above `graph/` talks to a `GraphStore`; driver errors become `graph.errors` types.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+
+import pandas as pd
+import pyarrow as pa
+
+from graph.dialect import Dialect
+from graph.schema import Label, Rel
+
+DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "graph"
+
+
+@runtime_checkable
+class GraphStore(Protocol):
+    """What the rest of the app needs from a graph database."""
+
+    dialect: Dialect
+    read_only: bool
+
+    def ensure_schema(self) -> None: ...
+
+    def frame(self, query: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a read query, return its rows as a DataFrame."""
+
+    def rows(self, query: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a read query, return its rows as dicts."""
+
+    def write(self, queries: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Run write statements in one transaction (all or nothing)."""
+
+    def bulk_insert_nodes(self, label: Label, table: pa.Table) -> None:
+        """Insert new nodes fast (first load): the engine's own bulk import."""
+
+    def bulk_insert_rels(self, rel: Rel, src: Label, dst: Label, table: pa.Table) -> None:
+        """Insert new relations fast; `table` has `from`, `to` and the relation's properties."""
+
+    def run_read_only(self, query: str, params: dict[str, Any] | None, *, row_cap: int,
+                      timeout_s: float) -> pd.DataFrame:
+        """Run user Cypher in a read-only transaction with a row cap and a time limit."""
+
+    def node_count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def db_root() -> Path:
+    """Folder that holds the embedded graph (its generations, lock and checkpoints)."""
+    return Path(os.environ.get("HUBATLAS_DB") or DEFAULT_DB)
+
+
+def neo4j_configured() -> bool:
+    return bool(os.environ.get("NEO4J_URI"))
+
+
+def open_store(*, read_only: bool = True, root: Path | None = None) -> GraphStore:
+    """Open the configured graph for reading (the app) or writing (ingest).
+
+    Embedded: read_only opens the current generation; read_only=False is for ingest only and
+    goes through `graph.generations`, which owns the writer side.
+    """
+    if neo4j_configured():
+        from graph.neo4j_store import Neo4jStore
+
+        return Neo4jStore.from_env(read_only=read_only)
+    from graph.generations import Generations
+    from graph.kuzu_store import KuzuStore
+
+    gens = Generations(root or db_root())
+    path = gens.current_path()
+    if path is None:
+        if read_only:
+            from graph.errors import GraphEmpty
+
+            raise GraphEmpty(f"no graph yet in {gens.root}: run `python -m ingest run` first")
+        path = gens.new_staging("adhoc")
+    return KuzuStore(path, read_only=read_only)
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

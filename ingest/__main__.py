@@ -1,0 +1,128 @@
+"""`python -m ingest run|status`: the command line for people and cron."""
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from graph.errors import GraphEmpty, GraphError
+from graph.generations import WriterBusy
+from ingest.errors import IngestError
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as e:
+        raise click.BadParameter(f"not an ISO date: {value!r}") from e
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@click.group()
+def cli() -> None:
+    """Hub Atlas ingest: Hugging Face Hub metadata into the knowledge graph."""
+
+
+@cli.command()
+@click.option("--snapshot", "snapshots", multiple=True, type=click.Path(path_type=Path),
+              help="Folder of recorded Hub API files (*.jsonl.gz); repeatable. Default: the Hub.")
+@click.option("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
+@click.option("--limit", type=int, default=None, help="At most N records of each kind.")
+@click.option("--since", default=None, help="Only records modified/created after this ISO date.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
+def run(snapshots, endpoint, limit, since, as_json) -> None:
+    """Ingest from the Hub (default) or from recorded snapshot files."""
+    from tqdm import tqdm
+
+    from ingest.run import ingest
+    from ingest.sources import LiveHubSource, SnapshotSource
+
+    try:
+        if snapshots:
+            source = SnapshotSource(*snapshots)
+        else:
+            from ingest.hub import HubSource
+
+            source = LiveHubSource(HubSource(endpoint=endpoint))
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e))
+    bar = tqdm(unit=" records", file=sys.stderr, disable=None, mininterval=1.0)
+    try:
+        report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update)
+    except WriterBusy as e:
+        raise click.ClickException(f"{e} (another cron run?); nothing was changed")
+    except (IngestError, GraphError) as e:
+        raise click.ClickException(f"ingest failed: {e}; rerun to resume")
+    finally:
+        bar.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, default=str))
+        return
+    _print_report(report.as_dict())
+
+
+def _print_report(r: dict) -> None:
+    click.echo(f"run {r['run_id']} ({r['mode']}) from {r['source']}: {r['status']} "
+               f"in {r['seconds']} s" + (f", resumed at record {r['resumed_from']}"
+                                         if r["resumed_from"] else ""))
+    click.echo(f"  read {r['read']:,} records; loaded " +
+               ", ".join(f"{v:,} {k}s" for k, v in r["loaded"].items() if v))
+    if r["skipped"]:
+        click.echo("  skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r["skipped"].items())))
+    if r["rejects"]:
+        click.echo("  rejected by reason:")
+        for k, v in sorted(r["rejects"].items(), key=lambda kv: -kv[1]):
+            click.echo(f"    {k:<40} {v:>9,}")
+    else:
+        click.echo("  rejected: none")
+    lin = r["lineage"]
+    if lin.get("distinct_parents"):
+        click.echo(f"  lineage: {lin['lineage_links']:,} links to {lin['distinct_parents']:,} "
+                   f"parents, {lin['parents_resolved_share']:.1%} resolve to a model "
+                   f"({lin['parents_resolved_by_alias']:,} via legacy/case aliases)")
+    _print_counts(r["counts"])
+
+
+def _print_counts(counts: dict) -> None:
+    click.echo("  nodes: " + ", ".join(f"{k} {v:,}" for k, v in counts["nodes"].items() if v))
+    click.echo("  relations: " + ", ".join(f"{k} {v:,}" for k, v in counts["rels"].items() if v))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
+def status(as_json, runs) -> None:
+    """Counts per label and relation type, and the last ingest runs."""
+    from graph import queries as q
+    from graph.store import open_store
+
+    try:
+        store = open_store(read_only=True)
+    except GraphEmpty as e:
+        if as_json:
+            click.echo(json.dumps({"empty": True, "message": str(e)}))
+            sys.exit(1)
+        raise click.ClickException(str(e))
+    try:
+        out = {"nodes": q.count_nodes(store), "rels": q.count_rels(store),
+               "runs": q.ingest_runs(store, runs).to_dict(orient="records")}
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(out, indent=2, default=str))
+        return
+    _print_counts(out)
+    click.echo("  last runs:")
+    for r in out["runs"]:
+        rejects = sum(json.loads(r["rejects"] or "{}").values())
+        click.echo(f"    {r['startedAt']}  {r['status']:<8} {r['mode'] or '':<12} "
+                   f"rejects {rejects:<6,} {r['source']}")
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,339 @@
+"""Typed records for Hub API objects, parsed once.
+
+`ModelRecord.from_api()` and its siblings accept one Hub API object as a dict, in either of the
+two shapes the Hub hands out: the raw JSON of `/api/models` (camelCase: `createdAt`,
+`cardData`, `library_name`) or a `huggingface_hub` `ModelInfo` turned into a dict (snake_case:
+`created_at`, `card_data`). Nothing downstream of this module sees raw dicts.
+
+Malformed input raises `RecordError` with a short machine-readable `reason`; callers count those.
+"""
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal
+
+from ingest.errors import RecordError
+from ingest.lineage import BaseModelLink, parse_base_models
+
+#: The Hub back-filled every model and dataset created before March 2022 with this date.
+HUB_BACKFILL_DATE = datetime(2022, 3, 2, 23, 29, 4, tzinfo=timezone.utc)
+#: Tag lists longer than this are truncated (and the record counted as such); real records
+#: rarely carry more than a few hundred tags.
+MAX_TAGS = 2000
+#: Card text kept per model, enough for retrieval; full READMEs can be megabytes.
+MAX_CARD_CHARS = 4000
+
+RepoKind = Literal["model", "dataset", "space"]
+
+_KNOWN_MODEL_KEYS = {
+    "_id", "id", "modelId", "author", "sha", "lastModified", "last_modified", "createdAt",
+    "created_at", "private", "disabled", "gated", "downloads", "downloads_all_time",
+    "downloadsAllTime", "likes", "library_name", "pipeline_tag", "tags", "cardData",
+    "card_data", "spaces", "safetensors", "siblings", "config", "model-index", "model_index",
+    "widgetData", "widget_data", "transformersInfo", "transformers_info", "inference",
+    "gguf", "trending_score", "trendingScore", "card",
+}
+
+
+def _get(d: dict, *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return default
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    """Parse a Hub timestamp (ISO string or datetime) to an aware UTC datetime.
+
+    The Hub's March-2022 back-fill date means "unknown" and becomes None.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as e:
+            raise RecordError("bad_date", f"unparseable date {value!r}") from e
+    else:
+        raise RecordError("bad_date", f"date of type {type(value).__name__}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    dt = dt.astimezone(timezone.utc)
+    if abs((dt - HUB_BACKFILL_DATE).total_seconds()) < 1.0:
+        return None
+    return dt
+
+
+def _as_int(value: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _as_mapping(value: Any) -> dict:
+    """cardData arrives as a dict (API), a YAML-ish string (ModelInfo repr) or a repr'd dict."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.startswith("{"):
+            for loader in (json.loads, ast.literal_eval):
+                try:
+                    out = loader(text)
+                    if isinstance(out, dict):
+                        return out
+                except (ValueError, SyntaxError):
+                    pass
+        return _parse_simple_yaml(text)
+    return {}
+
+
+def _parse_simple_yaml(text: str) -> dict:
+    """The few top-level keys we need from a card's YAML header (no PyYAML dependency)."""
+    out: dict[str, Any] = {}
+    key: str | None = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if not line.startswith((" ", "-", "\t")) and ":" in line:
+            key, _, rest = line.partition(":")
+            key, rest = key.strip(), rest.strip()
+            out[key] = rest.strip("'\"") if rest else []
+        elif key is not None and line.lstrip().startswith("- ") and isinstance(out.get(key), list):
+            out[key].append(line.lstrip()[2:].strip().strip("'\""))
+    return out
+
+
+def _as_str_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v is not None and not isinstance(v, (dict, list))]
+    return []
+
+
+def _tags(d: dict) -> tuple[list[str], bool]:
+    raw = d.get("tags")
+    if raw is None:
+        return [], False
+    if not isinstance(raw, list):
+        raise RecordError("bad_tags", f"tags is {type(raw).__name__}, not a list")
+    tags = [t for t in raw if isinstance(t, str)]
+    truncated = len(tags) > MAX_TAGS
+    return tags[:MAX_TAGS], truncated
+
+
+def _record_id(d: dict, kind: RepoKind) -> str:
+    rid = _get(d, "id", "modelId") if kind == "model" else d.get("id")
+    if not isinstance(rid, str) or not rid.strip():
+        raise RecordError("missing_id", f"{kind} record without an id")
+    rid = rid.strip()
+    if len(rid) > 200 or any(c.isspace() for c in rid):
+        raise RecordError("bad_id", f"{kind} id {rid[:60]!r} is not a repo id")
+    return rid
+
+
+def _prefixed(tags: Iterable[str], prefix: str) -> list[str]:
+    n = len(prefix)
+    return [t[n:] for t in tags if t.startswith(prefix) and len(t) > n]
+
+
+def _gated(value: Any) -> str | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "true"
+    return str(value)
+
+
+def _author(d: dict, rid: str) -> str | None:
+    author = d.get("author")
+    if isinstance(author, str) and author:
+        return author
+    return rid.split("/", 1)[0] if "/" in rid else None
+
+
+def _parameters(d: dict) -> int | None:
+    st = d.get("safetensors")
+    if isinstance(st, dict):
+        total = st.get("total")
+        if isinstance(total, (int, float)) and total > 0:
+            return int(total)
+    gguf = d.get("gguf")
+    if isinstance(gguf, dict):
+        total = gguf.get("total")
+        if isinstance(total, (int, float)) and total > 0:
+            return int(total)
+    return None
+
+
+def _unique(seq: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.strip() for s in seq if s and s.strip()))
+
+
+@dataclass(slots=True)
+class ModelRecord:
+    """One Hub model, as the graph stores it."""
+
+    id: str
+    author: str | None = None
+    created_at: datetime | None = None
+    last_modified: datetime | None = None
+    downloads: int = 0
+    likes: int = 0
+    pipeline_tag: str | None = None
+    library: str | None = None
+    tags: tuple[str, ...] = ()
+    gated: str | None = None
+    parameters: int | None = None
+    licenses: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+    arxiv: tuple[str, ...] = ()
+    spaces: tuple[str, ...] = ()
+    base_models: tuple[BaseModelLink, ...] = ()
+    card_text: str | None = None
+    tags_truncated: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_api(cls, d: Any) -> "ModelRecord":
+        if not isinstance(d, dict):
+            raise RecordError("not_an_object", f"model record is {type(d).__name__}")
+        rid = _record_id(d, "model")
+        tags, truncated = _tags(d)
+        card = _as_mapping(_get(d, "cardData", "card_data"))
+        licenses = _prefixed(tags, "license:") + _as_str_list(card.get("license"))
+        datasets = _prefixed(tags, "dataset:") + _as_str_list(card.get("datasets"))
+        siblings = d.get("siblings") or []
+        files = {s.get("rfilename") if isinstance(s, dict) else str(s) for s in siblings}
+        has_adapter_config = any(f and "adapter_config.json" in f for f in files)
+        base_models = parse_base_models(
+            rid, tags, card.get("base_model"), card.get("base_model_relation"),
+            library=_get(d, "library_name"), has_adapter_config=has_adapter_config,
+        )
+        card_text = d.get("card")
+        if not isinstance(card_text, str) or card_text in ("", "None"):
+            card_text = None
+        spaces = d.get("spaces") if isinstance(d.get("spaces"), list) else []
+        return cls(
+            id=rid,
+            author=_author(d, rid),
+            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
+            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
+            downloads=_as_int(d.get("downloads")),
+            likes=_as_int(d.get("likes")),
+            pipeline_tag=_get(d, "pipeline_tag") or None,
+            library=_get(d, "library_name") or None,
+            tags=tuple(tags),
+            gated=_gated(d.get("gated")),
+            parameters=_parameters(d),
+            licenses=_unique(licenses),
+            datasets=_unique(datasets),
+            arxiv=_unique(_prefixed(tags, "arxiv:")),
+            spaces=_unique(s for s in spaces if isinstance(s, str)),
+            base_models=base_models,
+            card_text=card_text[:MAX_CARD_CHARS] if card_text else None,
+            tags_truncated=truncated,
+            extra={k: v for k, v in d.items() if k not in _KNOWN_MODEL_KEYS},
+        )
+
+    @property
+    def license(self) -> str | None:
+        return self.licenses[0] if self.licenses else None
+
+
+@dataclass(slots=True)
+class DatasetRecord:
+    """One Hub dataset."""
+
+    id: str
+    author: str | None = None
+    created_at: datetime | None = None
+    last_modified: datetime | None = None
+    downloads: int = 0
+    likes: int = 0
+    tags: tuple[str, ...] = ()
+    gated: str | None = None
+    licenses: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    arxiv: tuple[str, ...] = ()
+    description: str | None = None
+    tags_truncated: bool = False
+
+    @classmethod
+    def from_api(cls, d: Any) -> "DatasetRecord":
+        if not isinstance(d, dict):
+            raise RecordError("not_an_object", f"dataset record is {type(d).__name__}")
+        rid = _record_id(d, "dataset")
+        tags, truncated = _tags(d)
+        card = _as_mapping(_get(d, "cardData", "card_data"))
+        desc = d.get("description")
+        return cls(
+            id=rid,
+            author=_author(d, rid),
+            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
+            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
+            downloads=_as_int(d.get("downloads")),
+            likes=_as_int(d.get("likes")),
+            tags=tuple(tags),
+            gated=_gated(d.get("gated")),
+            licenses=_unique(_prefixed(tags, "license:") + _as_str_list(card.get("license"))),
+            tasks=_unique(_prefixed(tags, "task_categories:")),
+            arxiv=_unique(_prefixed(tags, "arxiv:")),
+            description=desc[:MAX_CARD_CHARS] if isinstance(desc, str) and desc else None,
+            tags_truncated=truncated,
+        )
+
+    @property
+    def license(self) -> str | None:
+        return self.licenses[0] if self.licenses else None
+
+
+@dataclass(slots=True)
+class SpaceRecord:
+    """One Hub Space, with the models and datasets it uses."""
+
+    id: str
+    author: str | None = None
+    created_at: datetime | None = None
+    last_modified: datetime | None = None
+    likes: int = 0
+    sdk: str | None = None
+    models: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
+
+    @classmethod
+    def from_api(cls, d: Any) -> "SpaceRecord":
+        if not isinstance(d, dict):
+            raise RecordError("not_an_object", f"space record is {type(d).__name__}")
+        rid = _record_id(d, "space")
+        return cls(
+            id=rid,
+            author=_author(d, rid),
+            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
+            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
+            likes=_as_int(d.get("likes")),
+            sdk=d.get("sdk") or None,
+            models=_unique(_as_str_list(d.get("models"))),
+            datasets=_unique(_as_str_list(d.get("datasets"))),
+        )
+
+
+Record = ModelRecord | DatasetRecord | SpaceRecord
+
+RECORD_TYPES: dict[RepoKind, type] = {
+    "model": ModelRecord, "dataset": DatasetRecord, "space": SpaceRecord,
+}

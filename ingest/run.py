@@ -1,0 +1,306 @@
+"""One ingest run, start to finish: lock, resume or start, load, record the run, publish.
+
+The embedded graph is written in a staging copy and published atomically (`graph.generations`)
+so the dashboard keeps reading the previous generation meanwhile. A first load uses the bulk
+path; later runs upsert in batches, each committed together with the run's cursor, so a run
+killed at any moment resumes where it stopped and ends with exactly the counts of a clean run.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator
+
+from graph import queries as q
+from graph.generations import Generations
+from graph.kuzu_store import KuzuStore
+from graph.schema import Label, Rel
+from graph.store import GraphStore, db_root, neo4j_configured
+from ingest.errors import RecordError
+from ingest.lineage import IdResolver
+from ingest.loader import GraphRows, LineageStats, bulk_write, cycle_edges, upsert_statements
+from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
+from ingest.sources import RawItem, Source
+
+BATCH_SIZE = 2000
+
+
+@dataclass
+class RunReport:
+    run_id: str
+    source: str
+    mode: str  # "bulk" (first load) or "incremental"
+    status: str = "running"
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    ended_at: datetime | None = None
+    read: int = 0
+    loaded: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    rejects: Counter = field(default_factory=Counter)
+    lineage: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    resumed_from: int = 0
+    seconds: float = 0.0
+    watermark: datetime | None = None  # newest lastModified/createdAt seen
+
+    def as_dict(self) -> dict:
+        return {"run_id": self.run_id, "source": self.source, "mode": self.mode,
+                "status": self.status, "started_at": str(self.started_at),
+                "ended_at": str(self.ended_at), "read": self.read, "loaded": dict(self.loaded),
+                "skipped": dict(self.skipped), "rejects": dict(self.rejects),
+                "lineage": self.lineage, "counts": self.counts,
+                "resumed_from": self.resumed_from, "seconds": round(self.seconds, 2),
+                "watermark": str(self.watermark)}
+
+
+def _merge(old, new):
+    """Two records for one id (a listing item, then its full record): the later wins where
+    it has a value."""
+    values = {}
+    for f in fields(new):
+        a, b = getattr(old, f.name), getattr(new, f.name)
+        values[f.name] = b if b not in (None, (), "", {}) else a
+    return type(new)(**values)
+
+
+def _date_of(record) -> datetime | None:
+    return getattr(record, "last_modified", None) or getattr(record, "created_at", None)
+
+
+class RecordStream:
+    """Parse raw items into records, counting rejects, applying `since`."""
+
+    def __init__(self, report: RunReport, since: datetime | None):
+        self.report = report
+        self.since = since
+        self.watermark: datetime | None = None
+
+    def parse(self, item: RawItem):
+        self.report.read += 1
+        if item.error:
+            self.report.rejects[f"{item.kind}:{item.error}"] += 1
+            return None
+        try:
+            record = RECORD_TYPES[item.kind].from_api(item.data)
+        except RecordError as e:
+            self.report.rejects[f"{item.kind}:{e.reason}"] += 1
+            return None
+        if getattr(record, "tags_truncated", False):
+            self.report.rejects[f"{item.kind}:tags_truncated(kept)"] += 1
+        when = _date_of(record)
+        if when is not None and (self.watermark is None or when > self.watermark):
+            self.watermark = when
+        if self.since is not None and (when is None or when <= self.since):
+            self.report.skipped[f"{item.kind}:older_than_since"] += 1
+            return None
+        return record
+
+
+def _split(records) -> tuple[list[ModelRecord], list[DatasetRecord], list[SpaceRecord]]:
+    models = [r for r in records if isinstance(r, ModelRecord)]
+    datasets = [r for r in records if isinstance(r, DatasetRecord)]
+    spaces = [r for r in records if isinstance(r, SpaceRecord)]
+    return models, datasets, spaces
+
+
+def _observations(rows: GraphRows, run_id: str, at: datetime) -> None:
+    obs = [{"src": m["id"], "dst": run_id, "downloads": m["downloads"], "likes": m["likes"],
+            "at": at} for m in rows.nodes.get(Label.MODEL, [])]
+    rows.rels[(Rel.OBSERVED_IN, Label.MODEL, Label.INGEST_RUN)] = obs
+
+
+def ingest(source: Source, *, root: Path | None = None, limit: int | None = None,
+           since: datetime | None = None, progress: Callable[[int], None] | None = None,
+           batch_size: int = BATCH_SIZE, store: GraphStore | None = None) -> RunReport:
+    """Run one ingest of `source` into the configured graph and return its report."""
+    if store is not None or neo4j_configured():
+        from graph.store import open_store
+
+        store = store or open_store(read_only=False)
+        return _ingest_in_place(store, source, limit, since, progress, batch_size)
+    gens = Generations(root or db_root())
+    with gens.writer_lock():
+        return _ingest_embedded(gens, source, limit, since, progress, batch_size)
+
+
+def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
+                     batch_size) -> RunReport:
+    staging_dir = gens.pending_staging()
+    if staging_dir is not None:
+        store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
+        run = q.running_run(store)
+        if run and run["mode"] == "incremental" and run["source"] == source.name:
+            report = _run_batches(store, source, run["id"], limit, since, progress,
+                                  batch_size, resume=run)
+            return _finish(gens, store, staging_dir, report)
+        # a bulk first load cannot be resumed half-way: start it again from nothing
+        store.close()
+        gens.discard(staging_dir)
+    run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    first_load = gens.current_path() is None
+    path = gens.new_staging(run_id, copy_current=not first_load)
+    store = KuzuStore(path, read_only=False)
+    if first_load:
+        report = _run_bulk(store, source, run_id, limit, since, progress)
+    else:
+        report = _run_batches(store, source, run_id, limit, since or q.last_watermark(store),
+                              progress, batch_size, resume=None)
+    return _finish(gens, store, path.parent, report)
+
+
+def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
+                     batch_size) -> RunReport:
+    """Neo4j (or a store handed in): upserts in place; an unfinished run is resumed."""
+    store.ensure_schema()
+    run = q.running_run(store)
+    if run and run["source"] == source.name:
+        report = _run_batches(store, source, run["id"], limit, since, progress, batch_size,
+                              resume=run)
+    else:
+        run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        report = _run_batches(store, source, run_id, limit, since or q.last_watermark(store),
+                              progress, batch_size, resume=None)
+    _record_end(store, report)
+    return report
+
+
+def _finish(gens: Generations, store: KuzuStore, staging_dir: Path, report: RunReport) -> RunReport:
+    _record_end(store, report)
+    store.checkpoint()
+    store.close()
+    gens.publish(staging_dir)
+    return report
+
+
+def _record_end(store: GraphStore, report: RunReport) -> None:
+    report.counts = {"nodes": q.count_nodes(store), "rels": q.count_rels(store)}
+    report.status = "ok"
+    report.ended_at = datetime.now(timezone.utc)
+    report.seconds = (report.ended_at - report.started_at).total_seconds()
+    store.write([(q.finish_run(store), {
+        "id": report.run_id, "status": report.status,
+        "counts": json.dumps({**report.counts, "lineage": report.lineage,
+                              "loaded": dict(report.loaded), "read": report.read}),
+        "rejects": json.dumps(dict(report.rejects)),
+        "endedAt": report.ended_at.replace(tzinfo=None).isoformat(sep=" "),
+        "watermark": _iso(report.watermark)})])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.replace(tzinfo=None).isoformat(sep=" ") if value else None
+
+
+def _start_run(store: GraphStore, report: RunReport) -> None:
+    store.write([(q.start_run(store), {"id": report.run_id, "source": report.source,
+                                       "mode": report.mode,
+                                       "startedAt": _iso(report.started_at)})])
+
+
+def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
+              progress) -> RunReport:
+    report = RunReport(run_id, source.name, "bulk")
+    _start_run(store, report)
+    stream = RecordStream(report, since)
+    by_id: dict[tuple[str, str], object] = {}
+    for item in source.iter_items(limit=limit, since=since):
+        record = stream.parse(item)
+        if progress:
+            progress(1)
+        if record is None:
+            continue
+        key = (item.kind, record.id)
+        if key in by_id:
+            report.skipped[f"{item.kind}:merged_duplicate_id"] += 1
+            record = _merge(by_id[key], record)
+        by_id[key] = record
+    models, datasets, spaces = _split(by_id.values())
+    resolver = IdResolver(m.id for m in models)
+    stats = LineageStats()
+    rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
+    rows.dedupe_rels()
+    cyclic = cycle_edges((r["src"], r["dst"]) for _, r in rows.lineage_edges())
+    report.rejects["lineage_cycle"] += rows.drop_lineage(cyclic)
+    _observations(rows, run_id, report.started_at)
+    bulk_write(store, rows)
+    report.loaded.update({"model": len(models), "dataset": len(datasets), "space": len(spaces)})
+    report.rejects = +report.rejects
+    report.lineage = stats.as_dict()
+    report.watermark = stream.watermark
+    return report
+
+
+def _batches(items: Iterator[RawItem], size: int):
+    batch: list[RawItem] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, progress,
+                 batch_size: int, resume: dict | None) -> RunReport:
+    report = RunReport(run_id, source.name, "incremental")
+    done = 0
+    if resume:
+        done = int(resume["cursor"] or 0)
+        report.rejects.update(json.loads(resume["rejects"] or "{}"))
+        report.resumed_from = done
+        if resume.get("startedAt") is not None:
+            report.started_at = resume["startedAt"].replace(tzinfo=timezone.utc)
+    else:
+        _start_run(store, report)
+    stream = RecordStream(report, since)
+    resolver = IdResolver(q.model_ids(store))
+    stats = LineageStats()
+    # the source is deterministic: skip what the interrupted run already committed
+    items = itertools.islice(source.iter_items(limit=limit, since=since), done, None)
+    if progress and done:
+        progress(done)
+    for batch in _batches(items, batch_size):
+        batch_rejects = Counter()
+        saved = report.rejects
+        report.rejects = batch_rejects
+        records: dict[tuple[str, str], object] = {}
+        for item in batch:
+            record = stream.parse(item)
+            if record is not None:
+                key = (item.kind, record.id)
+                records[key] = _merge(records[key], record) if key in records else record
+        models, datasets, spaces = _split(records.values())
+        for m in models:
+            resolver.add(m.id)
+        rows = GraphRows.build(models, datasets, spaces, resolver, batch_rejects, stats)
+        rows.dedupe_rels()
+        edges = [(r["src"], r["dst"]) for _, r in rows.lineage_edges()]
+        bad = cycle_edges(edges)
+        if edges:
+            found = store.rows(q.lineage_cycles(store),
+                               {"rows": [{"src": a, "dst": b} for a, b in edges]})
+            bad |= {(r["child"], r["parent"]) for r in found}
+        batch_rejects["lineage_cycle"] += rows.drop_lineage(bad)
+        _observations(rows, run_id, report.started_at)
+        saved.update(batch_rejects)
+        report.rejects = saved
+        done += len(batch)
+        stmts = upsert_statements(store, rows)
+        stmts.append((q.checkpoint_run(store), {
+            "id": run_id, "cursor": done, "rejects": json.dumps(dict(report.rejects)),
+            "watermark": _iso(stream.watermark)}))
+        store.write(stmts)  # the batch and its checkpoint commit together
+        report.loaded.update({"model": len(models), "dataset": len(datasets),
+                              "space": len(spaces)})
+        if progress:
+            progress(len(batch))
+    report.rejects = +report.rejects
+    report.lineage = stats.as_dict()
+    report.watermark = stream.watermark
+    return report

@@ -1,0 +1,118 @@
+"""Where records come from: recorded snapshot files, or the live Hub through `HubSource`.
+
+Both yield `RawItem`s (one API object each, undecoded beyond JSON) in a deterministic order, so
+an interrupted ingest can skip what it already loaded; `ingest.records` parses them.
+"""
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+from ingest.records import RepoKind
+
+#: file name → record kind, in load order (full model_info records after the listing, so they
+#: enrich the same ids; trees carry 2025 records with typed base_model tags and card text)
+SNAPSHOT_FILES: tuple[tuple[str, RepoKind], ...] = (
+    ("models.jsonl.gz", "model"),
+    ("model_info.jsonl.gz", "model"),
+    ("trees.jsonl.gz", "model"),
+    ("datasets.jsonl.gz", "dataset"),
+    ("spaces.jsonl.gz", "space"),
+)
+
+
+@dataclass(slots=True)
+class RawItem:
+    kind: RepoKind
+    data: Any
+    error: str | None = None  # "bad_json" when the line could not be decoded
+
+
+class Source(Protocol):
+    name: str
+
+    def iter_items(self, *, limit: int | None = None,
+                   since: datetime | None = None) -> Iterator[RawItem]: ...
+
+
+def _tree_row_to_model(row: dict) -> Any:
+    """trees-2025 rows wrap a ModelInfo (dict, or its Python repr) plus the card text."""
+    meta = row.get("metadata")
+    if isinstance(meta, str):
+        try:
+            meta = ast.literal_eval(meta)
+        except (ValueError, SyntaxError):
+            return None
+    if not isinstance(meta, dict):
+        return None
+    card = row.get("card")
+    if isinstance(card, str) and card not in ("", "None"):
+        meta = {**meta, "card": card}
+    return meta
+
+
+class SnapshotSource:
+    """Recorded Hub API objects: `*.jsonl.gz` files, one object per line, in one or more dirs."""
+
+    def __init__(self, *dirs: Path | str):
+        self.dirs = [Path(d) for d in dirs]
+        missing = [d for d in self.dirs if not d.is_dir()]
+        if missing:
+            raise FileNotFoundError(f"snapshot folder not found: {missing[0]}")
+        self.files = [(d / name, kind) for d in self.dirs for name, kind in SNAPSHOT_FILES
+                      if (d / name).exists()]
+        if not self.files:
+            names = ", ".join(n for n, _ in SNAPSHOT_FILES)
+            raise FileNotFoundError(f"no snapshot files ({names}) in {', '.join(map(str, self.dirs))}")
+        self.name = "snapshot:" + ",".join(str(d) for d in self.dirs)
+
+    def iter_items(self, *, limit: int | None = None,
+                   since: datetime | None = None) -> Iterator[RawItem]:
+        """Every line of every file; `limit` caps each record kind. `since` is applied by the
+        loader, which knows the parsed dates."""
+        taken: dict[str, int] = {}
+        for path, kind in self.files:
+            is_tree = path.name == "trees.jsonl.gz"
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if limit is not None and taken.get(kind, 0) >= limit:
+                        break
+                    line = line.strip()
+                    if not line:
+                        continue
+                    taken[kind] = taken.get(kind, 0) + 1
+                    try:
+                        data = json.loads(line)
+                    except json.JSONDecodeError:
+                        yield RawItem(kind, None, "bad_json")
+                        continue
+                    if is_tree and isinstance(data, dict):
+                        data = _tree_row_to_model(data)
+                    yield RawItem(kind, data)
+
+
+class LiveHubSource:
+    """The live Hub (or any endpoint speaking its API) through `ingest.hub.HubSource`."""
+
+    def __init__(self, hub=None, *, kinds: tuple[RepoKind, ...] = ("model", "dataset", "space")):
+        if hub is None:
+            from ingest.hub import HubSource
+
+            hub = HubSource()
+        self.hub = hub
+        self.kinds = kinds
+        self.name = f"hub:{getattr(hub, 'endpoint', 'default')}"
+
+    def iter_items(self, *, limit: int | None = None,
+                   since: datetime | None = None) -> Iterator[RawItem]:
+        listings = {"model": self.hub.iter_models, "dataset": self.hub.iter_datasets,
+                    "space": self.hub.iter_spaces}
+        for kind in self.kinds:
+            for data in listings[kind](limit=limit, since=since):
+                yield RawItem(kind, data)
