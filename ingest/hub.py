@@ -124,6 +124,30 @@ def retry_after_seconds(headers: Any, *, now: datetime | None = None) -> float |
     return None
 
 
+def _http_error(response: Any) -> BaseException | None:
+    """The library's own exception for an error response (kept as the SourceError's cause)."""
+    try:
+        hf_raise_for_status(response)
+    except HfHubHTTPError as e:
+        return e
+    return None
+
+
+def _describe(response: Any) -> str:
+    """`HTTP 503 (server message)`, short and on one line."""
+    message = response.headers.get("x-error-message")
+    if not message:
+        try:
+            body = response.json()
+            message = body.get("error") if isinstance(body, dict) else None
+        except ValueError:
+            message = None
+    if not message:
+        message = response.text[:120]
+    message = " ".join(str(message).split())
+    return f"HTTP {response.status_code}" + (f" ({message})" if message else "")
+
+
 class HubSource:
     """Raw Hub API objects, listed lazily with paging, incremental stop and retries.
 
@@ -272,7 +296,10 @@ class HubSource:
                                              timeout=self.timeout)
             except _RETRY_EXCEPTIONS as e:
                 problem, cause = f"{type(e).__name__}: {e}", e
-                where = url
+                try:
+                    where = str(e.request.url)
+                except RuntimeError:  # no request attached
+                    where = url
             else:
                 where = str(response.url)
                 status = response.status_code
@@ -280,17 +307,10 @@ class HubSource:
                     return response, None
                 if status in _RETRY_STATUSES or status >= 500:
                     wait = retry_after_seconds(response.headers)
-                    problem = f"HTTP {status}"
-                    try:
-                        hf_raise_for_status(response)
-                    except HfHubHTTPError as e:
-                        problem, cause = f"HTTP {status}: {e}", e
+                    problem, cause = _describe(response), _http_error(response)
                 elif status >= 400:
-                    try:
-                        hf_raise_for_status(response)
-                    except HfHubHTTPError as e:
-                        raise SourceError(f"GET {where} failed: HTTP {status}: {e}") from e
-                    raise SourceError(f"GET {where} failed: HTTP {status}")
+                    raise SourceError(f"GET {where} failed: {_describe(response)}") \
+                        from _http_error(response)
                 else:
                     try:
                         data = response.json()
