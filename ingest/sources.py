@@ -40,13 +40,32 @@ class Source(Protocol):
                    since: datetime | None = None) -> Iterator[RawItem]: ...
 
 
+def _literal(node: ast.AST) -> Any:
+    """Like ast.literal_eval, but a call such as RepoSibling(rfilename='x') or
+    datetime.datetime(2024, 1, 2) becomes a dict of its keyword arguments (or its first
+    positional one): the trees-2025 crawl stored some ModelInfo objects as their repr."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return [_literal(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values) if k is not None}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_literal(node.operand)
+    if isinstance(node, ast.Call):
+        if node.keywords:
+            return {k.arg: _literal(k.value) for k in node.keywords if k.arg}
+        return _literal(node.args[0]) if node.args else None
+    return None
+
+
 def _tree_row_to_model(row: dict) -> Any:
     """trees-2025 rows wrap a ModelInfo (dict, or its Python repr) plus the card text."""
     meta = row.get("metadata")
     if isinstance(meta, str):
         try:
-            meta = ast.literal_eval(meta)
-        except (ValueError, SyntaxError):
+            meta = _literal(ast.parse(meta, mode="eval").body)
+        except (ValueError, SyntaxError, RecursionError):
             return None
     if not isinstance(meta, dict):
         return None
@@ -64,8 +83,13 @@ class SnapshotSource:
         missing = [d for d in self.dirs if not d.is_dir()]
         if missing:
             raise FileNotFoundError(f"snapshot folder not found: {missing[0]}")
-        self.files = [(d / name, kind) for d in self.dirs for name, kind in SNAPSHOT_FILES
-                      if (d / name).exists()]
+        self.files = []
+        for d in self.dirs:
+            for name, kind in SNAPSHOT_FILES:
+                for candidate in (d / name, d / name.removesuffix(".gz")):
+                    if candidate.exists():
+                        self.files.append((candidate, kind))
+                        break
         if not self.files:
             names = ", ".join(n for n, _ in SNAPSHOT_FILES)
             raise FileNotFoundError(f"no snapshot files ({names}) in {', '.join(map(str, self.dirs))}")
@@ -77,7 +101,7 @@ class SnapshotSource:
         loader, which knows the parsed dates."""
         taken: dict[str, int] = {}
         for path, kind in self.files:
-            is_tree = path.name == "trees.jsonl.gz"
+            is_tree = path.name.startswith("trees.")
             opener = gzip.open if path.suffix == ".gz" else open
             with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
                 for line in fh:

@@ -1,0 +1,59 @@
+"""Shared fixtures: a real embedded graph loaded from the checked-in mini snapshot."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakehub import fake_hub  # noqa: F401  (fixture re-exported for every test module)
+
+REPO = Path(__file__).resolve().parent.parent
+MINI_SNAPSHOT = REPO / "tests" / "data" / "mini_snapshot"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_data_or_skip(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test cleanly when the data is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data not available: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def mini_graph_root(tmp_path_factory) -> Path:
+    """An embedded graph folder (HUBATLAS_DB layout) holding the mini snapshot, loaded once."""
+    from ingest.run import ingest
+    from ingest.sources import SnapshotSource
+
+    root = tmp_path_factory.mktemp("mini_graph")
+    ingest(SnapshotSource(MINI_SNAPSHOT), root=root)
+    return root
+
+
+@pytest.fixture
+def mini_graph_copy(mini_graph_root, tmp_path) -> Path:
+    """A private copy of the mini graph folder, for tests that write."""
+    dst = tmp_path / "graph"
+    shutil.copytree(mini_graph_root, dst)
+    return dst
+
+
+@pytest.fixture
+def mini_store(mini_graph_root):
+    """A read-only store over the mini graph."""
+    from graph.store import open_store
+
+    store = open_store(read_only=True, root=mini_graph_root)
+    yield store
+    store.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_neo4j_unless_asked(monkeypatch, request):
+    # The suite runs on the embedded engine; Neo4j tests opt in with the `neo4j` marker.
+    if "neo4j" not in request.keywords:
+        monkeypatch.delenv("NEO4J_URI", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
