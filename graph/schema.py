@@ -99,7 +99,7 @@ NODES: tuple[NodeSpec, ...] = (
         ("id", "STRING"), ("source", "STRING"), ("startedAt", "TIMESTAMP"),
         ("endedAt", "TIMESTAMP"), ("status", "STRING"), ("counts", "STRING"),
         ("rejects", "STRING"), ("watermark", "TIMESTAMP"), ("mode", "STRING"),
-        ("cursor", "INT64")),
+        ("cursor", "INT64"), ("since", "TIMESTAMP"), ("recordLimit", "INT64")),
         "One ingest run; counts and rejects are JSON objects; cursor = source records done."),
 )
 

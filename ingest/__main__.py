@@ -34,8 +34,11 @@ def cli() -> None:
 @click.option("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
 @click.option("--limit", type=int, default=None, help="At most N records of each kind.")
 @click.option("--since", default=None, help="Only records modified/created after this ISO date.")
+@click.option("--full", is_flag=True, help="Ignore the last run's watermark: re-read everything.")
+@click.option("--batch-size", type=int, default=2000, show_default=True,
+              help="Records per committed batch (incremental runs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def run(snapshots, endpoint, limit, since, as_json) -> None:
+def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
     """Ingest from the Hub (default) or from recorded snapshot files."""
     from tqdm import tqdm
 
@@ -53,7 +56,8 @@ def run(snapshots, endpoint, limit, since, as_json) -> None:
         raise click.ClickException(str(e))
     bar = tqdm(unit=" records", file=sys.stderr, disable=None, mininterval=1.0)
     try:
-        report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update)
+        report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update,
+                        batch_size=batch_size, full=full)
     except WriterBusy as e:
         raise click.ClickException(f"{e} (another cron run?); nothing was changed")
     except (IngestError, GraphError) as e:
@@ -70,11 +74,11 @@ def _print_report(r: dict) -> None:
     click.echo(f"run {r['run_id']} ({r['mode']}) from {r['source']}: {r['status']} "
                f"in {r['seconds']} s" + (f", resumed at record {r['resumed_from']}"
                                          if r["resumed_from"] else ""))
-    click.echo(f"  read {r['read']:,} records; loaded " +
-               ", ".join(f"{v:,} {k}s" for k, v in r["loaded"].items() if v))
+    loaded = ", ".join(f"{v:,} {k}" for k, v in r["loaded"].items() if v) or "nothing new"
+    click.echo(f"  read {r['read']:,} records; loaded {loaded}")
     if r["skipped"]:
         click.echo("  skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r["skipped"].items())))
-    if r["rejects"]:
+    if any(r["rejects"].values()):
         click.echo("  rejected by reason:")
         for k, v in sorted(r["rejects"].items(), key=lambda kv: -kv[1]):
             click.echo(f"    {k:<40} {v:>9,}")
@@ -122,6 +126,18 @@ def status(as_json, runs) -> None:
         rejects = sum(json.loads(r["rejects"] or "{}").values())
         click.echo(f"    {r['startedAt']}  {r['status']:<8} {r['mode'] or '':<12} "
                    f"rejects {rejects:<6,} {r['source']}")
+
+
+@cli.command("lineage-accuracy")
+@click.option("--trees", type=click.Path(path_type=Path, exists=True), required=True,
+              help="Folder with trees.jsonl.gz (typed 2025 model trees).")
+@click.option("--snapshot", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Optional older listing folder to find more children's metadata.")
+def lineage_accuracy(trees, snapshot) -> None:
+    """Measure relation-type inference against the Hub's typed model trees."""
+    from ingest.lineage_eval import measure
+
+    click.echo(json.dumps(measure(trees, snapshot), indent=2))
 
 
 if __name__ == "__main__":

@@ -136,7 +136,10 @@ class IdResolver:
         org, sep, name = mid.partition("/")
         if sep and org.lower() in orgs:
             key = name.lower()
-            self._legacy[key] = mid if key not in self._legacy else None  # None: ambiguous
+            if key not in self._legacy:
+                self._legacy[key] = mid
+            elif self._legacy[key] != mid:
+                self._legacy[key] = None  # two organisations hold this name: ambiguous
 
     def resolve(self, parent: str) -> tuple[str, bool]:
         """(resolved id, whether it names a known model)."""
@@ -150,3 +153,4 @@ class IdResolver:
             if hit:
                 return hit, True
         return parent, False
+

@@ -296,3 +296,18 @@ def upsert_statements(store: GraphStore, rows: GraphRows) -> list[tuple[str, dic
 
 def _iso_dates(row: dict) -> dict:
     return {k: (_iso(v) if k in _DATES else v) for k, v in row.items()}
+
+
+def relink_statements(store: GraphStore, resolver: IdResolver) -> list[tuple[str, dict]]:
+    """Stub parents that now resolve to a real model (its record arrived later in the stream,
+    or under its new name): move their edges onto that model and drop the stub."""
+    stmts: list[tuple[str, dict]] = []
+    for stub in q.stub_model_ids(store):
+        target, known = resolver.resolve(stub)
+        if not known or target == stub:
+            continue
+        params = {"stub": stub, "target": target}
+        for rel in [*LINEAGE_RELS.values(), Rel.USES_MODEL]:
+            stmts.append((q.relink_stub(store, rel), params))
+        stmts.append((q.delete_stub_model(), params))
+    return stmts

@@ -24,7 +24,8 @@ from graph.schema import Label, Rel
 from graph.store import GraphStore, db_root, neo4j_configured
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
-from ingest.loader import GraphRows, LineageStats, bulk_write, cycle_edges, upsert_statements
+from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, relink_statements,
+                           upsert_statements)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
 from ingest.sources import RawItem, Source
 
@@ -117,20 +118,32 @@ def _observations(rows: GraphRows, run_id: str, at: datetime) -> None:
 
 def ingest(source: Source, *, root: Path | None = None, limit: int | None = None,
            since: datetime | None = None, progress: Callable[[int], None] | None = None,
-           batch_size: int = BATCH_SIZE, store: GraphStore | None = None) -> RunReport:
-    """Run one ingest of `source` into the configured graph and return its report."""
+           batch_size: int = BATCH_SIZE, store: GraphStore | None = None,
+           full: bool = False) -> RunReport:
+    """Run one ingest of `source` into the configured graph and return its report.
+
+    Later runs only take records newer than the last run's watermark, unless `since` is
+    given or `full` asks to re-read everything.
+    """
     if store is not None or neo4j_configured():
         from graph.store import open_store
 
         store = store or open_store(read_only=False)
-        return _ingest_in_place(store, source, limit, since, progress, batch_size)
+        return _ingest_in_place(store, source, limit, since, progress, batch_size, full)
     gens = Generations(root or db_root())
     with gens.writer_lock():
-        return _ingest_embedded(gens, source, limit, since, progress, batch_size)
+        return _ingest_embedded(gens, source, limit, since, progress, batch_size, full)
+
+
+def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | None:
+    if since is not None or full:
+        return since
+    watermark = q.last_watermark(store)
+    return watermark.replace(tzinfo=timezone.utc) if watermark is not None else None
 
 
 def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
-                     batch_size) -> RunReport:
+                     batch_size, full) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
         store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
@@ -149,13 +162,13 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
     if first_load:
         report = _run_bulk(store, source, run_id, limit, since, progress)
     else:
-        report = _run_batches(store, source, run_id, limit, since or q.last_watermark(store),
+        report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
     return _finish(gens, store, path.parent, report)
 
 
 def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
-                     batch_size) -> RunReport:
+                     batch_size, full) -> RunReport:
     """Neo4j (or a store handed in): upserts in place; an unfinished run is resumed."""
     store.ensure_schema()
     run = q.running_run(store)
@@ -164,7 +177,7 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
                               resume=run)
     else:
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
-        report = _run_batches(store, source, run_id, limit, since or q.last_watermark(store),
+        report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
     _record_end(store, report)
     return report
@@ -196,16 +209,17 @@ def _iso(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(sep=" ") if value else None
 
 
-def _start_run(store: GraphStore, report: RunReport) -> None:
+def _start_run(store: GraphStore, report: RunReport, since: datetime | None,
+               limit: int | None) -> None:
     store.write([(q.start_run(store), {"id": report.run_id, "source": report.source,
-                                       "mode": report.mode,
-                                       "startedAt": _iso(report.started_at)})])
+                                       "mode": report.mode, "startedAt": _iso(report.started_at),
+                                       "since": _iso(since), "limit": limit})])
 
 
 def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
               progress) -> RunReport:
     report = RunReport(run_id, source.name, "bulk")
-    _start_run(store, report)
+    _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
     by_id: dict[tuple[str, str], object] = {}
     for item in source.iter_items(limit=limit, since=since):
@@ -256,8 +270,11 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
         report.resumed_from = done
         if resume.get("startedAt") is not None:
             report.started_at = resume["startedAt"].replace(tzinfo=timezone.utc)
+        # replay the interrupted run's own selection, so the cursor means the same records
+        since = resume["since"].replace(tzinfo=timezone.utc) if resume.get("since") else None
+        limit = resume.get("recordLimit")
     else:
-        _start_run(store, report)
+        _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
     resolver = IdResolver(q.model_ids(store))
     stats = LineageStats()
@@ -300,6 +317,10 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
                               "space": len(spaces)})
         if progress:
             progress(len(batch))
+    relink = relink_statements(store, resolver)
+    if relink:
+        store.write(relink)
+    report.loaded["relinked_stub_parents"] = sum(1 for s, _ in relink if "DETACH" in s)
     report.rejects = +report.rejects
     report.lineage = stats.as_dict()
     report.watermark = stream.watermark

@@ -26,7 +26,6 @@ dropped connection. The fake never sleeps on the client's behalf; Retry-After is
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import socket
 import threading
@@ -54,15 +53,15 @@ _EXPAND = {
 _SORT_KEYS = {"downloads", "likes", "lastModified", "createdAt", "trendingScore"}
 
 
-def _load_jsonl_gz(path: Path) -> list:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
+def _load_jsonl(path: Path) -> list:
+    with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 def load_fixture(kind: str) -> list:
     """A fresh copy of the fixture records: kind in models, datasets, spaces, papers."""
     if kind in ("models", "datasets"):
-        return _load_jsonl_gz(FIXTURE_DIR / f"{kind}.jsonl.gz")
+        return _load_jsonl(FIXTURE_DIR / f"{kind}.jsonl")
     if kind in ("spaces", "papers"):
         return json.loads((FIXTURE_DIR / f"{kind}.json").read_text(encoding="utf-8"))
     raise ValueError(kind)

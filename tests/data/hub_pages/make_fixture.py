@@ -47,11 +47,10 @@ def _trim_model(r: dict) -> dict:
     return out
 
 
-def _write_jsonl_gz(path: Path, rows: list) -> None:
+def _write_jsonl(path: Path, rows: list) -> None:
+    # plain JSON lines (not .gz): a small hand-picked fixture, byte-identical on every rebuild
     data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in rows)
-    # mtime=0: byte-identical output on every rebuild.
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as fh:
-        fh.write(data.encode("utf-8"))
+    path.write_text(data, encoding="utf-8")
 
 
 def main(shared: Path) -> None:
@@ -89,8 +88,8 @@ def main(shared: Path) -> None:
                 if isinstance(d.get(k), str):
                     d[k] = d[k][:300]
             datasets.append(d)
-    _write_jsonl_gz(HERE / "models.jsonl.gz", models)
-    _write_jsonl_gz(HERE / "datasets.jsonl.gz", datasets)
+    _write_jsonl(HERE / "models.jsonl", models)
+    _write_jsonl(HERE / "datasets.jsonl", datasets)
     print(f"models={len(models)} datasets={len(datasets)}")
 
 

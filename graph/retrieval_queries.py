@@ -1,0 +1,139 @@
+"""The Cypher behind search, recommendation, tracing and their evaluation.
+
+Every statement is a `$`-parameterised constant in the subset Kùzu and Neo4j share; relation
+types are formatted in only from `graph.schema` enums, and the one dialect difference (the
+name of a relation's type) goes through `store.dialect`. Joining the link lists onto the
+model rows is plain pandas (`attach_links`), so the evaluation can attach *training* links
+only, after holding some out.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from graph.schema import LINEAGE_RELS, REL_TO_RELATION, Rel
+from graph.store import GraphStore
+
+LINEAGE_TYPES = "|".join(r.value for r in LINEAGE_RELS.values())
+
+MODEL_ROWS = (
+    "MATCH (m:Model) WHERE m.stub IS NULL OR m.stub = false "
+    "RETURN m.id AS id, m.author AS author, m.pipelineTag AS pipelineTag, "
+    "m.libraryName AS libraryName, m.tags AS tags, m.license AS license, "
+    "m.cardText AS cardText, m.downloads AS downloads, m.likes AS likes, "
+    "m.createdAt AS createdAt")
+
+MODEL_DATASET_LINKS = (
+    f"MATCH (m:Model)-[:{Rel.TRAINED_ON.value}]->(d:Dataset) "
+    "RETURN m.id AS model, d.id AS dataset")
+
+DATASET_ROWS = (
+    "UNWIND $ids AS i MATCH (d:Dataset {id: i}) "
+    "RETURN d.id AS id, d.downloads AS downloads, d.likes AS likes, d.stub AS stub")
+
+CHANGED_MODELS = (
+    "MATCH (m:Model) WHERE (m.stub IS NULL OR m.stub = false) AND "
+    "((m.lastModified IS NOT NULL AND m.lastModified >= $ts) OR "
+    "(m.createdAt IS NOT NULL AND m.createdAt >= $ts)) RETURN m.id AS id")
+
+
+def _lineage_query(store: GraphStore) -> str:
+    return (f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(p:Model) "
+            f"RETURN c.id AS child, p.id AS parent, {store.dialect.rel_type('e')} AS rel")
+
+
+# -- raw frames ------------------------------------------------------------------------------
+def model_frame(store: GraphStore) -> pd.DataFrame:
+    """One row per non-stub model: the properties retrieval needs (no links)."""
+    df = store.frame(MODEL_ROWS)
+    df["createdAt"] = pd.to_datetime(df["createdAt"])
+    for col in ("downloads", "likes"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").fillna(0).astype(np.int64)
+    df["tags"] = df["tags"].map(lambda t: list(t) if isinstance(t, (list, tuple, np.ndarray))
+                                else [])
+    return df.reset_index(drop=True)
+
+
+def model_dataset_links(store: GraphStore) -> pd.DataFrame:
+    """Every Model→Dataset TRAINED_ON link: columns model, dataset."""
+    return store.frame(MODEL_DATASET_LINKS)
+
+
+def lineage_links(store: GraphStore) -> pd.DataFrame:
+    """Every child→parent lineage link: child, parent, relation (finetune/adapter/…)."""
+    df = store.frame(_lineage_query(store))
+    if df.empty:
+        return pd.DataFrame(columns=["child", "parent", "relation"])
+    df["relation"] = df["rel"].map(REL_TO_RELATION)
+    return df.drop(columns="rel")
+
+
+def dataset_frame(store: GraphStore, ids: Iterable[str]) -> pd.DataFrame:
+    """Downloads, likes and stub flag of the given datasets."""
+    ids = list(dict.fromkeys(ids))
+    if not ids:
+        return pd.DataFrame(columns=["id", "downloads", "likes", "stub"])
+    return store.frame(DATASET_ROWS, {"ids": ids})
+
+
+def changed_models_since(store: GraphStore, ts: datetime) -> list[str]:
+    """Models created or modified at or after `ts` (what an incremental ingest touched)."""
+    return [r["id"] for r in store.rows(CHANGED_MODELS, {"ts": ts})]
+
+
+# -- assembled -------------------------------------------------------------------------------
+def family_sizes(lineage: pd.DataFrame) -> dict[str, int]:
+    """Distinct descendants at any depth for every model that has a child."""
+    children: dict[str, list[str]] = defaultdict(list)
+    for c, p in zip(lineage["child"].to_numpy(), lineage["parent"].to_numpy()):
+        if c != p:
+            children[p].append(c)
+    out: dict[str, int] = {}
+    for root in children:
+        seen: set[str] = set()
+        stack = list(children[root])
+        while stack:
+            node = stack.pop()
+            if node in seen or node == root:
+                continue
+            seen.add(node)
+            stack.extend(children.get(node, ()))
+        out[root] = len(seen)
+    return out
+
+
+def attach_links(models: pd.DataFrame, datasets: pd.DataFrame,
+                 lineage: pd.DataFrame) -> pd.DataFrame:
+    """Add `datasets` (list), `bases` (list of parent ids), `base_relations` (list, aligned)
+    and `family_size` (distinct descendants) to a `model_frame`."""
+    out = models.copy()
+    ds = datasets.groupby("model")["dataset"].agg(list) if len(datasets) else pd.Series(dtype=object)
+    out["datasets"] = out["id"].map(ds).map(lambda v: v if isinstance(v, list) else [])
+    if len(lineage):
+        grouped = lineage.groupby("child")
+        bases = grouped["parent"].agg(list)
+        rels = grouped["relation"].agg(list)
+    else:
+        bases = rels = pd.Series(dtype=object)
+    out["bases"] = out["id"].map(bases).map(lambda v: v if isinstance(v, list) else [])
+    out["base_relations"] = out["id"].map(rels).map(lambda v: v if isinstance(v, list) else [])
+    fam = family_sizes(lineage) if len(lineage) else {}
+    out["family_size"] = out["id"].map(fam).fillna(0).astype(np.int64)
+    return out
+
+
+def model_text_frame(store: GraphStore) -> pd.DataFrame:
+    """One row per non-stub model with everything its search text and scores need:
+    id, author, pipelineTag, libraryName, tags, license, cardText, downloads, likes,
+    createdAt, datasets, bases, base_relations, family_size."""
+    return attach_links(model_frame(store), model_dataset_links(store), lineage_links(store))
+
+
+def retrieval_inputs(store: GraphStore) -> dict[str, Any]:
+    """The three raw frames at once (models, dataset links, lineage links)."""
+    return {"models": model_frame(store), "datasets": model_dataset_links(store),
+            "lineage": lineage_links(store)}
