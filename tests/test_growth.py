@@ -111,8 +111,9 @@ def test_edge_cases_flat_one_point_step_huge_nan_zero():
     est = WSBFitter().fit(Y)
     fl = est.flags_
     flat, one, stp, huge, tail, zero = range(6)
-    # flat: fitted, but degenerate (all growth before month 1) -> on a bound, not ok
-    assert est.fitted_[flat] and fl.on_bound[flat] and not est.ok_[flat]
+    # flat: fits exactly (all growth before month 1) but mu/sigma are unidentified -> flagged, not ok
+    assert est.fitted_[flat] and fl.flat[flat] and not est.ok_[flat] and est.r2_[flat] == 1.0
+    assert fl.flat.sum() == 1
     np.testing.assert_allclose(est.predict_ahead(6)[flat], 5.0, rtol=1e-3)
     # one point: not fitted, too short, NaN forecast
     assert fl.not_fitted[one] and fl.too_short[one] and not est.ok_[one]
