@@ -164,6 +164,36 @@ class KuzuStore:
             rows = conform(table, REL_SPECS[rel].properties, lead=("from", "to"))  # noqa: F841
             self._execute(f"COPY {rel.value} FROM rows (from='{src.value}', to='{dst.value}')")
 
+    # -- raw bulk I/O (benchmarks, backups) ---------------------------------------------
+    def export_parquet(self, folder: Path) -> list[Path]:
+        """Every node and relation table to `folder/*.parquet`, in the schema's column order."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files = []
+        for spec in NODES:
+            out = folder / f"node-{spec.label.value}.parquet"
+            cols = ", ".join(f"n.{name} AS {name}" for name, _ in spec.properties)
+            self._execute(f"COPY (MATCH (n:{spec.label.value}) RETURN {cols}) TO '{out}'")
+            files.append(out)
+        for spec in RELS:
+            for src, dst in spec.pairs:
+                out = folder / f"rel-{spec.rel.value}-{src.value}-{dst.value}.parquet"
+                props = "".join(f", e.{name} AS {name}" for name, _ in spec.properties)
+                self._execute(f"COPY (MATCH (a:{src.value})-[e:{spec.rel.value}]->(b:{dst.value}) "
+                              f"RETURN a.id AS `from`, b.id AS `to`{props}) TO '{out}'")
+                files.append(out)
+        return files
+
+    def import_parquet(self, folder: Path) -> None:
+        """The engine's own bulk load of files written by `export_parquet` (empty graph)."""
+        for spec in NODES:
+            path = folder / f"node-{spec.label.value}.parquet"
+            self._execute(f"COPY {spec.label.value} FROM '{path}'")
+        for spec in RELS:
+            for src, dst in spec.pairs:
+                path = folder / f"rel-{spec.rel.value}-{src.value}-{dst.value}.parquet"
+                self._execute(f"COPY {spec.rel.value} FROM '{path}' "
+                              f"(from='{src.value}', to='{dst.value}')")
+
     def checkpoint(self) -> None:
         with self._lock:
             self._execute("CHECKPOINT")

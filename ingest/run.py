@@ -49,6 +49,7 @@ class RunReport:
     resumed_from: int = 0
     seconds: float = 0.0
     watermark: datetime | None = None  # newest lastModified/createdAt seen
+    phases: dict = field(default_factory=dict)  # seconds per phase (bulk: parse/build/write)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "source": self.source, "mode": self.mode,
@@ -57,7 +58,7 @@ class RunReport:
                 "skipped": dict(self.skipped), "rejects": dict(self.rejects),
                 "lineage": self.lineage, "counts": self.counts,
                 "resumed_from": self.resumed_from, "seconds": round(self.seconds, 2),
-                "watermark": str(self.watermark)}
+                "watermark": str(self.watermark), "phases": self.phases}
 
 
 def _merge(old, new):
@@ -221,6 +222,7 @@ def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
     report = RunReport(run_id, source.name, "bulk")
     _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
+    clock = time.perf_counter()
     by_id: dict[tuple[str, str], object] = {}
     for item in source.iter_items(limit=limit, since=since):
         record = stream.parse(item)
@@ -234,6 +236,8 @@ def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
             record = _merge(by_id[key], record)
         by_id[key] = record
     models, datasets, spaces = _split(by_id.values())
+    report.phases["parse"] = round(time.perf_counter() - clock, 2)
+    clock = time.perf_counter()
     resolver = IdResolver(m.id for m in models)
     stats = LineageStats()
     rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
@@ -241,7 +245,10 @@ def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
     cyclic = cycle_edges((r["src"], r["dst"]) for _, r in rows.lineage_edges())
     report.rejects["lineage_cycle"] += rows.drop_lineage(cyclic)
     _observations(rows, run_id, report.started_at)
+    report.phases["build"] = round(time.perf_counter() - clock, 2)
+    clock = time.perf_counter()
     bulk_write(store, rows)
+    report.phases["write"] = round(time.perf_counter() - clock, 2)
     report.loaded.update({"model": len(models), "dataset": len(datasets), "space": len(spaces)})
     report.rejects = +report.rejects
     report.lineage = stats.as_dict()

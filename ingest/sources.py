@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import ast
 import gzip
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, Protocol
+
+import orjson
 
 from ingest.records import RepoKind
 
@@ -103,7 +104,7 @@ class SnapshotSource:
         for path, kind in self.files:
             is_tree = path.name.startswith("trees.")
             opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+            with opener(path, "rb") as fh:
                 for line in fh:
                     if limit is not None and taken.get(kind, 0) >= limit:
                         break
@@ -112,8 +113,8 @@ class SnapshotSource:
                         continue
                     taken[kind] = taken.get(kind, 0) + 1
                     try:
-                        data = json.loads(line)
-                    except json.JSONDecodeError:
+                        data = orjson.loads(line)
+                    except orjson.JSONDecodeError:
                         yield RawItem(kind, None, "bad_json")
                         continue
                     if is_tree and isinstance(data, dict):

@@ -35,7 +35,8 @@ def test_modelinfo_snake_case_with_typed_tags_and_card():
 
 def test_backfill_date_is_unknown():
     assert parse_datetime("2022-03-02T23:29:04.000Z") is None
-    assert parse_datetime("2022-03-02T23:29:05.000Z") is not None
+    assert parse_datetime("2022-03-02T23:29:05.000Z") is None
+    assert parse_datetime("2022-03-02T23:29:06.000Z") is not None
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -1,0 +1,34 @@
+# Two commands on a fresh machine:
+#   make app    install what is needed and run the dashboard on the embedded graph
+#   make test   install what is needed and run the test suite
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | md5sum | cut -c1-8)
+PORT    ?= 8501
+
+.PHONY: app test install bench
+
+$(STAMP): requirements.txt requirements-test.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU wheel first, so nothing resolves torch to a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)
+
+app: install
+	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+
+test: install
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium not installable: the browser test will skip"
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.fit
+	$(BIN)/python -m bench.retrieval
+	$(BIN)/python -m bench.pages

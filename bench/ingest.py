@@ -1,0 +1,103 @@
+"""Benchmark: full snapshot ingest vs the engine's own raw bulk load of the same rows.
+
+    python -m bench.ingest [--snapshot ../shared/data/hub-2024-07] [--keep DIR]
+
+1. `python -m ingest run --snapshot …` into a fresh folder, in a child process: wall time,
+   records/s, peak RSS (the child's ru_maxrss), phase times from the run report.
+2. The graph it produced is exported to Parquet (not timed), then loaded into a fresh Kùzu
+   database with plain `COPY … FROM '*.parquet'` (timed): the baseline the goal compares with.
+Goal: full snapshot < 3 min, within 2x of the raw bulk load.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SNAPSHOT = REPO.parent / "shared" / "data" / "hub-2024-07"
+
+
+def run_ingest(snapshot: Path, db: Path) -> tuple[dict, float, float]:
+    env = {**os.environ, "HUBATLAS_DB": str(db)}
+    env.pop("NEO4J_URI", None)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "ingest", "run", "--snapshot", str(snapshot),
+                           "--json"], cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"ingest failed:\n{proc.stderr[-3000:]}")
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return json.loads(proc.stdout), wall, peak_mb
+
+
+def raw_bulk_load(graph_file: Path, work: Path) -> tuple[float, int]:
+    from graph.kuzu_store import KuzuStore
+
+    exported = work / "parquet"
+    src = KuzuStore(graph_file, read_only=True)
+    src.export_parquet(exported)
+    src.close()
+    start = time.perf_counter()
+    dst = KuzuStore(work / "raw.kuzu", read_only=False)
+    dst.import_parquet(exported)
+    dst.checkpoint()
+    elapsed = time.perf_counter() - start
+    n = dst.node_count()
+    dst.close()
+    return elapsed, n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--snapshot", type=Path, default=DEFAULT_SNAPSHOT)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the built graph here")
+    args = parser.parse_args()
+    if not args.snapshot.exists():
+        print(f"skip: snapshot not found at {args.snapshot}")
+        return
+    sys.path.insert(0, str(REPO))
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    db = args.keep or work / "db"
+    if db.exists():
+        shutil.rmtree(db)
+    try:
+        report, wall, peak_mb = run_ingest(args.snapshot, db)
+        from graph.generations import Generations
+
+        raw_s, raw_nodes = raw_bulk_load(Generations(db).current_path(), work)
+        nodes = report["counts"]["nodes"]
+        rels = report["counts"]["rels"]
+        total_rows = sum(v for k, v in nodes.items() if "(stub)" not in k) + sum(rels.values())
+        print(f"snapshot: {args.snapshot}")
+        print(f"records read: {report['read']:,}; loaded: {report['loaded']}")
+        print(f"graph: {total_rows:,} rows ({sum(rels.values()):,} relations); "
+              f"models {nodes['Model'] - nodes['Model (stub)']:,} (+{nodes['Model (stub)']:,} stub "
+              f"parents), datasets {nodes['Dataset'] - nodes['Dataset (stub)']:,}")
+        lineage = sum(rels[r] for r in ("FINETUNE_OF", "ADAPTER_OF", "QUANTIZED_OF", "MERGE_OF",
+                                        "DERIVED_FROM"))
+        print(f"lineage edges: {lineage:,}; parents resolved: "
+              f"{report['lineage']['parents_resolved_share']:.1%}")
+        print()
+        print(f"{'path':<34}{'seconds':>9}{'records/s':>12}{'rows/s':>12}{'peak MB':>9}")
+        print(f"{'hub-atlas ingest (end to end)':<34}{wall:>9.1f}{report['read'] / wall:>12,.0f}"
+              f"{total_rows / wall:>12,.0f}{peak_mb:>9,.0f}")
+        print(f"{'  phases: ' + ', '.join(f'{k} {v}s' for k, v in report['phases'].items()):<34}")
+        print(f"{'kuzu COPY from parquet (raw)':<34}{raw_s:>9.1f}{'':>12}{total_rows / raw_s:>12,.0f}")
+        print()
+        print(f"ratio ingest / raw bulk load: {wall / raw_s:.2f}x  (goal: <= 2x); "
+              f"full snapshot in {wall / 60:.1f} min (goal: < 3 min)")
+        print(f"raw load holds {raw_nodes:,} nodes (same graph)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
