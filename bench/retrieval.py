@@ -1,0 +1,241 @@
+"""Benchmark of model search: embedding precisions, index build, query latency, quality.
+
+    HUBATLAS_DB=/tmp/dbfull flock /tmp/hubatlas-heavy.lock python -m bench.retrieval all
+
+Sections (each can run alone; results are appended to bench/out/retrieval.json):
+
+* ``precision`` — fp32 vs bf16 vs ONNX int8 on a random sample of real model texts: texts/s
+  on this machine's cores, cosine agreement with fp32, and retrieval overlap@10 (the same
+  queries' top-10 neighbours among the sample, vs fp32).
+* ``build`` — the whole index over every model of the graph: read the graph, make texts,
+  embed (only what the vector cache lacks; ``--fresh`` uses an empty cache), fit the index.
+  With ``--sample N`` only N texts are embedded and the full time is extrapolated (said so).
+* ``latency`` — p50/p95 of top-10 hybrid search (query encoding included) over the full index,
+  with and without filters; resident memory.
+* ``quality`` — the evaluation harness (`analytics.evaluate`) on the same graph.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+
+QUERIES = [
+    "sentiment analysis for tweets", "german named entity recognition", "llama 3 8b instruct gguf",
+    "text to image stable diffusion xl", "speech recognition whisper small", "code generation",
+    "image classification vit", "summarization of news articles", "question answering squad",
+    "sentence embeddings multilingual", "chat model 7b quantized 4-bit", "object detection yolo",
+    "translation english to french", "japanese text generation", "medical text classification",
+    "lora adapter for mistral", "zero-shot classification", "text to speech", "depth estimation",
+    "small fast bert for mobile", "reward model", "protein language model", "table question answering",
+    "spanish sentiment", "controlnet canny", "face recognition", "math reasoning model",
+    "embedding model for retrieval", "toxic comment detection", "fill mask roberta",
+]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _record(section: str, data: dict) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / "retrieval.json"
+    try:
+        allres = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        allres = {}
+    allres[section] = {**data, "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    path.write_text(json.dumps(allres, indent=1, default=float))
+
+
+def _table(rows: list[dict], cols: list[str]) -> str:
+    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in cols]
+    line = " | ".join(c.ljust(w) for c, w in zip(cols, widths))
+    out = [line, "-+-".join("-" * w for w in widths)]
+    for r in rows:
+        out.append(" | ".join(_fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
+    return "\n".join(out)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.0f}"
+    return str(v)
+
+
+# -- sections --------------------------------------------------------------------------------
+def _load_texts(store=None):
+    from analytics.embeddings import model_texts
+    from graph import retrieval_queries as rq
+    from graph.store import open_store
+
+    store = store or open_store(read_only=True)
+    frame = rq.model_text_frame(store)
+    return frame, model_texts(frame)
+
+
+def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0) -> list[dict]:
+    from analytics.embeddings import TextEncoder
+
+    _, texts = _load_texts()
+    rng = np.random.default_rng(seed)
+    sample = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
+    queries = QUERIES + [sample[i] for i in rng.choice(n, n_queries - len(QUERIES), replace=False)]
+    res, rows = {}, []
+    for variant in ("fp32", "bf16", "onnx-int8"):
+        enc = TextEncoder(variant=variant)
+        enc.encode(sample[:64])  # load, export, warm up
+        t0 = time.perf_counter()
+        vecs = enc.encode(sample)
+        dt = time.perf_counter() - t0
+        qv = enc.encode(queries)
+        t1 = time.perf_counter()
+        for q in QUERIES:
+            enc.encode([q])
+        q_ms = (time.perf_counter() - t1) / len(QUERIES) * 1000
+        res[variant] = (vecs, qv)
+        rows.append({"variant": variant, "texts_per_s": n / dt, "query_encode_ms": q_ms})
+    ref_v, ref_q = res["fp32"]
+    ref_top = np.argsort(-(ref_q @ ref_v.T), axis=1)[:, :10]
+    for row in rows:
+        v, q = res[row["variant"]]
+        cos = (v * ref_v).sum(1)
+        top = np.argsort(-(q @ v.T), axis=1)[:, :10]
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top)])
+        row.update({"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
+                    "overlap@10": float(overlap),
+                    "speedup": row["texts_per_s"] / rows[0]["texts_per_s"]})
+    print(f"\nEmbedding precision ({n} real model texts, {n_queries} queries, "
+          f"max_seq_length 64, {os.cpu_count()} cores):")
+    print(_table(rows, ["variant", "texts_per_s", "speedup", "cos_mean", "cos_min",
+                        "overlap@10", "query_encode_ms"]))
+    _record("precision", {"n": n, "rows": rows})
+    return rows
+
+
+def bench_build(*, fresh: bool = False, sample: int | None = None) -> dict:
+    from analytics.embeddings import TextEncoder, embed_models
+    from analytics.retrieval import HybridSearch
+    from graph.store import db_root
+
+    t0 = time.perf_counter()
+    frame, texts = _load_texts()
+    t_read = time.perf_counter() - t0
+    enc = TextEncoder()
+    root = Path(tempfile.mkdtemp(prefix="ra-bench-")) if fresh else db_root()
+    out = {"models": len(frame), "variant": enc.key, "read_graph_and_texts_s": t_read}
+    try:
+        if sample:
+            rng = np.random.default_rng(0)
+            idx = np.sort(rng.choice(len(texts), sample, replace=False))
+            t1 = time.perf_counter()
+            enc.encode([texts[i] for i in idx])
+            dt = time.perf_counter() - t1
+            out.update({"embedded": sample, "texts_per_s": sample / dt,
+                        "embed_s_extrapolated": len(texts) / (sample / dt),
+                        "note": f"embedding measured on {sample} texts and extrapolated"})
+            return out
+        t1 = time.perf_counter()
+        vectors, info = embed_models(frame["id"], texts, enc, root=root, log_every=1)
+        out.update({"embed_s": time.perf_counter() - t1, **{f"embed_{k}": v for k, v in info.items()}})
+        t2 = time.perf_counter()
+        HybridSearch().fit(frame, vectors)
+        out["index_fit_s"] = time.perf_counter() - t2
+        out["total_s"] = time.perf_counter() - t0
+        out["peak_rss_mb"] = _rss_mb()
+    finally:
+        if fresh:
+            shutil.rmtree(root, ignore_errors=True)
+        print("\nIndex build:")
+        print(_table([{"step": k, "value": v} for k, v in out.items()], ["step", "value"]))
+        _record("build" if not sample else "build_sample", out)
+    return out
+
+
+def bench_latency(n_repeat: int = 3) -> dict:
+    from analytics.retrieval import SearchFilters, load_search
+
+    t0 = time.perf_counter()
+    search = load_search()
+    load_s = time.perf_counter() - t0
+    rss = _current_rss_mb()
+    cases = {"no filter": None,
+             "task=text-generation": SearchFilters(task="text-generation"),
+             "library=transformers, created>=2024-01-01":
+                 SearchFilters(library="transformers", created_after="2024-01-01"),
+             "quantized only": SearchFilters(quantized=True)}
+    rows = []
+    for name, flt in cases.items():
+        search.search(QUERIES[0], k=10, filters=flt)  # warm
+        times = []
+        for _ in range(n_repeat):
+            for q in QUERIES:
+                t = time.perf_counter()
+                search.search(q, k=10, filters=flt)
+                times.append((time.perf_counter() - t) * 1000)
+        rows.append({"case": name, "queries": len(times), "p50_ms": float(np.percentile(times, 50)),
+                     "p95_ms": float(np.percentile(times, 95)), "max_ms": float(max(times))})
+    print(f"\nQuery latency, top-10 over {search.n_models_:,} models "
+          f"(load {load_s:.1f}s from the vector cache, RSS after load {rss:,.0f} MB):")
+    print(_table(rows, ["case", "queries", "p50_ms", "p95_ms", "max_ms"]))
+    out = {"models": search.n_models_, "load_s": load_s, "rss_after_load_mb": rss,
+           "peak_rss_mb": _rss_mb(), "rows": rows}
+    _record("latency", out)
+    return out
+
+
+def bench_quality(sample: int = 2000, seed: int = 0) -> dict:
+    from analytics.evaluate import evaluate, format_report
+
+    res = evaluate(sample=sample, seed=seed)
+    print(format_report(res))
+    _record("quality", res)
+    return res
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.retrieval")
+    p.add_argument("section", choices=["precision", "build", "latency", "quality", "all"])
+    p.add_argument("--fresh", action="store_true", help="build into an empty vector cache")
+    p.add_argument("--sample", type=int, default=None,
+                   help="build: embed only N texts and extrapolate")
+    p.add_argument("--n", type=int, default=2000, help="precision: texts in the sample")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if a.section in ("precision", "all"):
+        bench_precision(n=a.n)
+    if a.section in ("build", "all"):
+        bench_build(fresh=a.fresh, sample=a.sample)
+    if a.section in ("latency", "all"):
+        bench_latency()
+    if a.section in ("quality", "all"):
+        bench_quality()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
