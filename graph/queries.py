@@ -89,7 +89,7 @@ def start_run(store: GraphStore) -> str:
             f"r.startedAt = {_cast(store, '$startedAt', 'TIMESTAMP')}, r.status = 'running', "
             f"r.mode = $mode, r.cursor = 0, r.counts = '{{}}', r.rejects = '{{}}', "
             f"r.since = {_cast(store, '$since', 'TIMESTAMP')}, "
-            f"r.recordLimit = {_cast(store, '$limit', 'INT64')}")
+            f"r.recordLimit = {_cast(store, '$recordLimit', 'INT64')}")
 
 
 def checkpoint_run(store: GraphStore) -> str:

@@ -21,6 +21,7 @@ _CARD_RELATION_ALIASES = {"quantization": "quantized", "quantize": "quantized",
                           "fine-tune": "finetune", "fine_tune": "finetune", "finetuned": "finetune",
                           "lora": "adapter", "peft": "adapter", "merged": "merge"}
 
+_SPACE = re.compile(r"\s")
 _QUANT_TAGS = {"gguf", "gptq", "awq", "exl2", "4-bit", "8-bit", "bitsandbytes", "quantized",
                "autoround", "hqq", "aqlm", "ggml", "fp8", "compressed-tensors", "bnb", "mlx"}
 _QUANT_ID = re.compile(
@@ -46,7 +47,7 @@ def _clean_parent(value: str) -> str | None:
         if value.startswith(prefix):
             value = value[len(prefix):]
     value = value.rstrip("/")
-    if not value or any(c.isspace() for c in value) or len(value) > 200:
+    if not value or len(value) > 200 or _SPACE.search(value):
         return None
     return value
 

@@ -34,16 +34,20 @@ KNOWN_ORGS = frozenset({
 })
 
 
+_ORG, _USER = Label.ORGANIZATION, Label.USER
+
+
 def author_label(author: str) -> Label:
-    return Label.ORGANIZATION if author in KNOWN_ORGS else Label.USER
+    return _ORG if author in KNOWN_ORGS else _USER
 
 
 def _ts(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=None) if value is not None else None
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=None).isoformat(sep=" ") if value is not None else None
+def iso_utc(value: datetime | None) -> str | None:
+    """A timestamp parameter: ISO 8601 with a `T`, naive UTC (Kùzu CASTs it, Neo4j datetime()s it)."""
+    return value.replace(tzinfo=None).isoformat() if value is not None else None
 
 
 @dataclass
@@ -295,7 +299,7 @@ def upsert_statements(store: GraphStore, rows: GraphRows) -> list[tuple[str, dic
 
 
 def _iso_dates(row: dict) -> dict:
-    return {k: (_iso(v) if k in _DATES else v) for k, v in row.items()}
+    return {k: (iso_utc(v) if k in _DATES else v) for k, v in row.items()}
 
 
 def relink_statements(store: GraphStore, resolver: IdResolver) -> list[tuple[str, dict]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
@@ -28,6 +29,7 @@ MAX_TAGS = 2000
 MAX_CARD_CHARS = 4000
 
 RepoKind = Literal["model", "dataset", "space"]
+_SPACE = re.compile(r"\s")
 
 _KNOWN_MODEL_KEYS = {
     "_id", "id", "modelId", "author", "sha", "lastModified", "last_modified", "createdAt",
@@ -142,14 +144,24 @@ def _record_id(d: dict, kind: RepoKind) -> str:
     if not isinstance(rid, str) or not rid.strip():
         raise RecordError("missing_id", f"{kind} record without an id")
     rid = rid.strip()
-    if len(rid) > 200 or any(c.isspace() for c in rid):
+    if len(rid) > 200 or _SPACE.search(rid):
         raise RecordError("bad_id", f"{kind} id {rid[:60]!r} is not a repo id")
     return rid
 
 
-def _prefixed(tags: Iterable[str], prefix: str) -> list[str]:
-    n = len(prefix)
-    return [t[n:] for t in tags if t.startswith(prefix) and len(t) > n]
+_TAG_PREFIXES = ("license:", "dataset:", "arxiv:", "task_categories:")
+
+
+def _by_prefix(tags: Iterable[str]) -> dict[str, list[str]]:
+    """One pass over the tags: the values of `license:`, `dataset:`, `arxiv:`… tags."""
+    out: dict[str, list[str]] = {p: [] for p in _TAG_PREFIXES}
+    for t in tags:
+        head, sep, value = t.partition(":")
+        if sep and value:
+            bucket = out.get(head + ":")
+            if bucket is not None:
+                bucket.append(value)
+    return out
 
 
 def _gated(value: Any) -> str | None:
@@ -182,6 +194,8 @@ def _parameters(d: dict) -> int | None:
 
 
 def _unique(seq: Iterable[str]) -> tuple[str, ...]:
+    if not seq:
+        return ()
     return tuple(dict.fromkeys(s.strip() for s in seq if s and s.strip()))
 
 
@@ -216,8 +230,9 @@ class ModelRecord:
         rid = _record_id(d, "model")
         tags, truncated = _tags(d)
         card = _as_mapping(_get(d, "cardData", "card_data"))
-        licenses = _prefixed(tags, "license:") + _as_str_list(card.get("license"))
-        datasets = _prefixed(tags, "dataset:") + _as_str_list(card.get("datasets"))
+        prefixed = _by_prefix(tags)
+        licenses = prefixed["license:"] + _as_str_list(card.get("license"))
+        datasets = prefixed["dataset:"] + _as_str_list(card.get("datasets"))
         siblings = d.get("siblings") or []
         files = {s.get("rfilename") if isinstance(s, dict) else str(s) for s in siblings}
         has_adapter_config = any(f and "adapter_config.json" in f for f in files)
@@ -243,7 +258,7 @@ class ModelRecord:
             parameters=_parameters(d),
             licenses=_unique(licenses),
             datasets=_unique(datasets),
-            arxiv=_unique(_prefixed(tags, "arxiv:")),
+            arxiv=_unique(prefixed["arxiv:"]),
             spaces=_unique(s for s in spaces if isinstance(s, str)),
             base_models=base_models,
             card_text=card_text[:MAX_CARD_CHARS] if card_text else None,
@@ -281,6 +296,7 @@ class DatasetRecord:
         rid = _record_id(d, "dataset")
         tags, truncated = _tags(d)
         card = _as_mapping(_get(d, "cardData", "card_data"))
+        prefixed = _by_prefix(tags)
         desc = d.get("description")
         return cls(
             id=rid,
@@ -291,9 +307,9 @@ class DatasetRecord:
             likes=_as_int(d.get("likes")),
             tags=tuple(tags),
             gated=_gated(d.get("gated")),
-            licenses=_unique(_prefixed(tags, "license:") + _as_str_list(card.get("license"))),
-            tasks=_unique(_prefixed(tags, "task_categories:")),
-            arxiv=_unique(_prefixed(tags, "arxiv:")),
+            licenses=_unique(prefixed["license:"] + _as_str_list(card.get("license"))),
+            tasks=_unique(prefixed["task_categories:"]),
+            arxiv=_unique(prefixed["arxiv:"]),
             description=desc[:MAX_CARD_CHARS] if isinstance(desc, str) and desc else None,
             tags_truncated=truncated,
         )

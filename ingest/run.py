@@ -24,8 +24,8 @@ from graph.schema import Label, Rel
 from graph.store import GraphStore, db_root, neo4j_configured
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
-from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, relink_statements,
-                           upsert_statements)
+from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
+                           relink_statements, upsert_statements)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
 from ingest.sources import RawItem, Source
 
@@ -202,19 +202,15 @@ def _record_end(store: GraphStore, report: RunReport) -> None:
         "counts": json.dumps({**report.counts, "lineage": report.lineage,
                               "loaded": dict(report.loaded), "read": report.read}),
         "rejects": json.dumps(dict(report.rejects)),
-        "endedAt": report.ended_at.replace(tzinfo=None).isoformat(sep=" "),
-        "watermark": _iso(report.watermark)})])
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.replace(tzinfo=None).isoformat(sep=" ") if value else None
+        "endedAt": iso_utc(report.ended_at),
+        "watermark": iso_utc(report.watermark)})])
 
 
 def _start_run(store: GraphStore, report: RunReport, since: datetime | None,
                limit: int | None) -> None:
     store.write([(q.start_run(store), {"id": report.run_id, "source": report.source,
-                                       "mode": report.mode, "startedAt": _iso(report.started_at),
-                                       "since": _iso(since), "limit": limit})])
+                                       "mode": report.mode, "startedAt": iso_utc(report.started_at),
+                                       "since": iso_utc(since), "recordLimit": limit})])
 
 
 def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
@@ -318,7 +314,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
         stmts = upsert_statements(store, rows)
         stmts.append((q.checkpoint_run(store), {
             "id": run_id, "cursor": done, "rejects": json.dumps(dict(report.rejects)),
-            "watermark": _iso(stream.watermark)}))
+            "watermark": iso_utc(stream.watermark)}))
         store.write(stmts)  # the batch and its checkpoint commit together
         report.loaded.update({"model": len(models), "dataset": len(datasets),
                               "space": len(spaces)})

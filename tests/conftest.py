@@ -29,7 +29,12 @@ def mini_graph_root(tmp_path_factory) -> Path:
     from ingest.sources import SnapshotSource
 
     root = tmp_path_factory.mktemp("mini_graph")
-    ingest(SnapshotSource(MINI_SNAPSHOT), root=root)
+    neo4j_uri = os.environ.pop("NEO4J_URI", None)  # always the embedded engine, never a user's Neo4j
+    try:
+        ingest(SnapshotSource(MINI_SNAPSHOT), root=root)
+    finally:
+        if neo4j_uri is not None:
+            os.environ["NEO4J_URI"] = neo4j_uri
     return root
 
 
