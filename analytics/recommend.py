@@ -405,12 +405,14 @@ class BaseModelTracer(BaseEstimator):
         ids = index.ids_
         self.names_vec_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3),
                                           sublinear_tf=True, dtype=np.float32)
-        self.names_ = self.names_vec_.fit_transform([_norm_name(ids[r]) for r in pool])
+        self.pool_names_ = np.array([_norm_name(ids[r]) for r in pool], dtype=object)
+        self.names_ = self.names_vec_.fit_transform(self.pool_names_)
         self.names_t_ = self.names_.T.tocsr()
         self.pool_vectors_ = np.asarray(index.vectors_[pool], dtype=np.float32)
         self.authors_ = models["author"].fillna("").to_numpy(dtype=str) if "author" in models \
             else np.array([i.split("/")[0] for i in ids])
         self.tags_ = models["tags"].to_numpy() if "tags" in models else np.full(n, None)
+        self.pool_tags_ = [frozenset(clean_tags(self.tags_[r])) for r in pool]
         self.tasks_ = models["pipelineTag"].to_numpy() if "pipelineTag" in models else np.full(n, None)
         self.libs_ = models["libraryName"].to_numpy() if "libraryName" in models else np.full(n, None)
         self.created_ = pd.to_datetime(models["createdAt"], errors="coerce").to_numpy(
@@ -473,12 +475,12 @@ class BaseModelTracer(BaseEstimator):
             children = children - (cand == loo_parent)
         pop = np.log1p(np.maximum(children, 0)) / self.max_log_children_
         child_name = _norm_name(child_id)
-        in_child = np.array([1.0 if _norm_name(ids[r]) and _norm_name(ids[r]) in child_name
-                             else 0.0 for r in cand])
+        in_child = np.array([1.0 if nm and nm in child_name else 0.0
+                             for nm in self.pool_names_[cand_pos]])
         author = self.authors_[c] if c >= 0 else child_id.split("/")[0]
         same_author = (self.authors_[cand] == author).astype(float)
         ctags = set(clean_tags(self.tags_[c])) if c >= 0 else set()
-        tag_j = np.array([_jaccard(ctags, set(clean_tags(self.tags_[r]))) for r in cand])
+        tag_j = np.array([_jaccard(ctags, self.pool_tags_[i]) for i in cand_pos])
         same_task = np.array([float(c >= 0 and self.tasks_[r] is not None and
                                     self.tasks_[r] == self.tasks_[c]) for r in cand])
         same_lib = np.array([float(c >= 0 and self.libs_[r] is not None and
@@ -528,3 +530,50 @@ def _jaccard(a: set, b: set) -> float:
     if not a or not b:
         return 0.0
     return len(a & b) / len(a | b)
+
+
+# -- building from the graph -----------------------------------------------------------------
+def build_recommender(search: HybridSearch, store=None, *, root=None,
+                      **params) -> ModelRecommender:
+    """A `ModelRecommender` over the graph's links, sharing a fitted `build_search` index."""
+    from graph import retrieval_queries as rq
+    from graph.store import open_store
+
+    own = store is None
+    store = store or open_store(read_only=True, root=root)
+    try:
+        ds, lin = rq.model_dataset_links(store), rq.lineage_links(store)
+    finally:
+        if own:
+            store.close()
+    return ModelRecommender(**params).fit(search.models_frame_, search.vectors_, ds, lin,
+                                          index=search)
+
+
+def build_tracer(search: HybridSearch, store=None, *, root=None, **params) -> BaseModelTracer:
+    """A `BaseModelTracer` learnt from the graph's lineage links, sharing the index."""
+    from graph import retrieval_queries as rq
+    from graph.store import open_store
+
+    own = store is None
+    store = store or open_store(read_only=True, root=root)
+    try:
+        lin = rq.lineage_links(store)
+    finally:
+        if own:
+            store.close()
+    return BaseModelTracer(**params).fit(search.models_frame_, search.vectors_, lin, index=search)
+
+
+def trace_unlinked(tracer: BaseModelTracer, model_id: str, k: int = 10) -> pd.DataFrame:
+    """Rank base models for `model_id` as if its base were unknown: its text is rebuilt
+    without base links and re-embedded, and its known parents are not excluded."""
+    frame = tracer.models_
+    row = frame[frame["id"] == model_id]
+    if row.empty:
+        raise KeyError(f"unknown model {model_id!r}")
+    row = row.copy()
+    row["bases"] = [[]]
+    row["base_relations"] = [[]]
+    vec = tracer.index_._encoder().encode(model_texts(row))[0]
+    return tracer.rank(model_id, k=k, vector=vec)

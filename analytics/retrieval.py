@@ -429,3 +429,13 @@ def build_search(store=None, *, root=None, encoder: TextEncoder | None = None,
 def load_search(store=None, *, root=None, **params) -> HybridSearch:
     """`build_search` without the info (what the app and the benchmark call)."""
     return build_search(store, root=root, **params)[0]
+
+
+def graph_version(root=None) -> str:
+    """Names the live graph (its generation), so caches can be keyed by it."""
+    from graph.generations import Generations
+    from graph.store import db_root, neo4j_configured
+
+    if neo4j_configured():
+        return "neo4j"
+    return Generations(root or db_root()).current_name() or "none"

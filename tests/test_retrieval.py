@@ -1,0 +1,179 @@
+"""Hybrid model search on the mini graph, with the real MiniLM encoder."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics.embeddings import TextEncoder, embed_models, model_text, model_texts, split_words
+from analytics.retrieval import HybridSearch, SearchFilters, build_search, lexical_tokens
+from graph import retrieval_queries as rq
+
+
+def retrieval_root(mini_graph_root, tmp_path_factory):
+    """A copy of the mini graph shared by the retrieval test modules (its vector cache too)."""
+    root = tmp_path_factory.getbasetemp() / "retrieval_graph"
+    if not root.exists():
+        shutil.copytree(mini_graph_root, root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(mini_graph_root, tmp_path_factory):
+    root = retrieval_root(mini_graph_root, tmp_path_factory)
+    search, info = build_search(root=root)
+    return root, search, info
+
+
+@pytest.fixture(scope="module")
+def search(built):
+    return built[1]
+
+
+def test_split_words_and_text():
+    assert split_words("TheBloke/Llama-2-7B-Chat-GGUF") == ["the", "bloke", "llama", "2", "7b",
+                                                            "chat", "gguf"]
+    assert "gpt2" in lexical_tokens("openai-community/gpt2")
+    text = model_text({"id": "org/bert-base-NER", "author": "org", "pipelineTag": "token-classification",
+                       "tags": ["transformers", "dataset:conll2003", "base_model:x/y", "region:us"],
+                       "datasets": ["conll2003"], "bases": ["x/y"], "base_relations": ["finetune"],
+                       "cardText": "---\nlicense: mit\n---\n# BERT NER\nFine-tuned **BERT**."})
+    assert text.startswith("bert base ner. by org. task: token-classification")
+    assert "base: x/y (finetune)" in text and "datasets: conll2003" in text
+    assert "region:us" not in text and "base_model:" not in text and "BERT NER" in text
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("stable diffusion xl text to image", "stabilityai/stable-diffusion-xl-base-1.0"),
+    ("gpt2", "openai-community/gpt2"),
+    ("distilbert base uncased", "distilbert/distilbert-base-uncased"),
+])
+def test_obvious_query_finds_obvious_model(search, query, expected):
+    res = search.search(query, k=3)
+    assert expected in res["id"].tolist()
+
+
+def test_results_carry_scores_and_reasons(search):
+    res = search.search("gpt2 text generation", k=5)
+    assert len(res) == 5
+    assert (res["score"].diff().dropna() <= 1e-6).all()  # best first
+    for col in ("semantic", "lexical", "popularity", "reason", "matched_terms"):
+        assert col in res
+    top = res[res["id"] == "openai-community/gpt2"].iloc[0]
+    assert "gpt2" in top["matched_terms"]
+    assert "semantic" in top["reason"] and "popularity" in top["reason"]
+    assert top["popularity"] > 0.5
+
+
+def test_filters(search):
+    res = search.search("language model", k=10, filters=SearchFilters(task="text-classification"))
+    assert len(res) and (res["pipelineTag"] == "text-classification").all()
+    res = search.search("llama", k=10, filters=SearchFilters(quantized=True))
+    assert len(res) and res["quantized"].all()
+    res = search.search("llama", k=10, filters=SearchFilters(quantized=False))
+    assert not res["quantized"].any()
+    res = search.search("model", k=10, filters=SearchFilters(relation="quantized"))
+    assert len(res) and res["relation"].str.contains("quantized").all()
+    res = search.search("model", k=10, filters=SearchFilters(relation="base"))
+    assert len(res) and (res["relation"] == "base").all()
+    res = search.search("model", k=10, filters=SearchFilters(created_after="2024-05-01"))
+    assert len(res) and (pd.to_datetime(res["createdAt"]) >= "2024-05-01").all()
+    res = search.search("model", k=10, filters=SearchFilters(library="diffusers", license="openrail++"))
+    assert len(res) and (res["libraryName"] == "diffusers").all() and (res["license"] == "openrail++").all()
+    assert search.search("model", k=5, filters=SearchFilters(task="no-such-task")).empty
+    with pytest.raises(ValueError):
+        search.search("model", filters=SearchFilters(relation="cousin"))
+    opts = search.options()
+    assert "text-generation" in opts["task"] and "base" in opts["relation"]
+
+
+def test_vectors_persisted_and_reused(built):
+    root, search, first = built
+    assert first["embedded"] + first["reused"] == search.n_models_
+    again, info = build_search(root=root)
+    assert info["embedded"] == 0 and info["reused"] == search.n_models_
+    assert np.array_equal(np.asarray(again.vectors_), np.asarray(search.vectors_))
+
+
+def test_changed_model_is_the_only_one_re_embedded(built, tmp_path):
+    root, search, _ = built
+    frame = search.models_frame_.copy()
+    enc = search.encoder
+    cache_root = tmp_path / "cache"
+    shutil.copytree(root / "retrieval", cache_root / "retrieval")
+    i = int(np.flatnonzero(frame["id"] == "openai-community/gpt2")[0])
+    frame.at[i, "tags"] = list(frame.at[i, "tags"]) + ["shakespeare"]
+    texts = model_texts(frame)
+    vecs, info = embed_models(frame["id"], texts, enc, root=cache_root)
+    assert info["embedded"] == 1 and info["reused"] == len(frame) - 1
+    old = np.asarray(search.vectors_)
+    changed = np.flatnonzero(np.any(np.asarray(vecs) != old, axis=1))
+    assert changed.tolist() == [i]
+    # and the new vector was persisted: the next build embeds nothing
+    _, info2 = embed_models(frame["id"], texts, enc, root=cache_root)
+    assert info2["embedded"] == 0
+
+
+def test_two_stage_dense_matches_exact_reference(search):
+    """The coarse-then-exact scan against the plain exact scan (the slow reference)."""
+    small = HybridSearch(encoder=search.encoder, coarse_dim=64, n_candidates=40).fit(
+        search.models_frame_, search.vectors_)
+    full = np.asarray(search.vectors_, dtype=np.float32)
+    for q in ("sentiment analysis", "llama 3 gguf", "image generation lora"):
+        qv = small.encode_query(q)
+        rows, cos = small.dense_candidates(qv, 10)
+        ref = np.argsort(-(full @ qv), kind="stable")[:10]
+        assert len(set(rows) & set(ref)) >= 9
+        assert np.allclose(cos, full[rows] @ qv, atol=1e-5)
+
+
+def test_lexical_scores_match_naive_reference(search):
+    rows, scores, terms = search.lexical_scores("llama gguf")
+    assert set(terms) == {"llama", "gguf"}
+    X = search.terms_.tocsr()
+    q = search.lexical_.transform([lexical_tokens("llama gguf")]).toarray().ravel()
+    naive = np.array([X[i].toarray().ravel() @ q for i in range(X.shape[0])])
+    assert set(rows) == set(np.flatnonzero(naive > 0))
+    assert np.allclose(scores, naive[rows], atol=1e-5)
+
+
+def test_fit_validates(search):
+    with pytest.raises(ValueError):
+        HybridSearch().fit(search.models_frame_, np.zeros((3, 384), np.float32))
+    with pytest.raises(TypeError):
+        HybridSearch().fit([], np.zeros((0, 384)))
+    with pytest.raises(ValueError):
+        search.search("   ")
+
+
+def test_changed_models_since(mini_store):
+    import datetime
+
+    ids = rq.changed_models_since(mini_store, datetime.datetime(2024, 6, 1))
+    frame = rq.model_frame(mini_store)
+    recent = set(frame.loc[frame["createdAt"] >= "2024-06-01", "id"])
+    assert recent <= set(ids)
+
+
+def test_encoder_rejects_unknown_variant():
+    with pytest.raises(ValueError):
+        TextEncoder(variant="fp8")
+
+
+def test_search_page_renders_results_and_panels(built, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    root, _, _ = built
+    monkeypatch.setenv("HUBATLAS_DB", str(root))
+    at = AppTest.from_file("../pages/search.py", default_timeout=120)
+    at.run()
+    assert not at.exception
+    at.text_input[0].input("gpt2 text generation").run()
+    assert not at.exception
+    results = at.dataframe[0].value
+    assert "openai-community/gpt2" in results["id"].tolist()
+    assert results["reason"].str.contains("semantic").all()
+    assert len(at.dataframe) >= 3  # results, similar models, datasets to try
+    assert any("lineage?model=" in m.value for m in at.markdown)
