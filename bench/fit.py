@@ -1,11 +1,16 @@
-"""Benchmark: batched WSB Levenberg-Marquardt vs the paper's per-series scipy curve_fit.
+"""Benchmark: batched WSB Levenberg-Marquardt vs the paper's per-series scipy curve_fit,
+on synthetic series and on the real base-model series read from the graph.
 
-    python bench/fit.py [--n-synth 10000] [--cf-sample-real 2000] [--seed 0]
+    python bench/fit.py [--db /tmp/dbfull] [--n-synth 10000] [--cf-sample-real 2000] [--seed 0]
 
-(a) synthetic WSB series with Poisson increments, (b) every base-model series
-of the real snapshot ../shared/data/hub-2024-07/models.jsonl.gz (skipped with a
-message when the file is absent), plus the holdout-6 / holdout-12 backtests on
-the real series.
+(a) synthetic WSB series with Poisson increments; (b) every base-model series of the graph
+(``graph.queries.derivative_edges`` -> ``analytics.growth.derivative_series`` with
+``as_of="auto"``): the graph at ``--db`` (a HUBATLAS_DB folder), or, without ``--db``, one
+built into a temp folder by ``python -m ingest run --snapshot ../shared/data/hub-2024-07
+--snapshot ../shared/data/trees-2025`` (skipped when the shared data is absent), plus the
+holdout-6 / holdout-12 backtests; (c) the cap on c_inf relative to the observed count
+(``WSBFitter(c_inf_max_ratio=...)``): backtests per cap; (d) coverage of the page's 80% band
+(``analytics.forecasts.calibrate``), 5-fold cross-fitted over the series.
 
 Reference ("paper") fit: scipy.optimize.curve_fit on raw counts, m = 100,
 p0 = [0.5, 2, 0.5], bounds (0, inf) for (lambda, mu, sigma), default
@@ -19,15 +24,16 @@ log sigma) with c_inf in [1e-2, 1e8], mu in [-4, 8], sigma in [0.05, 8]
 (a margin of 1e-4 of the box width), plus, for the paper fit, no parameter
 on its own lower bound 0 (< 1e-4).  The common box is the batched fitter's
 box, so a paper fit is not "good" with e.g. sigma -> 0.001 (a step) where
-ours would be flagged on_bound at 0.05.
+ours would be flagged on_bound at 0.05.  For this comparison the batched fit
+runs without the relative c_inf cap (c_inf_max_ratio=None), i.e. in the same box.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -40,58 +46,43 @@ from scipy.special import ndtr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analytics.growth import (GrowthSeries, WSBFitter, _r2_rmsle, backtest,  # noqa: E402
-                              derivative_series, wsb_curve)
+from analytics.growth import (C_INF_MAX_RATIO, LastValue, WSBFitter, _r2_rmsle,  # noqa: E402
+                              backtest, derivative_series, wsb_curve)
 
 R2_MIN = 0.9
-SNAPSHOT = ROOT / ".." / "shared" / "data" / "hub-2024-07" / "models.jsonl.gz"
+SHARED = ROOT.parent / "shared" / "data"
+SNAPSHOTS = [SHARED / "hub-2024-07", SHARED / "trees-2025"]
 
 
 # --------------------------------------------------------------------------- #
-# STAND-IN for graph.derivative_edges (being written in graph/).  Kept here,
-# private to the benchmark; replace with the graph-backed function once it exists.
+# Real series from the graph
 # --------------------------------------------------------------------------- #
-_BACKFILL_PREFIX = "2022-03-02T23:29:0"  # Hub back-fill stamp: ...:04.000Z (7.8k) AND ...:05.000Z (22k records)
+def ensure_graph(db: Path | None, snapshots: list[Path]) -> tuple[Path, float | None]:
+    """The graph folder to read: ``db`` as given, or a fresh one built into a temp folder with
+    ``python -m ingest run --snapshot ...`` (returns the build time in seconds)."""
+    if db is not None:
+        return db, None
+    tmp = Path(tempfile.mkdtemp(prefix="hubatlas-bench-"))
+    cmd = [sys.executable, "-m", "ingest", "run"]
+    for snap in snapshots:
+        cmd += ["--snapshot", str(snap)]
+    t0 = time.perf_counter()
+    env = {**os.environ, "HUBATLAS_DB": str(tmp)}
+    env.pop("NEO4J_URI", None)
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    return tmp, time.perf_counter() - t0
 
 
-def _standin_derivative_edges(path: Path) -> tuple[pd.DataFrame, dict]:
-    """Edges frame (parent, parent_created, child, child_created, relation) from the
-    raw jsonl.  Lineage from tags ``base_model:<parent>`` (relation 'unknown') or
-    ``base_model:<relation>:<parent>``.  createdAt equal to the back-fill stamp
-    (2022-03-02T23:29:04/05Z) becomes NaT.  parent_created comes from the parent's
-    own record when its id matches exactly (else NaT)."""
-    created: dict[str, str | None] = {}
-    rows = []
-    stats = dict(records=0, backfill_dates=0)
-    with gzip.open(path, "rt") as fh:
-        for line in fh:
-            r = json.loads(line)
-            stats["records"] += 1
-            ca = r.get("createdAt")
-            if ca is None or ca.startswith(_BACKFILL_PREFIX):
-                stats["backfill_dates"] += ca is not None
-                ca = None
-            created[r["id"]] = ca
-            for tag in r.get("tags") or ():
-                if tag.startswith("base_model:"):
-                    rest = tag[len("base_model:"):]
-                    rel, _, par = rest.partition(":")
-                    if par and rel in ("finetune", "adapter", "quantized", "merge"):
-                        rows.append((par, r["id"], ca, rel))
-                    else:
-                        rows.append((rest, r["id"], ca, "unknown"))
-    e = pd.DataFrame(rows, columns=["parent", "child", "child_created", "relation"])
-    matched = e["parent"].map(lambda p: p in created)
-    stats["edges"] = len(e)
-    stats["parent_id_match_share"] = float(matched.mean()) if len(e) else float("nan")
-    e["parent_created"] = e["parent"].map(created)
-    for c in ("parent_created", "child_created"):
-        e[c] = pd.to_datetime(e[c], utc=True, errors="coerce", format="ISO8601")
-    pr = e.drop_duplicates("parent")
-    stats["parents"] = len(pr)
-    stats["parents_not_in_snapshot"] = int((~pr["parent"].map(lambda p: p in created)).sum())
-    stats["parents_backfill_date"] = int((pr["parent"].map(lambda p: p in created) & pr["parent_created"].isna()).sum())
-    return e[["parent", "parent_created", "child", "child_created", "relation"]], stats
+def graph_edges(db: Path) -> pd.DataFrame:
+    from graph.queries import derivative_edges
+    from graph.store import open_store
+
+    os.environ.pop("NEO4J_URI", None)
+    store = open_store(read_only=True, root=db)
+    try:
+        return derivative_edges(store)
+    finally:
+        store.close()
 
 
 # --------------------------------------------------------------------------- #
@@ -121,7 +112,8 @@ def paper_curve_fit(Y: np.ndarray, rows: np.ndarray) -> dict:
                 pass
     dt = time.perf_counter() - t0
     Ys = Y[rows]
-    pred = np.stack([_paper_model(np.arange(Y.shape[1]) + 1.0, *p) for p in np.nan_to_num(P)]) if n else np.zeros((0, Y.shape[1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pred = np.stack([_paper_model(np.arange(Y.shape[1]) + 1.0, *p) for p in np.nan_to_num(P)]) if n else np.zeros((0, Y.shape[1]))
     r2, rmsle = _r2_rmsle(Ys, pred)
     on_bound = (P < 1e-4).any(axis=1) | ~in_common_box(P)
     good = conv & (r2 >= R2_MIN) & ~on_bound
@@ -140,7 +132,7 @@ def in_common_box(P: np.ndarray) -> np.ndarray:
 
 def ours(Y, rows, loss="log"):
     t0 = time.perf_counter()
-    est = WSBFitter(loss=loss).fit(Y[rows])
+    est = WSBFitter(loss=loss, c_inf_max_ratio=None).fit(Y[rows])
     dt = time.perf_counter() - t0
     return dict(time=dt, est=est, good=est.good_fit(R2_MIN), converged=est.converged_ & est.fitted_,
                 on_bound=est.on_bound_params_.any(axis=1), ok=est.ok_, rmsle=est.rmsle_)
@@ -199,14 +191,59 @@ def synthetic(n: int, rng, T: int = 36) -> tuple[np.ndarray, np.ndarray]:
     return Y, np.stack([lam, mu, sig], 1)
 
 
+def cap_ablation(gs, caps) -> pd.DataFrame:
+    """Backtests (holdout 6 and 12) of WSB with each cap on c_inf / observed count."""
+    rows = []
+    for cap in caps:
+        t0 = time.perf_counter()
+        est = WSBFitter(c_inf_max_ratio=cap).fit(gs)
+        fit_s = time.perf_counter() - t0
+        for hold in (6, 12):
+            tab = backtest(gs, holdout=hold, horizons=(3, 6, 12), ok_rows=True,
+                           methods={"wsb": lambda c=cap: WSBFitter(c_inf_max_ratio=c), "last_value": LastValue})
+            for r in tab.to_dict("records"):
+                if r["method"] in ("wsb", "wsb_or_last", "wsb[ok]", "last_value[ok]"):
+                    rows.append(dict(cap=cap, ok_full=int(est.ok_.sum()), cap_flagged=int(est.flags_["c_inf_cap"].sum()),
+                                     fit_s=fit_s, holdout=hold, **r))
+    return pd.DataFrame(rows)
+
+
+def band_coverage(gs, rng, holdout: int = 6, level: float = 0.8, folds: int = 5) -> pd.DataFrame:
+    """Cross-fitted coverage of the calibrated band: split the series into ``folds`` random
+    folds, calibrate on the other folds, score the ok forecasts of the held-out fold."""
+    from analytics.forecasts import calibrate, growth_table
+
+    fold = rng.permutation(len(gs)) % folds
+    train = gs.truncate(holdout)
+    rows = []
+    for f in range(folds):
+        a, b = fold != f, fold == f
+        cal = calibrate(gs.subset(a), holdout=holdout, level=level)
+        test, tr = gs.subset(b), train.subset(b)
+        for name, c in (("calibrated", cal), ("delta method", None)):
+            s = growth_table(tr, horizons=range(1, holdout + 1), level=level, calibration=c).summary
+            elig = (tr.n_obs >= 6) & (test.n_obs - tr.n_obs >= holdout) & s["ok"].to_numpy()
+            for h in range(1, holdout + 1):
+                y = test.counts[np.flatnonzero(elig), tr.n_obs[elig] - 1 + h]
+                lo, hi = s[f"pred_{h}m_low"].to_numpy()[elig], s[f"pred_{h}m_high"].to_numpy()[elig]
+                rows.append(dict(band=name, horizon=h, n=int(elig.sum()), covered=int(((y >= lo) & (y <= hi)).sum())))
+    df = pd.DataFrame(rows).groupby(["band", "horizon"], as_index=False).sum()
+    df["coverage"] = df["covered"] / df["n"]
+    return df
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n-synth", type=int, default=10_000)
     ap.add_argument("--cf-sample-synth", type=int, default=None, help="curve_fit sample size for (a); default all")
     ap.add_argument("--cf-sample-real", type=int, default=2000, help="curve_fit sample size for (b); 0 = all")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--snapshot", type=Path, default=SNAPSHOT)
+    ap.add_argument("--db", type=Path, default=None,
+                    help="HUBATLAS_DB folder of a built graph (e.g. /tmp/dbfull); default: build one in a temp folder")
+    ap.add_argument("--snapshot", type=Path, action="append", default=None,
+                    help="snapshot folder for the temp build (repeatable; default hub-2024-07 + trees-2025)")
     args = ap.parse_args(argv)
+    args.snapshot = args.snapshot or SNAPSHOTS
     rng = np.random.default_rng(args.seed)
     print(f"numpy {np.__version__}, cores visible {os.cpu_count()}")
 
@@ -215,21 +252,25 @@ def main(argv=None) -> int:
     elig = (np.isfinite(Y).sum(1) >= 3) & (np.nanmax(Y, axis=1) > 0)
     compare(f"(a) synthetic WSB series (n={args.n_synth})", Y, elig, args.cf_sample_synth, rng)
 
-    # (b) real snapshot
-    if not args.snapshot.exists():
-        print(f"\n(b) skipped: snapshot not found at {args.snapshot}")
+    # (b) real series from the graph
+    missing = [p for p in args.snapshot if not p.exists()] if args.db is None else []
+    if missing or (args.db is not None and not args.db.exists()):
+        print(f"\n(b) skipped: not found: {missing or args.db}")
         return 0
+    db, build_s = ensure_graph(args.db, args.snapshot)
     t0 = time.perf_counter()
-    edges, st = _standin_derivative_edges(args.snapshot)
+    edges = graph_edges(db)
     t1 = time.perf_counter()
-    gs = derivative_series(edges)
+    gs = derivative_series(edges, as_of="auto")
     t2 = time.perf_counter()
-    print(f"\n(b) real snapshot {args.snapshot.name}: {st['records']} records, {st['edges']} lineage edges "
-          f"(stand-in reader {t1 - t0:.1f}s, derivative_series {t2 - t1:.1f}s)")
-    print(f"    base models (distinct parents): {st['parents']}; parent id found in snapshot: "
-          f"{st['parent_id_match_share']:.1%} of edges; parents not in snapshot: {st['parents_not_in_snapshot']}; "
-          f"parents with back-fill creation date: {st['parents_backfill_date']}")
-    print(f"    records with back-fill createdAt (-> NaT): {st['backfill_dates']}")
+    built = f"built by ingest in {build_s:.0f}s" if build_s is not None else "given with --db"
+    print(f"\n(b) graph {db} ({built}): {len(edges)} lineage edges (derivative_edges {t1 - t0:.1f}s, "
+          f"derivative_series {t2 - t1:.1f}s)")
+    pr = edges.drop_duplicates("parent")
+    print(f"    base models (distinct parents): {len(pr)}; parents without a creation date in the graph "
+          f"(back-fill stamp or stub): {int(pr['parent_created'].isna().sum())}; children without a date: "
+          f"{int(edges['child_created'].isna().sum())}; relations: {edges['relation'].value_counts().to_dict()}")
+    print(f"    window ends at as_of = {gs.as_of} (coverage_end; last child date {edges['child_created'].max()})")
     info = gs.info
     print(f"    series built: {len(gs)}; parent creation unknown: {int(info['parent_created_unknown'].sum())} "
           f"(imputed from first dated child: {int(info['parent_date_imputed'].sum())}); dropped: {gs.dropped}")
@@ -242,10 +283,23 @@ def main(argv=None) -> int:
 
     for hold in (6, 12):
         t0 = time.perf_counter()
-        tab = backtest(gs, holdout=hold, horizons=(3, 6, 12))
-        print(f"\n(b) backtest holdout={hold}: {tab.attrs['n_eligible']} series with >= 6 training months "
-              f"and >= 1 derivative ({time.perf_counter() - t0:.1f}s)")
+        tab = backtest(gs, holdout=hold, horizons=(3, 6, 12), ok_rows=True)
+        print(f"\n(b) backtest holdout={hold}, default WSBFitter (c_inf cap {C_INF_MAX_RATIO}x): "
+              f"{tab.attrs['n_eligible']} series with >= 6 training months and >= 1 derivative "
+              f"({time.perf_counter() - t0:.1f}s)")
         print(tab.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+    caps = [None, 1000.0, 100.0, 30.0, 10.0]
+    abl = cap_ablation(gs, caps)
+    print("\n(c) cap on c_inf relative to the largest observed count (None = only the 1e8 bound); "
+          "ok_full / cap_flagged: fits on all series")
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        print(abl.drop(columns=["n_failed", "coverage"]).to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+
+    cov = band_coverage(gs, rng)
+    print("\n(d) 80% band on ok fits, holdout 6, 5-fold cross-fitted (calibrate on 4/5 of the series, "
+          "score the ok forecasts of the other 1/5):")
+    print(cov.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0
 
 
