@@ -175,3 +175,73 @@ def test_reason_text():
     assert F.reason_text("") == ""
     assert F.reason_text("too_short;not_fitted") == F.FLAG_REASONS["not_fitted"]
     assert set(F.FLAG_REASONS) == set(F.FLAG_NAMES)
+
+
+# --------------------------------------------------------------------------- the page (AppTest)
+PAGE = str(__import__("pathlib").Path(__file__).resolve().parents[1] / "pages" / "forecasts.py")
+
+
+def _page(monkeypatch, root, models: str | None = None):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HUBATLAS_DB", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    if models is not None:
+        at.query_params["model"] = models
+    return at.run()
+
+
+def _texts(at, kind):
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def test_page_chart_parameters_and_ranking(monkeypatch, mini_graph_copy):
+    at = _page(monkeypatch, mini_graph_copy, OK_MODEL)
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 1
+    params, rank = at.dataframe[0].value, at.dataframe[1].value
+    assert list(params["model"]) == [OK_MODEL] and bool(params["ok"].iloc[0])
+    assert {"lambda", "mu", "sigma", "c_inf", "r2", "rmsle", "flags", "ok"} <= set(params.columns)
+    assert rank["ok"].all() and OK_MODEL in set(rank["model"])
+    assert not at.warning
+    # controls: horizon, first-k months, log scale, rank by fitness, include flagged
+    at.slider(key="fc_horizon").set_value(24)
+    at.select_slider(key="fc_points").set_value(6)
+    at.checkbox(key="fc_log").check()
+    at.radio(key="fc_rank_by").set_value("fitness λ")
+    at.checkbox(key="fc_rank_all").check()
+    at.run()
+    assert not at.exception
+    assert int(at.dataframe[0].value["months_used"].iloc[0]) == 6
+    rank = at.dataframe[1].value
+    assert not rank["ok"].all()  # flagged models now ranked at their last value
+    assert list(rank["rank_fitness"].dropna()) == sorted(rank["rank_fitness"].dropna())
+    assert at.get("plotly_chart")[0].proto.spec  # the figure travelled
+
+
+def test_page_unknown_no_derivatives_and_flagged(monkeypatch, mini_graph_copy):
+    at = _page(monkeypatch, mini_graph_copy, f"nobody/nothing,{NO_DERIVATIVES},{FLAGGED_MODEL}")
+    assert not at.exception
+    warnings, infos = _texts(at, "warning"), _texts(at, "info")
+    assert any("Unknown model" in w and "nobody/nothing" in w for w in warnings)
+    assert any(NO_DERIVATIVES in i and "no dated derivatives" in i for i in infos)
+    assert any(f"No WSB forecast for **{FLAGGED_MODEL}**" in w for w in warnings)
+    assert len(at.get("plotly_chart")) == 1  # the flagged model's observed data and fallback
+    assert list(at.dataframe[0].value["model"]) == [FLAGGED_MODEL]
+
+
+def test_page_author_picker(monkeypatch, mini_graph_copy):
+    at = _page(monkeypatch, mini_graph_copy)
+    at.radio(key="fc_mode").set_value("Author / org").run()
+    assert not at.exception
+    at.selectbox(key="fc_author").set_value("mistralai").run()
+    chosen = at.multiselect(key="fc_author_models:mistralai").value
+    assert OK_MODEL in chosen
+    assert set(at.dataframe[0].value["model"]) == set(chosen)
+
+
+def test_page_empty_graph(monkeypatch, tmp_path):
+    at = _page(monkeypatch, tmp_path / "nothing-here")
+    assert not at.exception
+    assert not at.get("plotly_chart") and not at.dataframe
+    assert any("empty" in t.lower() or "no graph" in t.lower() for t in _texts(at, "info") + _texts(at, "warning"))
