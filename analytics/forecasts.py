@@ -197,7 +197,7 @@ def band_note(table: GrowthTable) -> str:
     if cal is None or cal.empty or cal["q_low"].isna().all():
         n = 0 if cal is None or cal.empty else int(cal["n"].max())
         return (f"Band: the fitter's own {pct} interval (delta method). Too few ok fits to measure it "
-                f"on this graph ({n} series); on the full Hub graph it held the truth only 29-45% of the time.")
+                f"on this graph ({n} series); on the full Hub graph it held the truth only 33-48% of the time (bench/fit.py).")
     return (f"Band: {pct} interval measured on this graph: quantiles of the error of ok WSB forecasts when the "
             f"last {int(cal['horizon'].max())} months are held out ({int(cal['n'].max())} series), widened as "
             f"sqrt(h) beyond. The fitter's own band held the truth only {cal['coverage_model'].min():.0%}-"
