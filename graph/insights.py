@@ -50,11 +50,12 @@ def _month_from_ym(ym: pd.Series) -> pd.Series:
 
 
 def _lump(df: pd.DataFrame, col: str, top: int) -> pd.DataFrame:
-    """Keep the `top` largest values of `col` (by total n), lump the rest into OTHER."""
+    """Keep the `top` largest values of `col` (by total n), lump the rest into OTHER; rows
+    without a value become NONE (kept, and not counted in `top`)."""
     df = df.copy()
     df[col] = df[col].fillna(NONE).replace("", NONE)
-    totals = df.groupby(col)["n"].sum().sort_values(ascending=False)
-    keep = set(totals.index[:top])
+    totals = df[df[col] != NONE].groupby(col)["n"].sum().sort_values(ascending=False)
+    keep = set(totals.index[:top]) | {NONE}
     df.loc[~df[col].isin(keep), col] = OTHER
     return df
 
@@ -222,8 +223,8 @@ class ModelIdIndex:
 
     Built once per graph generation (one scan, ~1.5 s and ~100 MB for 760k ids); a search is
     a vectorised substring scan in Arrow plus a sort of the hits (a few ms to ~50 ms).
-    Ranking: exact id, then id prefix, then name prefix (after the "/"), then any substring;
-    within a rank, most downloaded first.
+    Ranking: exact id, exact name (after the "org/"), id prefix, name prefix, then any
+    substring; within a rank, most downloaded first ("gpt2" → openai-community/gpt2 first).
     """
 
     def __init__(self, ids: Iterable[str], downloads: Iterable[Any] | None = None):
@@ -281,9 +282,10 @@ class ModelIdIndex:
             return []
         take = pa.array(hits)
         lower, names = self._lower.take(take), self._names.take(take)
-        rank = np.full(hits.size, 3, dtype=np.int8)
-        rank[mask(pc.starts_with(names, needle))] = 2
-        rank[mask(pc.starts_with(lower, needle))] = 1
+        rank = np.full(hits.size, 4, dtype=np.int8)
+        rank[mask(pc.starts_with(names, needle))] = 3
+        rank[mask(pc.starts_with(lower, needle))] = 2
+        rank[mask(pc.equal(names, needle))] = 1
         rank[mask(pc.equal(lower, needle))] = 0
         order = np.lexsort((-self.downloads_[hits], rank))[:limit]
         return self.ids_[hits[order]].tolist()

@@ -1,0 +1,163 @@
+"""Lineage explorer: one model's ancestors, descendants, lineage graph, timeline and licence
+drift. Deep link: `?model=org/name`."""
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+from neo4j_viz import Node, Relationship, VisualizationGraph
+
+from graph import insights, queries
+from graph.schema import LINEAGE_RELS
+from pages.common import cached, csv_download, model_picker, require_store
+
+GRAPH_NODE_CAP = 150
+RELATION_LABELS = {"finetune": "Finetunes", "adapter": "Adapters", "quantized": "Quantizations",
+                   "merge": "Merges", "unknown": "Other derivatives"}
+TABLE_COLUMNS = ["id", "depth", "relation", "parent", "downloads", "likes", "createdAt",
+                 "license", "pipelineTag", "libraryName", "author"]
+SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
+         "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
+         "depth": ("depth", True), "id": ("id", True)}
+
+st.title("Lineage explorer")
+require_store()
+
+model_id = model_picker("Model id", key="lineage_model", query_param="model")
+if model_id is None:
+    st.info("Type part of a model id above, e.g. `llama`, `stable-diffusion` or `bert`, and "
+            "pick a match. Pages can be shared: the URL carries `?model=…`.")
+    st.stop()
+
+model = cached(queries.get_model, model_id)
+if model is None:  # the index came from an older generation
+    st.warning(f"Model **{model_id}** is not in the graph (any more).")
+    st.stop()
+
+st.subheader(model_id)
+if model.get("stub"):
+    st.caption("Known only as a base model named by other models' cards (no metadata).")
+m1, m2, m3, m4, m5 = st.columns(5)
+m1.metric("Downloads", f"{model['downloads'] or 0:,}")
+m2.metric("Likes", f"{model['likes'] or 0:,}")
+m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
+m4.metric("Task", model["pipelineTag"] or "—")
+m5.metric("Licence", model["license"] or "—")
+
+children = cached(queries.descendant_counts, model_id)
+ancestors = cached(queries.ancestors, model_id)
+st.markdown("**Model tree** (direct derivatives): " + " · ".join(
+    f"{RELATION_LABELS[r]} **{children[r]:,}**" for r in LINEAGE_RELS if children[r]
+) if any(children.values()) else "**Model tree**: no derivatives.")
+
+if ancestors.empty and not any(children.values()):
+    st.info(f"**{model_id}** has no lineage in the graph: no base model and no derivatives.")
+    st.stop()
+
+depth = st.slider("Descendant depth", 1, 6, 2, key="depth",
+                  help="How many generations of derivatives to follow.")
+desc = cached(queries.descendants, model_id, depth)
+family = len(desc)
+if family:
+    per_rel = insights.relation_counts(desc)
+    st.caption(f"{family:,} descendants within {depth} generation(s): " + ", ".join(
+        f"{n:,} {r}" for r, n in per_rel.items() if n))
+
+tab_graph, tab_anc, tab_desc, tab_time, tab_drift = st.tabs(
+    ["Graph", f"Ancestors ({len(ancestors)})", f"Descendants ({family:,})", "Timeline",
+     "Licence drift"])
+
+with tab_graph:
+    sub = insights.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
+    nodes = []
+    for r in sub.nodes.to_dict("records"):
+        colour = (insights.FOCUS_COLOUR if r["kind"] == "focus" else
+                  insights.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
+                  insights.SUMMARY_COLOUR if r["kind"] == "summary" else
+                  insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+        nodes.append(Node(id=r["id"], caption=r["caption"], color=colour,
+                          size=insights.node_size(r["downloads"], r["kind"]),
+                          properties={"kind": r["kind"], "relation": r["relation"] or "",
+                                      "depth": int(r["depth"]),
+                                      "downloads": r["downloads"]}))
+    rels = [Relationship(source=r["source"], target=r["target"], caption=r["relation"],
+                         color=insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+            for r in sub.edges.to_dict("records")]
+    vg = VisualizationGraph(nodes=nodes, relationships=rels)
+    vg.set_legend(nodes={"this model": insights.FOCUS_COLOUR, "ancestor": insights.ANCESTOR_COLOUR,
+                         **{f"{k} derivative": v for k, v in insights.RELATION_COLOURS.items()},
+                         "not drawn (summary)": insights.SUMMARY_COLOUR},
+                  relationships=insights.RELATION_COLOURS)
+    if sub.hidden:
+        st.caption(f"Showing {sub.shown:,} of {sub.total:,} models (ancestors, then the nearest "
+                   "and most downloaded descendants); the rest are summarised as grey nodes: "
+                   + ", ".join(f"{n:,} {r}" for r, n in sub.hidden.items()) + ".")
+    else:
+        st.caption(f"All {sub.total:,} models drawn. Arrows point from a derivative to its base.")
+    from neo4j_viz.streamlit import display_widget
+
+    display_widget(vg.render_widget(layout="forcedirected", height="560px",
+                                    show_search_button=True),
+                   key=f"lineage_graph")
+
+with tab_anc:
+    if ancestors.empty:
+        st.info(f"**{model_id}** is a root: it names no base model.")
+    else:
+        roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
+        st.caption("Root(s): " + ", ".join(f"`{r}`" for r in roots))
+        st.dataframe(ancestors[["id", "depth", "relation", "child", "is_root", "downloads",
+                                "likes", "createdAt", "license"]], hide_index=True,
+                     key="ancestors_table")
+        csv_download(ancestors, "Download ancestors (CSV)",
+                     f"{model_id.replace('/', '__')}_ancestors.csv", key="anc_csv")
+
+with tab_desc:
+    if desc.empty:
+        st.info(f"**{model_id}** has no derivatives in the graph.")
+    else:
+        st.dataframe(insights.depth_counts(desc), hide_index=True, key="depth_counts")
+        c1, c2 = st.columns([1, 2])
+        sort = c1.selectbox("Sort by", list(SORTS), key="desc_sort")
+        rel_filter = c2.multiselect("Relations", list(LINEAGE_RELS), key="desc_rel",
+                                    placeholder="all relations")
+        col, ascending = SORTS[sort]
+        table = desc[TABLE_COLUMNS]
+        if rel_filter:
+            table = table[table["relation"].isin(rel_filter)]
+        table = table.sort_values(col, ascending=ascending, na_position="last")
+        st.dataframe(table, hide_index=True, key="descendants_table",
+                     column_config={"downloads": st.column_config.NumberColumn(format="%d"),
+                                    "createdAt": st.column_config.DatetimeColumn(
+                                        format="YYYY-MM-DD")})
+        csv_download(table, "Download descendants (CSV)",
+                     f"{model_id.replace('/', '__')}_descendants_d{depth}.csv", key="desc_csv")
+
+with tab_time:
+    timeline = cached(insights.derivatives_per_month, model_id)
+    dated = timeline.dropna(subset=["month"])
+    if dated.empty:
+        st.info("No dated derivatives.")
+    else:
+        fig = px.bar(dated, x="month", y="n", color="relation",
+                     color_discrete_map=insights.RELATION_COLOURS,
+                     labels={"n": "new direct derivatives", "month": ""})
+        fig.update_layout(height=380, margin=dict(t=10, b=10))
+        st.plotly_chart(fig, key="timeline_chart")
+    undated = int(timeline.loc[timeline["month"].isna(), "n"].sum()) if len(timeline) else 0
+    if undated:
+        st.caption(f"{undated:,} derivatives have no known creation date.")
+
+with tab_drift:
+    drift = insights.licence_drift(desc, model)
+    if desc.empty:
+        st.info("No derivatives, so no licence drift.")
+    elif drift.empty:
+        st.success(f"All {family:,} descendants keep their parent's licence.")
+    else:
+        counts = drift["drift"].value_counts()
+        st.warning(f"{len(drift):,} of {family:,} descendants state a different licence from "
+                   f"their parent's: " + ", ".join(f"{n:,} {k}" for k, n in counts.items())
+                   + ".")
+        st.dataframe(drift, hide_index=True, key="drift_table")
+        csv_download(drift, "Download licence drift (CSV)",
+                     f"{model_id.replace('/', '__')}_licence_drift.csv", key="drift_csv")

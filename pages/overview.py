@@ -1,0 +1,71 @@
+"""Overview: what is in the graph, how it grew, who gets derived from, and the last ingests."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from graph import insights, queries
+from pages.common import cached, csv_download, require_store
+
+st.title("Hub Atlas — overview")
+require_store()
+
+nodes = cached(queries.count_nodes)
+rels = cached(queries.count_rels)
+top_labels = ("Model", "Dataset", "Space", "Paper", "User", "Organization")
+cols = st.columns(len(top_labels))
+for col, label in zip(cols, top_labels):
+    col.metric(label + "s", f"{nodes.get(label, 0):,}")
+
+with st.expander("Counts by node label and relation type", expanded=False):
+    left, right = st.columns(2)
+    left.dataframe(pd.DataFrame(nodes.items(), columns=["label", "nodes"]), hide_index=True,
+                   key="node_counts")
+    right.dataframe(pd.DataFrame(rels.items(), columns=["relation type", "relations"]),
+                    hide_index=True, key="rel_counts")
+
+st.subheader("Uploads per month")
+by = st.segmented_control("Split by", ["task", "library"], default="task", key="uploads_by")
+uploads = cached(insights.uploads_per_month, by=by or "task")
+if uploads.empty:
+    st.info("No model has a known creation date yet.")
+else:
+    fig = px.bar(uploads, x="month", y="n", color="group",
+                 labels={"n": "models created", "month": "", "group": by or "task"})
+    fig.update_layout(height=380, margin=dict(t=10, b=10), legend_title_text=by)
+    st.plotly_chart(fig, key="uploads_chart")
+    st.caption("By the month of each model's createdAt; models the Hub back-filled with "
+               "2022-03-02 have no known date and are left out.")
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Base models with the most derivatives")
+    top = cached(insights.top_base_models, limit=20)
+    if top.empty:
+        st.info("No lineage links in the graph yet.")
+    else:
+        fig = px.bar(top, y="id", x="n", color="relation", orientation="h",
+                     color_discrete_map=insights.RELATION_COLOURS,
+                     labels={"n": "direct derivatives", "id": ""})
+        fig.update_layout(height=560, margin=dict(t=10, b=10),
+                          yaxis=dict(categoryorder="total ascending"))
+        st.plotly_chart(fig, key="top_base_chart")
+with right:
+    st.subheader("Licence mix")
+    mix = cached(insights.licence_mix, top=12)
+    if mix.empty:
+        st.info("No models yet.")
+    else:
+        fig = px.pie(mix, names="licence", values="n", hole=0.45)
+        fig.update_traces(textposition="inside", textinfo="percent")
+        fig.update_layout(height=560, margin=dict(t=10, b=10))
+        st.plotly_chart(fig, key="licence_chart")
+
+st.subheader("Last ingest runs")
+runs = cached(insights.ingest_run_summary, limit=10)
+if runs.empty:
+    st.info("No ingest run recorded.")
+else:
+    st.dataframe(runs, hide_index=True, key="ingest_runs")
+    csv_download(runs, "Download runs (CSV)", "ingest_runs.csv", key="runs_csv")

@@ -1,0 +1,246 @@
+"""Every page of the app through Streamlit's AppTest, against a copy of the mini graph."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from graph import queries as q
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+PHI2 = "microsoft/phi-2"
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+
+
+@pytest.fixture
+def graph_env(mini_graph_copy, monkeypatch):
+    monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
+    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield mini_graph_copy
+    st.cache_data.clear()
+    st.cache_resource.clear()  # releases (closes) the cached store
+
+
+def _app(page: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    if page:
+        at.switch_page(page)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return at.run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _frame(at: AppTest, *columns: str, without: tuple[str, ...] = ()):
+    """The first dataframe shown with all of `columns` and none of `without` (st.dataframe
+    without selection has no key to find it by)."""
+    for d in at.dataframe:
+        cols = set(d.value.columns)
+        if set(columns) <= cols and not cols & set(without):
+            return d.value
+    raise KeyError(columns)
+
+
+DESC = ("parent", "likes", "pipelineTag")
+NO_DRIFT = ("drift",)
+
+
+def _texts(elements) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+# -- overview --------------------------------------------------------------------------
+def test_overview(graph_env):
+    at = _app()
+    _ok(at)
+    assert at.title[0].value.startswith("Hub Atlas")
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["Models"].replace(",", "")) > 400
+    assert len(at.get("plotly_chart")) == 3  # uploads, top base models, licence mix
+    assert len(at.dataframe) == 3  # node counts, relation counts, ingest runs
+    runs = at.dataframe[-1].value
+    assert len(runs) == 1 and runs.iloc[0]["status"] == "ok"
+    # the uploads chart can be split by library instead of task
+    at.segmented_control(key="uploads_by").set_value("library").run()
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 3
+
+
+# -- lineage ---------------------------------------------------------------------------
+def test_lineage_deep_link(graph_env):
+    at = _app("pages/lineage.py", model=PHI2)
+    _ok(at)
+    assert at.text_input(key="lineage_model_text").value == PHI2
+    assert at.subheader[0].value == PHI2
+    assert "Finetunes **41**" in _texts(at.markdown)
+    assert len(at.get("bidi_component")) == 1  # the neo4j-viz lineage graph
+    assert len(at.get("plotly_chart")) == 1  # the timeline
+    desc = _frame(at, *DESC, without=NO_DRIFT)
+    assert at.slider(key="depth").value == 2
+    assert len(desc) == 53 and "53 descendants within 2" in _texts(at.caption)
+    assert desc["downloads"].fillna(-1).is_monotonic_decreasing  # default sort
+    assert at.query_params["model"] in (PHI2, [PHI2])
+    at.slider(key="depth").set_value(5).run()
+    assert len(_frame(at, *DESC, without=NO_DRIFT)) == 56
+
+
+def test_lineage_depth_sort_and_filter(graph_env):
+    at = _app("pages/lineage.py", model=PHI2)
+    at.slider(key="depth").set_value(1).run()
+    _ok(at)
+    assert len(_frame(at, *DESC, without=NO_DRIFT)) == 41
+    at.selectbox(key="desc_sort").set_value("created (oldest)").run()
+    created = _frame(at, *DESC, without=NO_DRIFT)["createdAt"].dropna()
+    assert created.is_monotonic_increasing
+    at.selectbox(key="desc_sort").set_value("likes").run()
+    likes = _frame(at, *DESC, without=NO_DRIFT)["likes"].dropna()
+    assert likes.is_monotonic_decreasing
+
+
+def test_lineage_ancestors_and_roots(graph_env):
+    at = _app("pages/lineage.py", model="BramVanroy/fietje-2-chat")
+    _ok(at)
+    anc = _frame(at, "is_root")
+    assert list(anc["depth"]) == [1, 2, 3]
+    assert anc.loc[anc["is_root"], "id"].tolist() == [PHI2]
+    assert "Root(s): `microsoft/phi-2`" in _texts(at.caption)
+
+
+def test_lineage_large_family_is_capped(graph_env):
+    at = _app("pages/lineage.py", model=SDXL)
+    _ok(at)
+    assert "licence" in _texts(at.warning)  # SDXL has licence drift in the mini graph
+    assert len(_frame(at, "drift")) > 0
+
+
+def test_lineage_type_ahead(graph_env):
+    at = _app("pages/lineage.py")
+    _ok(at)
+    assert "Type part of a model id" in _texts(at.info)
+    at.text_input(key="lineage_model_text").input("phi-2").run()
+    _ok(at)
+    box = at.selectbox(key="lineage_model_choice")
+    assert PHI2 in box.options and box.options[0] == PHI2  # most downloaded prefix match first
+    box.set_value(PHI2).run()
+    _ok(at)
+    assert at.text_input(key="lineage_model_text").value == PHI2
+    assert at.subheader[0].value == PHI2
+
+
+def test_lineage_unknown_id(graph_env):
+    at = _app("pages/lineage.py", model="no-such-org/no-such-model")
+    _ok(at)
+    assert "No model id contains" in _texts(at.warning)
+    assert not at.get("bidi_component")
+
+
+def test_lineage_model_without_lineage(graph_env):
+    at = _app("pages/lineage.py", model="selfish/model")
+    _ok(at)
+    assert "has no lineage" in _texts(at.info)
+
+
+# -- console ---------------------------------------------------------------------------
+def test_console_runs_a_read_query(graph_env):
+    at = _app("pages/console.py")
+    _ok(at)
+    at.text_area(key="console_query").input(
+        "MATCH (m:Model) RETURN m.id AS id, m.likes AS likes ORDER BY likes DESC LIMIT 7").run()
+    at.button(key="console_run").click().run()
+    _ok(at)
+    assert len(at.dataframe[-1].value) == 7
+    assert "7 rows" in _texts(at.success)
+    assert len(at.get("download_button")) == 1
+
+
+def test_console_example_picker(graph_env):
+    at = _app("pages/console.py")
+    at.selectbox(key="console_example").set_value("Models per library").run()
+    assert "USES_LIBRARY" in at.text_area(key="console_query").value
+    at.button(key="console_run").click().run()
+    _ok(at)
+    assert len(at.dataframe[-1].value) > 0
+
+
+@pytest.mark.parametrize("query", [
+    "MATCH (m:Model) DETACH DELETE m",
+    "MATCH (m:Model) RETURN m; MATCH (m:Model) SET m.likes = 0",
+    "CALL show_tables() RETURN *",
+    "match (m:Model) /* hidden */ set m.likes = 0",
+])
+def test_console_refuses_writes_and_graph_is_unchanged(graph_env, query):
+    from graph.store import open_store
+
+    at = _app("pages/console.py")
+    at.text_area(key="console_query").input(query).run()
+    at.button(key="console_run").click().run()
+    assert not at.exception
+    assert "Refused" in _texts(at.error)
+    store = open_store(read_only=True, root=graph_env)
+    try:
+        assert q.count_nodes(store)["Model"] > 400
+        assert store.rows("MATCH (m:Model) WHERE m.likes = 0 RETURN count(*) AS n")[0]["n"] < 400
+    finally:
+        store.close()
+
+
+def test_console_engine_error(graph_env):
+    at = _app("pages/console.py")
+    at.text_area(key="console_query").input("MATCH (m:NoSuchLabel) RETURN m").run()
+    at.button(key="console_run").click().run()
+    assert not at.exception
+    assert "engine rejected" in _texts(at.error)
+
+
+# -- error states ----------------------------------------------------------------------
+@pytest.mark.parametrize("page", [None, "pages/lineage.py", "pages/console.py"])
+def test_empty_graph_message(tmp_path, monkeypatch, page):
+    monkeypatch.setenv("HUBATLAS_DB", str(tmp_path / "empty"))
+    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _app(page)
+    assert not at.exception, [e.value for e in at.exception]
+    assert "No graph loaded yet" in _texts(at.info)
+
+
+def test_first_run_seeds_from_snapshot(tmp_path, monkeypatch):
+    from tests.conftest import MINI_SNAPSHOT
+
+    root = tmp_path / "seeded"
+    monkeypatch.setenv("HUBATLAS_DB", str(root))
+    monkeypatch.setenv("HUBATLAS_SNAPSHOT", str(MINI_SNAPSHOT))
+    monkeypatch.setenv("HUBATLAS_SEED_LIMIT", "100")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = _app()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (root / "CURRENT").exists()
+    models = int({m.label: m.value for m in at.metric}["Models"].replace(",", ""))
+    assert 0 < models <= 300  # bounded: at most 100 records per kind, plus stub parents
+    st.cache_resource.clear()
+
+
+def test_new_generation_is_picked_up(graph_env):
+    """After ingest publishes a new generation, the next run reads it (no restart)."""
+    from graph.generations import Generations
+    from ingest.run import ingest
+    from tests.conftest import MINI_SNAPSHOT
+    from ingest.sources import SnapshotSource
+
+    at = _app()
+    before = Generations(graph_env).current_name()
+    runs_before = len(at.dataframe[-1].value)
+    ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5)  # an incremental run
+    assert Generations(graph_env).current_name() != before
+    at.run()
+    _ok(at)
+    assert len(at.dataframe[-1].value) == runs_before + 1
