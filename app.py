@@ -21,7 +21,7 @@ PAGES = [
     ("pages/console.py", "Cypher console", ":material/terminal:", "console"),
 ]
 
-st.set_page_config(page_title="Hub Atlas", page_icon=":material/hub:", layout="wide")
+st.set_page_config(page_title="Hub Atlas", page_icon="🕸️", layout="wide")  # no :material: favicon: fetched from fonts.gstatic.com
 maybe_seed()
 pages = [st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(i == 0))
          for i, (path, title, icon, url) in enumerate(PAGES) if (HERE / path).exists()]

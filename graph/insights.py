@@ -311,6 +311,24 @@ class LineageGraph:
     def shown(self) -> int:
         return int((self.nodes["kind"] != "summary").sum())
 
+    def node_records(self) -> list[dict[str, Any]]:
+        """Nodes as JSON-safe dicts (no NaN: a browser's JSON.parse rejects it)."""
+        out = []
+        for r in self.nodes.to_dict("records"):
+            downloads = r["downloads"]
+            out.append({"id": str(r["id"]), "kind": r["kind"],
+                        "relation": r["relation"] if isinstance(r["relation"], str) else "",
+                        "depth": int(r["depth"]),
+                        "downloads": None if downloads is None or pd.isna(downloads)
+                        else int(downloads),
+                        "caption": str(r["caption"])})
+        return out
+
+    def edge_records(self) -> list[dict[str, Any]]:
+        return [{"source": str(r["source"]), "target": str(r["target"]),
+                 "relation": r["relation"] if isinstance(r["relation"], str) else ""}
+                for r in self.edges.to_dict("records")]
+
 
 def lineage_graph(model: dict[str, Any], ancestors: pd.DataFrame,
                   descendants: pd.DataFrame, *, cap: int = 200) -> LineageGraph:

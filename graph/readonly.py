@@ -191,9 +191,28 @@ def run_console_query(store: GraphStore, query: str, *, row_cap: int = DEFAULT_R
     return ConsoleResult(frame.head(row_cap), truncated, seconds, row_cap)
 
 
+def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Nodes, relationships, maps and lists as JSON text so any result can be shown in a
+    table; scalars (and nulls) are left as they are."""
+    import json
+
+    def cell(v):
+        if isinstance(v, (dict, list, tuple)):
+            return json.dumps(v, default=str, ensure_ascii=False)
+        return v
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object and out[col].map(
+                lambda v: isinstance(v, (dict, list, tuple))).any():
+            out[col] = out[col].map(cell)
+    return out
+
+
 EXAMPLES: dict[str, str] = {
     "Most-liked models": (
-        "MATCH (m:Model)\nRETURN m.id AS id, m.likes AS likes, m.downloads AS downloads\n"
+        "MATCH (m:Model)\nWHERE m.likes IS NOT NULL\n"
+        "RETURN m.id AS id, m.likes AS likes, m.downloads AS downloads\n"
         "ORDER BY likes DESC LIMIT 20"),
     "Fine-tunes of a base model": (
         "MATCH (c:Model)-[:FINETUNE_OF]->(p:Model {id: 'meta-llama/Meta-Llama-3-8B'})\n"

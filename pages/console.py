@@ -4,8 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from graph.errors import QueryError, QueryRefused, QueryTimeout
-from graph.readonly import (DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, EXAMPLES, run_console_query,
-                            schema_overview)
+from graph.readonly import (DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, EXAMPLES, display_frame,
+                            run_console_query, schema_overview)
 from pages.common import csv_download, require_store
 
 st.title("Cypher console")
@@ -49,8 +49,6 @@ if run:
     else:
         more = f" (capped at {result.row_cap:,}; more rows exist)" if result.truncated else ""
         st.success(f"{len(result.frame):,} rows{more} in {result.seconds:.2f} s")
-        frame = result.frame.astype({c: str for c in result.frame.columns
-                                     if result.frame[c].dtype == object})
-        st.dataframe(frame, hide_index=True, key="console_result")
+        st.dataframe(display_frame(result.frame), hide_index=True, key="console_result")
         csv_download(result.frame, "Download result (CSV)", "query_result.csv",
                      key="console_csv")

@@ -36,12 +36,14 @@ if model is None:  # the index came from an older generation
 st.subheader(model_id)
 if model.get("stub"):
     st.caption("Known only as a base model named by other models' cards (no metadata).")
-m1, m2, m3, m4, m5 = st.columns(5)
+m1, m2, m3, m4 = st.columns(4)
 m1.metric("Downloads", f"{model['downloads'] or 0:,}")
 m2.metric("Likes", f"{model['likes'] or 0:,}")
 m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
-m4.metric("Task", model["pipelineTag"] or "—")
-m5.metric("Licence", model["license"] or "—")
+m4.metric("Licence", model["license"] or "—")
+st.caption(f"Task: {model['pipelineTag'] or '—'} · library: {model['libraryName'] or '—'} · "
+           f"author: {model['author'] or '—'} · "
+           f"[open on the Hub](https://huggingface.co/{model_id})")
 
 children = cached(queries.descendant_counts, model_id)
 ancestors = cached(queries.ancestors, model_id)
@@ -69,19 +71,18 @@ tab_graph, tab_anc, tab_desc, tab_time, tab_drift = st.tabs(
 with tab_graph:
     sub = insights.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
     nodes = []
-    for r in sub.nodes.to_dict("records"):
+    for r in sub.node_records():
         colour = (insights.FOCUS_COLOUR if r["kind"] == "focus" else
                   insights.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
                   insights.SUMMARY_COLOUR if r["kind"] == "summary" else
                   insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
         nodes.append(Node(id=r["id"], caption=r["caption"], color=colour,
                           size=insights.node_size(r["downloads"], r["kind"]),
-                          properties={"kind": r["kind"], "relation": r["relation"] or "",
-                                      "depth": int(r["depth"]),
-                                      "downloads": r["downloads"]}))
+                          properties={"kind": r["kind"], "relation": r["relation"],
+                                      "depth": r["depth"], "downloads": r["downloads"]}))
     rels = [Relationship(source=r["source"], target=r["target"], caption=r["relation"],
                          color=insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
-            for r in sub.edges.to_dict("records")]
+            for r in sub.edge_records()]
     vg = VisualizationGraph(nodes=nodes, relationships=rels)
     vg.set_legend(nodes={"this model": insights.FOCUS_COLOUR, "ancestor": insights.ANCESTOR_COLOUR,
                          **{f"{k} derivative": v for k, v in insights.RELATION_COLOURS.items()},

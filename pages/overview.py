@@ -33,7 +33,7 @@ if uploads.empty:
 else:
     fig = px.bar(uploads, x="month", y="n", color="group",
                  labels={"n": "models created", "month": "", "group": by or "task"})
-    fig.update_layout(height=380, margin=dict(t=10, b=10), legend_title_text=by)
+    fig.update_layout(height=380, margin=dict(t=40, b=10), legend_title_text=by)
     st.plotly_chart(fig, key="uploads_chart")
     st.caption("By the month of each model's createdAt; models the Hub back-filled with "
                "2022-03-02 have no known date and are left out.")
@@ -48,7 +48,7 @@ with left:
         fig = px.bar(top, y="id", x="n", color="relation", orientation="h",
                      color_discrete_map=insights.RELATION_COLOURS,
                      labels={"n": "direct derivatives", "id": ""})
-        fig.update_layout(height=560, margin=dict(t=10, b=10),
+        fig.update_layout(height=560, margin=dict(t=40, b=10),
                           yaxis=dict(categoryorder="total ascending"))
         st.plotly_chart(fig, key="top_base_chart")
 with right:
@@ -59,7 +59,7 @@ with right:
     else:
         fig = px.pie(mix, names="licence", values="n", hole=0.45)
         fig.update_traces(textposition="inside", textinfo="percent")
-        fig.update_layout(height=560, margin=dict(t=10, b=10))
+        fig.update_layout(height=560, margin=dict(t=40, b=10))
         st.plotly_chart(fig, key="licence_chart")
 
 st.subheader("Last ingest runs")

@@ -246,6 +246,11 @@ def test_lineage_graph_cap_and_consistency(store, cap):
     assert len(g.edges[g.edges["source"].isin(drawn["id"])]) == len(drawn)
     if cap >= g.total:
         assert not g.hidden and (g.nodes["kind"] != "summary").all()
+    # what goes to the browser is strict JSON (NaN would break the graph component)
+    import json
+
+    json.loads(json.dumps({"n": g.node_records(), "e": g.edge_records()}, allow_nan=False))
+    assert len(g.node_records()) == len(g.nodes) and len(g.edge_records()) == len(g.edges)
 
 
 def test_lineage_graph_with_ancestors(store):

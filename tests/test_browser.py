@@ -1,0 +1,84 @@
+"""Real browser: `streamlit run app.py` on 127.0.0.1 over the mini graph, every page opened in
+headless Chromium (DevTools protocol), screenshots in tests/_artifacts/, and a DOM check that
+each page drew its charts / lineage graph / tables without an exception or error box.
+
+Needs a Chromium binary (Debian: `apt-get install -y chromium`); skipped when none is found.
+Everything is served locally: the lineage graph (neo4j-viz) ships its JS in the package.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.pages import (Chromium, PageSpec, find_chromium, load_page, page_specs,
+                         streamlit_server)
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent / "_artifacts"
+OWN_PAGES = ("overview", "lineage", "console")  # pages of this module's owner; others: smoke
+
+
+@pytest.fixture(scope="module")
+def chromium_binary() -> str:
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
+    pytest.importorskip("websockets.sync.client", reason="websockets>=11 drives Chromium")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def app_url(mini_graph_root, tmp_path_factory, chromium_binary):
+    db = tmp_path_factory.mktemp("browser") / "graph"
+    shutil.copytree(mini_graph_root, db)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with streamlit_server(db, log=ARTIFACTS / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_binary):
+    with Chromium(chromium_binary, width=1400, height=2200) as b:
+        yield b
+
+
+SPECS = page_specs("stabilityai/stable-diffusion-xl-base-1.0", small_model="microsoft/phi-2")
+SPECS.append(PageSpec("lineage (ancestors)", "/lineage?model=BramVanroy/fietje-2-chat",
+                      graph=True, title="Lineage"))
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=[_slug(s.name) for s in SPECS])
+def test_page_renders(app_url, browser, spec):
+    seconds, p = load_page(browser, app_url, spec, timeout=60)
+    shot = browser.screenshot(ARTIFACTS / f"browser_{_slug(spec.name)}.png")
+    assert not p.get("exceptions"), f"{spec.name}: exception on the page: {p.get('errors')}"
+    assert seconds is not None, f"{spec.name}: not rendered in 60 s: {p}"
+    assert not p.get("errors"), f"{spec.name}: error box: {p['errors']}"
+    assert p["textLength"] > 100, f"{spec.name}: page looks blank: {p}"
+    assert shot.stat().st_size > 20_000, f"{spec.name}: screenshot looks blank"
+    if spec.plotly:
+        assert p["plotly"] >= spec.plotly and p["plotlyTraces"] > 0
+    if spec.graph:  # the neo4j-viz canvas is drawn and has a size
+        assert p["graphCanvases"] >= 1 and p["graphPixels"] > 100_000
+    if spec.dataframes:
+        assert p["dataframes"] >= spec.dataframes
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if s.name.startswith(OWN_PAGES)][:4],
+                         ids=lambda s: _slug(s.name))
+def test_no_page_fetches_from_the_internet(app_url, browser, spec):
+    """Every resource the page loads (scripts, styles, fonts, icons, frames) is local."""
+    load_page(browser, app_url, spec, timeout=60)
+    urls = browser.evaluate(
+        "[...performance.getEntriesByType('resource')].map(e => e.name)"
+        ".concat([...document.querySelectorAll('script[src],link[href],iframe[src]')]"
+        ".map(e => e.src || e.href))")
+    external = [u for u in urls if u.startswith("http") and not u.startswith(app_url)]
+    assert not external, external
