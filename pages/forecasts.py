@@ -10,66 +10,17 @@ import streamlit as st
 
 from analytics import forecasts as F
 from graph import queries as Q
-
-try:  # shared page helpers (cached store per graph generation, type-ahead picker, empty graph)
-    from pages import common as _common
-except ImportError:  # pages/common.py not there yet: the minimal stand-ins below
-    _common = None
+from pages.common import get_store, graph_generation, model_picker, require_store
 
 RANK_HORIZONS = (6, 12)
 TOP = 100
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 
 
-# --------------------------------------------------------------------------- shared helpers
-# Delegates to pages/common.py when it provides the helper; the stand-ins are only for a
-# checkout where it has not landed yet.
-def _generation() -> str:
-    if hasattr(_common, "graph_generation"):
-        return _common.graph_generation()
-    from analytics.retrieval import graph_version
-    from graph.store import db_root
-
-    return f"{db_root()}::{graph_version()}"
-
-
-@st.cache_resource(show_spinner=False, max_entries=2)
-def _open_store(gen: str):
-    from graph.store import open_store
-
-    return open_store(read_only=True)
-
-
-def _store():
-    if hasattr(_common, "get_store"):
-        return __store()
-    return _open_store(_generation())
-
-
-def _require_store():
-    """The store, or None after telling the user the graph is empty."""
-    if hasattr(_common, "require_store"):
-        return _common.require_store()
-    from graph.errors import GraphEmpty
-
-    try:
-        return _store()
-    except GraphEmpty:
-        st.info("The graph is empty: load it with `python -m ingest run` first.")
-        return None
-
-
-def _model_picker(label: str, options: list[str], default: list[str], key: str) -> list[str]:
-    if hasattr(_common, "model_picker"):
-        return _common.model_picker(label, key=key, default=default, multiple=True, options=options)
-    opts = [d for d in default if d not in set(options)] + options  # keep unknown ids to explain them
-    return st.multiselect(label, opts, default=default, key=key, placeholder="type a model id…")
-
-
 # --------------------------------------------------------------------------- cached data
 @st.cache_data(show_spinner="Counting derivatives per month…", max_entries=2)
 def _series(gen: str):
-    return F.build_series(Q.derivative_edges(_store()))
+    return F.build_series(Q.derivative_edges(get_store()))
 
 
 @st.cache_data(show_spinner="Calibrating the forecast band on a backtest…", max_entries=2)
@@ -85,7 +36,7 @@ def _table(gen: str, points_used: int | None, horizons: tuple[int, ...]):
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def _model_exists(gen: str, model_id: str) -> bool:
-    return Q.get_model(_store(), model_id) is not None
+    return Q.get_model(get_store(), model_id) is not None
 
 
 # --------------------------------------------------------------------------- widgets
@@ -166,7 +117,8 @@ def _pick_models(table, gen: str) -> list[str]:
     if not default:
         default = F.ranking(table, horizons=(RANK_HORIZONS[0],), top=3)["model"].tolist()
     options = table.summary.sort_values("observed_last", ascending=False)["model"].tolist()
-    return _model_picker("Base models (type to search)", options, default, key="fc_models")
+    return model_picker("Base models (type to search)", key="fc_models", default=default,
+                        multiple=True, options=options)
 
 
 def _explain(table, gen: str, chosen: list[str]) -> list[str]:
@@ -187,10 +139,10 @@ def main() -> None:
                "model's creation, fitted with the Wang–Song–Barabási model "
                "c(t) = m·(exp(λ·Φ((ln t − μ)/σ)) − 1), m = 100. Only fits that pass every check are "
                "extrapolated; otherwise the forecast is the last observed count.")
-    store = _require_store()
+    store = require_store()
     if store is None:
         return
-    gen = _generation()
+    gen = graph_generation()
     series = _series(gen)
     if len(series) == 0:
         st.info("The graph has no base model with dated derivatives yet: nothing to forecast.")
