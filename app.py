@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from pages.common import maybe_seed
+from pages.common import maybe_seed, warm_up_in_background
 
 HERE = Path(__file__).resolve().parent
 
@@ -23,6 +23,7 @@ PAGES = [
 
 st.set_page_config(page_title="Hub Atlas", page_icon="🕸️", layout="wide")  # no :material: favicon: fetched from fonts.gstatic.com
 maybe_seed()
+warm_up_in_background()
 pages = [st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(i == 0))
          for i, (path, title, icon, url) in enumerate(PAGES) if (HERE / path).exists()]
 st.navigation(pages).run()

@@ -132,6 +132,7 @@ class Chromium:
         targets = json.loads(_get(f"http://127.0.0.1:{port}/json/list"))
         page = next(t for t in targets if t.get("type") == "page")
         self.ws = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10)
+        self.ws.__enter__()  # (websockets 15+ warns unless used as a context manager)
         self._id = 0
         self.console_errors: list[str] = []
         self.call("Page.enable")
@@ -369,8 +370,10 @@ def run_bench(db: Path, runs: int, only: set[str] | None, shots: Path | None,
     log = Path(tempfile.gettempdir()) / "hubatlas-bench-streamlit.log"
     rows = []
     with streamlit_server(db, log=log) as url, Chromium(binary) as browser:
-        for run in range(1, runs + 1):
-            for spec in specs:
+        # page by page (cold, then warm visits), so one page's background work (e.g. an
+        # index another page builds) does not slow the next page's warm numbers
+        for spec in specs:
+            for run in range(1, runs + 1):
                 seconds, p = load_page(browser, url, spec, timeout=timeout)
                 status = ("exception" if p.get("exceptions") else
                           "timeout" if seconds is None else "ok")
@@ -412,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", type=Path, default=Path(os.environ.get("HUBATLAS_DB", "/tmp/dbfull")),
                     help="graph folder (HUBATLAS_DB layout); built from ../shared/data if empty")
-    ap.add_argument("--runs", type=int, default=2, help="visits per page (run 1 is cold)")
+    ap.add_argument("--runs", type=int, default=3, help="visits per page (run 1 is cold)")
     ap.add_argument("--pages", default="", help="comma-separated substrings of page names")
     ap.add_argument("--screenshots", type=Path, default=REPO / "bench" / "out",
                     help="folder for the last run's screenshots ('' for none)")

@@ -85,6 +85,34 @@ def id_index():
     return _id_index(generation_key())
 
 
+def warm_up_in_background() -> None:
+    """Open the store and build the id index in a background thread (once per generation)
+    so the first type-ahead does not wait for it."""
+    import threading
+
+    from streamlit import runtime
+
+    if not runtime.exists():  # AppTest / bare mode: keep runs deterministic
+        return
+    key = generation_key()
+    if key.endswith(":") and not neo4j_configured():
+        return
+    if _WARMED.get("key") == key:
+        return
+    _WARMED["key"] = key
+
+    def work() -> None:
+        try:
+            _id_index(key)
+        except Exception:  # noqa: BLE001 - a failed warm-up just means a cold first search
+            _WARMED.pop("key", None)
+
+    threading.Thread(target=work, name="hubatlas-warm-up", daemon=True).start()
+
+
+_WARMED: dict[str, str] = {}
+
+
 # -- empty graph and the first-run seed --------------------------------------------------
 def seed_limit() -> int:
     try:
@@ -191,13 +219,20 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
     if text_key not in st.session_state:
         initial = st.query_params.get(query_param, "") if query_param else ""
         st.session_state[text_key] = initial or (default or "")
-    index = id_index()
     text = st.text_input(label, key=text_key, live="300ms", type="search",
-                         placeholder=f"search {len(index):,} model ids, e.g. llama or "
+                         placeholder="search model ids, e.g. llama or "
                                      "distilbert/distilbert-base-uncased")
     text = (text or "").strip()
-    chosen = index.resolve(text) if text else None
-    matches = index.search(text, limit=50) if text else []
+    chosen, matches = None, []
+    if text:
+        from graph import queries
+
+        if cached(queries.get_model, text) is not None:
+            chosen = text  # an exact id (a deep link): no need for the id index
+        else:
+            index = id_index()  # built once per generation (~2 s on 760k ids)
+            chosen = index.resolve(text)
+            matches = index.search(text, limit=50)
     others = [m for m in matches if m != chosen]
     if others:
         st.selectbox(f"{len(others)}{'+' if len(matches) == 50 else ''} matching ids "
