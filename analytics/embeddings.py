@@ -357,7 +357,7 @@ class VectorCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         stamp = f"{time.time_ns():x}"
         names = {k: f"{k}-{stamp}.npy" for k in ("ids", "hashes", "vectors")}
-        np.save(self.folder / names["ids"], np.asarray(ids, dtype=str))
+        np.save(self.folder / names["ids"], np.char.encode(np.asarray(ids, dtype=str), "utf-8"))
         np.save(self.folder / names["hashes"], hashes)
         np.save(self.folder / names["vectors"], np.asarray(vectors, dtype=np.float16))
         tmp = self.folder / "manifest.json.tmp"

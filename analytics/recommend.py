@@ -330,8 +330,9 @@ class ModelRecommender(BaseEstimator):
 _NAME_SEP = re.compile(r"[/_\-.\s]+")
 #: feature names of `BaseModelTracer`, in the order of its weights
 TRACE_FEATURES = ("name", "name_in_child", "text", "popularity", "same_author", "tags",
-                  "same_task", "same_library", "created_before", "created_after")
-_DEFAULT_W = np.array([3.0, 2.0, 3.0, 1.5, 0.5, 1.0, 0.5, 0.3, 0.2, -1.0])
+                  "same_task", "same_library", "created_before", "created_after",
+                  "children_text", "author_affinity")
+_DEFAULT_W = np.array([3.0, 2.0, 3.0, 1.5, 0.5, 1.0, 0.5, 0.3, 0.2, -1.0, 3.0, 1.0])
 
 
 def _norm_name(mid: str) -> str:
@@ -363,6 +364,8 @@ class BaseModelTracer(BaseEstimator):
     ----------
     pool_ : ndarray of int, candidate rows in the index
     pool_children_ : ndarray, known derivatives of each pool model
+    children_sum_ : ndarray (n_pool, 384), sum of the vectors of each candidate's derivatives
+    affinity_ : dict (pool position, author) → derivatives of that candidate by that author
     names_ : csr_matrix, character 3-gram TF-IDF of pool names
     weights_ : ndarray (len(TRACE_FEATURES),)
     """
@@ -409,6 +412,21 @@ class BaseModelTracer(BaseEstimator):
         self.names_ = self.names_vec_.fit_transform(self.pool_names_)
         self.names_t_ = self.names_.T.tocsr()
         self.pool_vectors_ = np.asarray(index.vectors_[pool], dtype=np.float32)
+        # What a candidate's known derivatives look like (sum of their vectors), and who
+        # made them: people derive from the same bases again and again.
+        self.children_sum_ = np.zeros_like(self.pool_vectors_)
+        in_pool = np.array([self.pool_pos_.get(int(p), -1) for p in p_rows], dtype=np.int64)
+        sel = in_pool >= 0
+        for s in range(0, int(sel.sum()), 50_000):
+            rows_c = c_rows[sel][s:s + 50_000]
+            np.add.at(self.children_sum_, in_pool[sel][s:s + 50_000],
+                      np.asarray(index.vectors_[np.sort(rows_c)], np.float32)[
+                          np.argsort(np.argsort(rows_c, kind="stable"), kind="stable")])
+        self.children_norm_ = np.maximum(np.linalg.norm(self.children_sum_, axis=1), 1e-9)
+        authors_all = models["author"].fillna("").to_numpy(dtype=str) if "author" in models \
+            else np.array([i.split("/")[0] for i in ids])
+        self.affinity_ = pd.Series(1, index=pd.MultiIndex.from_arrays(
+            [in_pool[sel], authors_all[c_rows[sel]]])).groupby(level=[0, 1]).sum().to_dict()
         self.authors_ = models["author"].fillna("").to_numpy(dtype=str) if "author" in models \
             else np.array([i.split("/")[0] for i in ids])
         self.tags_ = models["tags"].to_numpy() if "tags" in models else np.full(n, None)
@@ -464,6 +482,8 @@ class BaseModelTracer(BaseEstimator):
         m = min(int(self.n_candidates), len(self.pool_))
         pick = [np.argpartition(-name_sim, m - 1)[:m], np.argpartition(-text_sim, m - 1)[:m],
                 np.argpartition(-self.pool_children_, min(50, len(self.pool_)) - 1)[:50]]
+        kids_sim = (self.children_sum_ @ vec) / self.children_norm_
+        pick.append(np.argpartition(-kids_sim, m - 1)[:m])
         cand_pos = np.unique(np.concatenate(pick))
         cand = self.pool_[cand_pos]
         keep = cand != c
@@ -490,8 +510,19 @@ class BaseModelTracer(BaseEstimator):
         known = ~np.isnat(pc) & ~np.isnat(cc)
         before = (known & (pc <= cc)).astype(float)
         after = (known & (pc > cc)).astype(float)
+        kids = kids_sim[cand_pos]
+        aff = np.array([self.affinity_.get((int(i), author), 0) for i in cand_pos], float)
+        if loo_parent is not None:  # learning from a known link: leave that link out
+            j = np.flatnonzero(cand == loo_parent)
+            if len(j):
+                i = cand_pos[j[0]]
+                rest = self.children_sum_[i] - np.asarray(self.index_.vectors_[c], np.float32)
+                nr = np.linalg.norm(rest)
+                kids[j[0]] = float(rest @ vec / nr) if nr > 1e-6 else 0.0
+                aff[j[0]] = max(aff[j[0]] - 1, 0)
         feats = np.column_stack([name_sim[cand_pos], in_child, text_sim[cand_pos], pop,
-                                 same_author, tag_j, same_task, same_lib, before, after])
+                                 same_author, tag_j, same_task, same_lib, before, after,
+                                 kids, np.log1p(aff)])
         return cand, feats
 
     def rank(self, model_id: str, k: int = 10, *, vector: np.ndarray | None = None,

@@ -292,10 +292,20 @@ class HybridSearch(BaseEstimator):
         return self._query_encoder().encode([query])[0]
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
-        """Boolean row mask for `filters` (None when nothing is filtered)."""
+        """Boolean row mask for `filters` (None when nothing is filtered); the last few masks
+        are kept, since people page through one set of filters with many queries."""
         check_is_fitted(self, "ids_")
         if filters is None or filters.is_empty():
             return None
+        key = repr(filters)
+        cache = self.__dict__.setdefault("_masks", {})
+        if key not in cache:
+            if len(cache) >= 16:
+                cache.pop(next(iter(cache)))
+            cache[key] = self._mask(filters)
+        return cache[key]
+
+    def _mask(self, filters: SearchFilters) -> np.ndarray:
         m = np.ones(self.n_models_, dtype=bool)
         for attr, col in (("task", "pipelineTag"), ("library", "libraryName"),
                           ("license", "license")):
@@ -328,7 +338,7 @@ class HybridSearch(BaseEstimator):
         allowed = None if mask is None else np.flatnonzero(mask)
         if allowed is not None and len(allowed) <= m:
             return allowed
-        if allowed is not None and len(allowed) < self.n_models_ // 4:
+        if allowed is not None and len(allowed) < self.n_models_ // 10:
             coarse = self.coarse_[allowed] @ (self.components_.T @ qv.astype(np.float32))
             return allowed[np.argpartition(-coarse, m - 1)[:m]]
         coarse = self.coarse_ @ (self.components_.T @ qv.astype(np.float32))

@@ -111,6 +111,10 @@ def attach_links(models: pd.DataFrame, datasets: pd.DataFrame,
     """Add `datasets` (list), `bases` (list of parent ids), `base_relations` (list, aligned)
     and `family_size` (distinct descendants) to a `model_frame`."""
     out = models.copy()
+    # Sorted, so a model's text (and so its vector's hash) does not depend on the order in
+    # which the engine happened to return its links.
+    datasets = datasets.sort_values(["model", "dataset"], kind="stable")
+    lineage = lineage.sort_values(["child", "parent"], kind="stable")
     ds = datasets.groupby("model")["dataset"].agg(list) if len(datasets) else pd.Series(dtype=object)
     out["datasets"] = out["id"].map(ds).map(lambda v: v if isinstance(v, list) else [])
     if len(lineage):

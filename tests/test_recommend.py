@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from analytics.embeddings import model_texts
-from analytics.recommend import BaseModelTracer, ModelRecommender
+from analytics.recommend import TRACE_FEATURES, BaseModelTracer, ModelRecommender
 from analytics.retrieval import build_search
 from graph import retrieval_queries as rq
 from tests.test_retrieval import retrieval_root
@@ -78,7 +78,7 @@ def test_tracer_ranks_the_true_parent_high(fitted):
     res = tracer.rank(child, k=10, vector=vec)
     assert child not in res["id"].tolist()
     assert res.iloc[:3]["id"].tolist().count("meta-llama/Meta-Llama-3-8B") == 1
-    assert len(tracer.weights_) == 10 and np.isfinite(tracer.weights_).all()
+    assert len(tracer.weights_) == len(TRACE_FEATURES) and np.isfinite(tracer.weights_).all()
 
 
 def _no_links():

@@ -177,3 +177,16 @@ def test_search_page_renders_results_and_panels(built, monkeypatch):
     assert results["reason"].str.contains("semantic").all()
     assert len(at.dataframe) >= 3  # results, similar models, datasets to try
     assert any("lineage?model=" in m.value for m in at.markdown)
+
+
+def test_model_text_does_not_depend_on_link_order(search):
+    frame = search.models_frame_[["id", "author", "pipelineTag", "libraryName", "tags",
+                                  "license", "cardText", "downloads", "likes", "createdAt"]]
+    ds = pd.DataFrame({"model": ["openai-community/gpt2"] * 3, "dataset": ["c", "a", "b"]})
+    lin = pd.DataFrame({"child": ["openai-community/gpt2"] * 2, "parent": ["z/z", "y/y"],
+                        "relation": ["merge", "merge"]})
+    one = rq.attach_links(frame, ds, lin)
+    two = rq.attach_links(frame, ds.iloc[::-1], lin.iloc[::-1])
+    assert model_texts(one) == model_texts(two)
+    row = one[one["id"] == "openai-community/gpt2"].iloc[0]
+    assert row["datasets"] == ["a", "b", "c"] and row["bases"] == ["y/y", "z/z"]
