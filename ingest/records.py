@@ -193,6 +193,17 @@ def _parameters(d: dict) -> int | None:
     return None
 
 
+def _repo_fields(d: dict, kind: RepoKind) -> dict[str, Any]:
+    """The fields every repo record shares: id, author, dates, likes."""
+    if not isinstance(d, dict):
+        raise RecordError("not_an_object", f"{kind} record is {type(d).__name__}")
+    rid = _record_id(d, kind)
+    return {"id": rid, "author": _author(d, rid),
+            "created_at": parse_datetime(_get(d, "createdAt", "created_at")),
+            "last_modified": parse_datetime(_get(d, "lastModified", "last_modified")),
+            "likes": _as_int(d.get("likes"))}
+
+
 def _unique(seq: Iterable[str]) -> tuple[str, ...]:
     if not seq:
         return ()
@@ -225,9 +236,8 @@ class ModelRecord:
 
     @classmethod
     def from_api(cls, d: Any) -> "ModelRecord":
-        if not isinstance(d, dict):
-            raise RecordError("not_an_object", f"model record is {type(d).__name__}")
-        rid = _record_id(d, "model")
+        common = _repo_fields(d, "model")
+        rid = common["id"]
         tags, truncated = _tags(d)
         card = _as_mapping(_get(d, "cardData", "card_data"))
         prefixed = _by_prefix(tags)
@@ -245,12 +255,8 @@ class ModelRecord:
             card_text = None
         spaces = d.get("spaces") if isinstance(d.get("spaces"), list) else []
         return cls(
-            id=rid,
-            author=_author(d, rid),
-            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
-            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
+            **common,
             downloads=_as_int(d.get("downloads")),
-            likes=_as_int(d.get("likes")),
             pipeline_tag=_get(d, "pipeline_tag") or None,
             library=_get(d, "library_name") or None,
             tags=tuple(tags),
@@ -291,20 +297,15 @@ class DatasetRecord:
 
     @classmethod
     def from_api(cls, d: Any) -> "DatasetRecord":
-        if not isinstance(d, dict):
-            raise RecordError("not_an_object", f"dataset record is {type(d).__name__}")
-        rid = _record_id(d, "dataset")
+        common = _repo_fields(d, "dataset")
+        rid = common["id"]
         tags, truncated = _tags(d)
         card = _as_mapping(_get(d, "cardData", "card_data"))
         prefixed = _by_prefix(tags)
         desc = d.get("description")
         return cls(
-            id=rid,
-            author=_author(d, rid),
-            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
-            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
+            **common,
             downloads=_as_int(d.get("downloads")),
-            likes=_as_int(d.get("likes")),
             tags=tuple(tags),
             gated=_gated(d.get("gated")),
             licenses=_unique(prefixed["license:"] + _as_str_list(card.get("license"))),
@@ -334,15 +335,10 @@ class SpaceRecord:
 
     @classmethod
     def from_api(cls, d: Any) -> "SpaceRecord":
-        if not isinstance(d, dict):
-            raise RecordError("not_an_object", f"space record is {type(d).__name__}")
-        rid = _record_id(d, "space")
+        common = _repo_fields(d, "space")
+        rid = common["id"]
         return cls(
-            id=rid,
-            author=_author(d, rid),
-            created_at=parse_datetime(_get(d, "createdAt", "created_at")),
-            last_modified=parse_datetime(_get(d, "lastModified", "last_modified")),
-            likes=_as_int(d.get("likes")),
+            **common,
             sdk=d.get("sdk") or None,
             models=_unique(_as_str_list(d.get("models"))),
             datasets=_unique(_as_str_list(d.get("datasets"))),

@@ -15,13 +15,13 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from graph import queries as q
 from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
 from graph.schema import Label, Rel
-from graph.store import GraphStore, db_root, neo4j_configured
+from graph.store import GraphStore, chunked, db_root, neo4j_configured
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
 from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
@@ -252,17 +252,6 @@ def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
     return report
 
 
-def _batches(items: Iterator[RawItem], size: int):
-    batch: list[RawItem] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, progress,
                  batch_size: int, resume: dict | None) -> RunReport:
     report = RunReport(run_id, source.name, "incremental")
@@ -285,7 +274,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
     items = itertools.islice(source.iter_items(limit=limit, since=since), done, None)
     if progress and done:
         progress(done)
-    for batch in _batches(items, batch_size):
+    for batch in chunked(items, batch_size):
         batch_rejects = Counter()
         saved = report.rejects
         report.rejects = batch_rejects
