@@ -84,6 +84,21 @@ def split_holdout(links: pd.DataFrame, eligible: pd.Series, sample: int, seed: i
     return links.loc[held_idx], links.drop(index=held_idx)
 
 
+def holdout_links(models: pd.DataFrame, ds: pd.DataFrame, lin: pd.DataFrame, sample: int,
+                  seed: int):
+    """(held-out, training) Model→Dataset links and (held-out, training) lineage links.
+
+    Only links between real (non-stub) models are held out; the same seed always draws the
+    same links, whatever order the engine returned them in."""
+    ids = set(models["id"])
+    ds = ds.sort_values(["model", "dataset"], kind="stable").reset_index(drop=True)
+    lin = lin.sort_values(["child", "parent"], kind="stable").reset_index(drop=True)
+    held_ds, train_ds = split_holdout(ds, ds["model"].isin(ids), sample, seed)
+    ok_lin = lin["child"].isin(ids) & lin["parent"].isin(ids) & (lin["child"] != lin["parent"])
+    held_lin, train_lin = split_holdout(lin, ok_lin, sample, seed + 1)
+    return held_ds, train_ds, held_lin, train_lin
+
+
 def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
              encoder: TextEncoder | None = None, n_train_tracer: int = 2000) -> dict:
     """Run both tasks; returns {"setup": …, "dataset recommendation": rows, "model tracing":
@@ -101,12 +116,7 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
     finally:
         if own:
             store.close()
-    ids = set(models["id"])
-    ds = ds.reset_index(drop=True)
-    lin = lin.reset_index(drop=True)
-    held_ds, train_ds = split_holdout(ds, ds["model"].isin(ids), sample, seed)
-    ok_lin = lin["child"].isin(ids) & lin["parent"].isin(ids) & (lin["child"] != lin["parent"])
-    held_lin, train_lin = split_holdout(lin, ok_lin, sample, seed + 1)
+    held_ds, train_ds, held_lin, train_lin = holdout_links(models, ds, lin, sample, seed)
 
     frame = rq.attach_links(models, train_ds, train_lin)
     encoder = encoder or TextEncoder()

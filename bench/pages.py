@@ -383,7 +383,8 @@ def run_bench(db: Path, runs: int, only: set[str] | None, shots: Path | None,
                 print(f"  run {run} {spec.name:<26} "
                       f"{'—' if seconds is None else f'{seconds:6.2f} s'}  {status}", flush=True)
                 if shots and run == runs:
-                    browser.screenshot(shots / f"bench_{spec.name.split()[0]}_{len(rows)}.png")
+                    slug = "".join(c if c.isalnum() else "_" for c in spec.name).strip("_")
+                    browser.screenshot(shots / f"bench_{slug}.png")
     return rows
 
 

@@ -298,7 +298,6 @@ class DatasetRecord:
     @classmethod
     def from_api(cls, d: Any) -> "DatasetRecord":
         common = _repo_fields(d, "dataset")
-        rid = common["id"]
         tags, truncated = _tags(d)
         card = _as_mapping(_get(d, "cardData", "card_data"))
         prefixed = _by_prefix(tags)
@@ -336,7 +335,6 @@ class SpaceRecord:
     @classmethod
     def from_api(cls, d: Any) -> "SpaceRecord":
         common = _repo_fields(d, "space")
-        rid = common["id"]
         return cls(
             **common,
             sdk=d.get("sdk") or None,

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.evaluate import evaluate, format_report, ranking_metrics, split_holdout
+from analytics.evaluate import (evaluate, format_report, holdout_links, ranking_metrics,
+                                 split_holdout)
 from tests.test_retrieval import retrieval_root
 
 
@@ -69,11 +70,16 @@ def test_same_seed_same_split(result, mini_graph_root, tmp_path_factory):
     root = retrieval_root(mini_graph_root, tmp_path_factory)
     store = open_store(read_only=True, root=root)
     try:
-        ds = rq.model_dataset_links(store).reset_index(drop=True)
+        models = rq.model_frame(store)
+        ds, lin = rq.model_dataset_links(store), rq.lineage_links(store)
     finally:
         store.close()
-    a, _ = split_holdout(ds, pd.Series(True, index=ds.index), 40, seed=0)
-    assert result["dataset recommendation"]["hybrid (ours)"]["models"] == a["model"].nunique()
+    a = holdout_links(models, ds, lin, 40, seed=0)
+    b = holdout_links(models, ds.iloc[::-1], lin.sample(frac=1, random_state=1), 40, seed=0)
+    for x, y in zip(a, b):  # the engine's row order does not change the draw
+        assert x.reset_index(drop=True).equals(y.reset_index(drop=True))
+    assert result["dataset recommendation"]["hybrid (ours)"]["models"] == a[0]["model"].nunique()
+    assert result["setup"]["held_out_lineage_links"] == len(a[2])
 
 
 def test_report_has_baselines(result):
