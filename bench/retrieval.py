@@ -199,10 +199,14 @@ def bench_latency(n_repeat: int = 3) -> dict:
                 times.append((time.perf_counter() - t) * 1000)
         rows.append({"case": name, "queries": len(times), "p50_ms": float(np.percentile(times, 50)),
                      "p95_ms": float(np.percentile(times, 95)), "max_ms": float(max(times))})
+    load_avg = os.getloadavg()
     print(f"\nQuery latency, top-10 over {search.n_models_:,} models "
-          f"(load {load_s:.1f}s from the vector cache, RSS after load {rss:,.0f} MB):")
+          f"(load {load_s:.1f}s from the vector cache, RSS after load {rss:,.0f} MB; "
+          f"machine load average {load_avg[0]:.1f} on {os.cpu_count()} cores — other "
+          f"processes share them):")
     print(_table(rows, ["case", "queries", "p50_ms", "p95_ms", "max_ms"]))
     out = {"models": search.n_models_, "load_s": load_s, "rss_after_load_mb": rss,
+           "load_average": load_avg,
            "peak_rss_mb": _rss_mb(), "rows": rows}
     _record("latency", out)
     return out
