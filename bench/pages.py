@@ -328,7 +328,8 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     if (REPO / "pages" / "forecasts.py").exists():
         specs.append(PageSpec("forecasts", "/forecasts"))
     if (REPO / "pages" / "search.py").exists():
-        specs.append(PageSpec("search", "/search"))
+        specs.append(PageSpec("search (query)", "/search?q=sentiment+analysis+for+tweets",
+                              dataframes=1, title="Search"))
     return specs
 
 

@@ -85,9 +85,22 @@ def id_index():
     return _id_index(generation_key())
 
 
+@st.cache_resource(max_entries=1, show_spinner="Loading the search index (vectors come from "
+                                                "the cache; about a minute on the full graph)…")
+def _search_index(key: str):
+    from analytics.retrieval import build_search
+
+    return build_search(_open_store(key))[0]
+
+
+def search_index():
+    """The fitted hybrid model search over the current generation (built once, cached)."""
+    return _search_index(generation_key())
+
+
 def warm_up_in_background() -> None:
-    """Open the store and build the id index in a background thread (once per generation)
-    so the first type-ahead does not wait for it."""
+    """Open the store, build the id index and the search index in a background thread
+    (once per generation) so the first type-ahead or search does not wait for them."""
     import threading
 
     from streamlit import runtime
@@ -104,6 +117,7 @@ def warm_up_in_background() -> None:
     def work() -> None:
         try:
             _id_index(key)
+            _search_index(key)  # the slowest cold start (about a minute on 760k models)
         except Exception:  # noqa: BLE001 - a failed warm-up just means a cold first search
             _WARMED.pop("key", None)
 

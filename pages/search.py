@@ -10,14 +10,14 @@ from urllib.parse import quote
 import streamlit as st
 
 from analytics.recommend import build_recommender, build_tracer, trace_unlinked
-from analytics.retrieval import SearchFilters, build_search, graph_version
+from analytics.retrieval import SearchFilters
+from pages.common import generation_key, require_store, search_index
 
 ANY = "(any)"
 
 
-@st.cache_resource(show_spinner="Loading the model index (vectors come from the cache)…")
 def _search(version: str):
-    return build_search()[0]
+    return search_index()  # cached per generation in pages.common (and warmed at start-up)
 
 
 @st.cache_resource(show_spinner="Preparing recommendations…")
@@ -63,7 +63,8 @@ def main() -> None:
     st.title("Search models")
     st.caption("Which model should I start from? Hybrid search: meaning (MiniLM embeddings), "
                "matching words in ids and tags, and adoption (downloads, likes, derivatives).")
-    version = graph_version()
+    require_store()  # an empty graph gets its message here
+    version = generation_key()
     search = _search(version)
     opts = search.options()
 
