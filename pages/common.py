@@ -117,7 +117,11 @@ def warm_up_in_background() -> None:
     def work() -> None:
         try:
             _id_index(key)
-            _search_index(key)  # the slowest cold start (about a minute on 760k models)
+            if os.environ.get("HUBATLAS_WARM_SEARCH", "1") != "0":
+                # The slowest cold start (about a minute on 760k models). It shares the GIL
+                # and the cores with the pages meanwhile: they render ~2x slower for that
+                # minute, in exchange for a Search page that is ready when first opened.
+                _search_index(key)
         except Exception:  # noqa: BLE001 - a failed warm-up just means a cold first search
             _WARMED.pop("key", None)
 
