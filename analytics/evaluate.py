@@ -104,18 +104,13 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
     """Run both tasks; returns {"setup": …, "dataset recommendation": rows, "model tracing":
     rows} where rows are dicts of method → metrics (baselines included)."""
     from graph import retrieval_queries as rq
-    from graph.store import db_root, open_store
+    from graph.store import db_root, store_or_open
 
     t0 = time.perf_counter()
-    own = store is None
-    store = store or open_store(read_only=True, root=root)
-    try:
+    with store_or_open(store, root=root) as store:
         models = rq.model_frame(store)
         ds = rq.model_dataset_links(store)
         lin = rq.lineage_links(store)
-    finally:
-        if own:
-            store.close()
     held_ds, train_ds, held_lin, train_lin = holdout_links(models, ds, lin, sample, seed)
 
     frame = rq.attach_links(models, train_ds, train_lin)

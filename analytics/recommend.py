@@ -568,15 +568,10 @@ def build_recommender(search: HybridSearch, store=None, *, root=None,
                       **params) -> ModelRecommender:
     """A `ModelRecommender` over the graph's links, sharing a fitted `build_search` index."""
     from graph import retrieval_queries as rq
-    from graph.store import open_store
+    from graph.store import store_or_open
 
-    own = store is None
-    store = store or open_store(read_only=True, root=root)
-    try:
+    with store_or_open(store, root=root) as store:
         ds, lin = rq.model_dataset_links(store), rq.lineage_links(store)
-    finally:
-        if own:
-            store.close()
     return ModelRecommender(**params).fit(search.models_frame_, search.vectors_, ds, lin,
                                           index=search)
 
@@ -584,15 +579,10 @@ def build_recommender(search: HybridSearch, store=None, *, root=None,
 def build_tracer(search: HybridSearch, store=None, *, root=None, **params) -> BaseModelTracer:
     """A `BaseModelTracer` learnt from the graph's lineage links, sharing the index."""
     from graph import retrieval_queries as rq
-    from graph.store import open_store
+    from graph.store import store_or_open
 
-    own = store is None
-    store = store or open_store(read_only=True, root=root)
-    try:
+    with store_or_open(store, root=root) as store:
         lin = rq.lineage_links(store)
-    finally:
-        if own:
-            store.close()
     return BaseModelTracer(**params).fit(search.models_frame_, search.vectors_, lin, index=search)
 
 

@@ -480,15 +480,10 @@ def build_search(store=None, *, root=None, encoder: TextEncoder | None = None,
     Returns ``(search, info)``; info has the embedding counts (``embedded``, ``reused``)."""
     from analytics.embeddings import embed_models, model_texts
     from graph import retrieval_queries as rq
-    from graph.store import db_root, open_store
+    from graph.store import db_root, store_or_open
 
-    own = store is None
-    store = store or open_store(read_only=True, root=root)
-    try:
+    with store_or_open(store, root=root) as store:
         frame = rq.model_text_frame(store)
-    finally:
-        if own:
-            store.close()
     encoder = encoder or TextEncoder()
     vectors, info = embed_models(frame["id"], model_texts(frame), encoder,
                                  root=root or db_root(), persist=persist)

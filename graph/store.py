@@ -9,8 +9,10 @@ Everything above `graph/` talks to a `GraphStore`; driver errors become `graph.e
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import (Any, Iterable, Iterator, Protocol, Sequence,
+                    runtime_checkable)
 
 import pandas as pd
 import pyarrow as pa
@@ -85,6 +87,20 @@ def open_store(*, read_only: bool = True, root: Path | None = None) -> GraphStor
             raise GraphEmpty(f"no graph yet in {gens.root}: run `python -m ingest run` first")
         path = gens.new_staging("adhoc")
     return KuzuStore(path, read_only=read_only)
+
+
+@contextmanager
+def store_or_open(store: GraphStore | None = None, *, root: Path | None = None
+                  ) -> Iterator[GraphStore]:
+    """Use the caller's store, or open the configured graph read-only and close it after."""
+    if store is not None:
+        yield store
+        return
+    opened = open_store(read_only=True, root=root)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
