@@ -275,9 +275,8 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
     if progress and done:
         progress(done)
     for batch in chunked(items, batch_size):
-        batch_rejects = Counter()
-        saved = report.rejects
-        report.rejects = batch_rejects
+        # rejects are counted straight into the report: a batch that fails to commit ends
+        # the process, and a resumed run reloads the counts committed with the last cursor
         records: dict[tuple[str, str], object] = {}
         for item in batch:
             record = stream.parse(item)
@@ -287,7 +286,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
         models, datasets, spaces = _split(records.values())
         for m in models:
             resolver.add(m.id)
-        rows = GraphRows.build(models, datasets, spaces, resolver, batch_rejects, stats)
+        rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
         rows.dedupe_rels()
         edges = [(r["src"], r["dst"]) for _, r in rows.lineage_edges()]
         bad = cycle_edges(edges)
@@ -295,10 +294,8 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
             found = store.rows(q.lineage_cycles(store),
                                {"rows": [{"src": a, "dst": b} for a, b in edges]})
             bad |= {(r["child"], r["parent"]) for r in found}
-        batch_rejects["lineage_cycle"] += rows.drop_lineage(bad)
+        report.rejects["lineage_cycle"] += rows.drop_lineage(bad)
         _observations(rows, run_id, report.started_at)
-        saved.update(batch_rejects)
-        report.rejects = saved
         done += len(batch)
         stmts = upsert_statements(store, rows)
         stmts.append((q.checkpoint_run(store), {
