@@ -115,7 +115,7 @@ def _strip_card(card: str) -> str:
 
 
 def model_texts(frame: pd.DataFrame, **kw) -> list[str]:
-    return [model_text(r, **kw) for r in frame.to_dict("records")]
+    return [model_text(r, **kw) for r in frame.itertuples(index=False)]
 
 
 def text_hashes(texts: Sequence[str], salt: str = "") -> np.ndarray:
