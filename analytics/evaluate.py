@@ -229,6 +229,19 @@ def _eval_tracing(tracer: BaseModelTracer, held: pd.DataFrame, train_lin: pd.Dat
     return out
 
 
+def _metric_table(res: dict, task: str, cols: list[str]) -> list[str]:
+    """One task's rows (method × metric) and HuggingBench's reference row, as text lines."""
+    head = f"{'method':40s} " + " ".join(f"{c:>9s}" for c in cols)
+    lines = [head, "-" * len(head)]
+    for name, m in res[task].items():
+        if not name.startswith("_"):  # "_..." keys are notes, not methods
+            lines.append(f"{name:40s} " + " ".join(f"{m.get(c, float('nan')):9.3f}" for c in cols))
+    hb = HUGGINGBENCH[task]
+    lines.append(f"{hb['method']:40s} " + " ".join(
+        f"{hb[c]:9.3f}" if c in hb else f"{'':>9s}" for c in cols))
+    return lines
+
+
 def format_report(res: dict, ks=KS) -> str:
     s = res["setup"]
     lines = [f"HuggingBench-style evaluation (seed {s['seed']}; encoder {s['encoder']}; "
@@ -239,28 +252,12 @@ def format_report(res: dict, ks=KS) -> str:
              f"{s['held_out_models']} models"
              f" ({res['dataset recommendation'].get('_unrankable_links', 0)} to datasets with no "
              "training link: unrankable, counted as misses)"]
-    cols = [f"{m}@{k}" for m in ("Recall", "NDCG") for k in ks]
-    head = f"{'method':40s} " + " ".join(f"{c:>9s}" for c in cols)
-    lines += [head, "-" * len(head)]
-    for name, m in res["dataset recommendation"].items():
-        if name.startswith("_"):
-            continue
-        lines.append(f"{name:40s} " + " ".join(f"{m.get(c, float('nan')):9.3f}" for c in cols))
-    hb = HUGGINGBENCH["dataset recommendation"]
-    lines.append(f"{hb['method']:40s} " + " ".join(
-        f"{hb[c]:9.3f}" if c in hb else f"{'':>9s}" for c in cols))
+    lines += _metric_table(res, "dataset recommendation",
+                           [f"{m}@{k}" for m in ("Recall", "NDCG") for k in ks])
     lines += ["", f"Model tracing: {s['held_out_lineage_links']} held-out child→parent links; "
               f"candidate pool {s['tracer_pool']:,} models; true parent in pool for "
               f"{res['model tracing'].get('_parent_in_pool', 0):.1%}"]
-    cols = ["MRR", "Hits@1", "Hits@10"]
-    head = f"{'method':40s} " + " ".join(f"{c:>9s}" for c in cols)
-    lines += [head, "-" * len(head)]
-    for name, m in res["model tracing"].items():
-        if name.startswith("_"):
-            continue
-        lines.append(f"{name:40s} " + " ".join(f"{m[c]:9.3f}" for c in cols))
-    hb = HUGGINGBENCH["model tracing"]
-    lines.append(f"{hb['method']:40s} " + " ".join(f"{hb[c]:9.3f}" for c in cols))
+    lines += _metric_table(res, "model tracing", ["MRR", "Hits@1", "Hits@10"])
     lines += ["", "Protocol differs from HuggingBench's (see analytics/evaluate.py docstring): "
               "comparable in spirit, not to the decimal."]
     return "\n".join(lines)
