@@ -186,11 +186,18 @@ def ancestors(store: GraphStore, model_id: str, max_depth: int = 10) -> pd.DataF
     paths["rel"] = paths["rels"].map(lambda r: r[-1])
     paths["child"] = paths["nodes"].map(lambda n: n[-2])
     ids = paths["id"].tolist()
+    edges = store.frame(
+        f"UNWIND $pairs AS p MATCH (c:Model {{id: p.child}})-[e:{LINEAGE_TYPES}]->"
+        f"(m:Model {{id: p.id}}) RETURN c.id AS child, m.id AS id, e.source AS source, "
+        f"e.inferred AS inferred",
+        {"pairs": [{"child": c, "id": i} for c, i in zip(paths["child"], paths["id"])]})
+    edges = edges.drop_duplicates(["child", "id"])
     has_parent = {r["id"] for r in store.rows(
         f"UNWIND $ids AS i MATCH (m:Model {{id: i}})-[:{LINEAGE_TYPES}]->(:Model) "
         "RETURN DISTINCT m.id AS id", {"ids": ids})}
     info = _models_frame(store, ids)
-    out = paths[["id", "depth", "rel", "child"]].merge(info, on="id", how="left")
+    out = paths[["id", "depth", "rel", "child"]].merge(edges, on=["child", "id"], how="left")
+    out = out.merge(info, on="id", how="left")
     out["is_root"] = ~out["id"].isin(has_parent)
     return _with_relation(out).sort_values(["depth", "id"]).reset_index(drop=True)
 
@@ -209,7 +216,8 @@ def descendants(store: GraphStore, model_id: str, max_depth: int = 2,
         f"MATCH p = (c:Model)-[:{LINEAGE_TYPES}*1..{depth}]->(root:Model {{id: $id}}) "
         f"WITH c, min(length(p)) AS depth "
         f"MATCH (c)-[e:{LINEAGE_TYPES}]->(parent:Model) "
-        f"RETURN {child_cols}, depth, {d.rel_type('e')} AS rel, parent.id AS parent",
+        f"RETURN {child_cols}, depth, {d.rel_type('e')} AS rel, parent.id AS parent, "
+        f"e.source AS source, e.inferred AS inferred",
         {"id": model_id})
     if df.empty:
         return _empty_lineage_frame(["parent"])
@@ -229,8 +237,8 @@ def _models_frame(store: GraphStore, ids: list[str]) -> pd.DataFrame:
 
 
 def _empty_lineage_frame(extra: list[str]) -> pd.DataFrame:
-    cols = ["id", "depth", "relation", *extra, "author", "createdAt", "downloads", "likes",
-            "pipelineTag", "libraryName", "license", "stub"]
+    cols = ["id", "depth", "relation", *extra, "source", "inferred", "author", "createdAt",
+            "downloads", "likes", "pipelineTag", "libraryName", "license", "stub"]
     return pd.DataFrame(columns=cols)
 
 
@@ -297,3 +305,26 @@ def _with_relation(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+
+
+# -- parent resolution (ingest's IdResolver and `python -m ingest resolution`) ---------------
+def model_resolution_stats(store: GraphStore) -> pd.DataFrame:
+    """Every real model: id, downloads, and how many lineage edges name it as a parent."""
+    return store.frame(
+        "MATCH (m:Model) WHERE m.stub IS NULL OR m.stub = false "
+        f"OPTIONAL MATCH (:Model)-[e:{LINEAGE_TYPES}]->(m) "
+        "RETURN m.id AS id, m.downloads AS downloads, count(e) AS parents_named")
+
+
+def stub_parent_links(store: GraphStore) -> pd.DataFrame:
+    """Stub models named as a parent: id and the number of lineage edges pointing at it."""
+    return store.frame(
+        f"MATCH (:Model)-[e:{LINEAGE_TYPES}]->(m:Model) WHERE m.stub = true "
+        "RETURN m.id AS id, count(e) AS links")
+
+
+def model_parameters(store: GraphStore) -> pd.DataFrame:
+    """id, parameters of every real model whose parameter count is known."""
+    return store.frame("MATCH (m:Model) WHERE m.parameters IS NOT NULL AND "
+                       "(m.stub IS NULL OR m.stub = false) "
+                       "RETURN m.id AS id, m.parameters AS parameters")
