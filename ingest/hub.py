@@ -56,12 +56,22 @@ PUBLIC_ENDPOINT = "https://huggingface.co"
 LIBRARY_NAME = "hub-atlas"
 LIBRARY_VERSION = "0.1"
 
+#: What this huggingface_hub version declares the Hub accepts, per repo type.
+ALLOWED_EXPAND: dict[str, frozenset[str]] = {
+    "model": frozenset(get_args(ExpandModelProperty_T)),
+    "dataset": frozenset(get_args(ExpandDatasetProperty_T)),
+    "space": frozenset(get_args(ExpandSpaceProperty_T)),
+}
+#: Model properties requested where the installed huggingface_hub declares them: the Hub's own
+#: typed parents, its derivative count, all-time downloads and trending score.
+MODEL_EXPAND_OPTIONAL: tuple[str, ...] = (
+    "baseModels", "childrenModelCount", "downloadsAllTime", "trendingScore")
 #: `expand=` properties fetched by default: what ModelRecord/DatasetRecord/SpaceRecord read.
 #: Note the Hub's mixed spelling: `pipeline_tag`/`library_name` are snake_case, the rest camel.
 MODEL_EXPAND: tuple[str, ...] = (
     "author", "cardData", "createdAt", "downloads", "gated", "gguf", "lastModified",
     "library_name", "likes", "pipeline_tag", "safetensors", "spaces", "tags",
-)
+) + tuple(n for n in MODEL_EXPAND_OPTIONAL if n in ALLOWED_EXPAND["model"])
 DATASET_EXPAND: tuple[str, ...] = (
     "author", "cardData", "createdAt", "description", "downloads", "gated", "lastModified",
     "likes", "tags",
@@ -69,12 +79,6 @@ DATASET_EXPAND: tuple[str, ...] = (
 SPACE_EXPAND: tuple[str, ...] = (
     "author", "createdAt", "datasets", "lastModified", "likes", "models", "sdk", "tags",
 )
-#: What this huggingface_hub version declares the Hub accepts, per repo type.
-ALLOWED_EXPAND: dict[str, frozenset[str]] = {
-    "model": frozenset(get_args(ExpandModelProperty_T)),
-    "dataset": frozenset(get_args(ExpandDatasetProperty_T)),
-    "space": frozenset(get_args(ExpandSpaceProperty_T)),
-}
 _DEFAULT_EXPAND = {"model": MODEL_EXPAND, "dataset": DATASET_EXPAND, "space": SPACE_EXPAND}
 
 #: Retried statuses (plus every 5xx); other 4xx fail at once.
@@ -146,6 +150,22 @@ def _describe(response: Any) -> str:
         message = response.text[:120]
     message = " ".join(str(message).split())
     return f"HTTP {response.status_code}" + (f" ({message})" if message else "")
+
+
+def _json_body(expect_list: bool) -> Callable[[Any], Any]:
+    def parse(response: Any) -> Any:
+        try:
+            data = response.json()
+        except ValueError as e:
+            raise ValueError(f"body is not valid JSON ({e}; starts {response.text[:60]!r})") from e
+        if expect_list and not isinstance(data, list):
+            raise ValueError(f"expected a JSON array, got {type(data).__name__}")
+        return data
+    return parse
+
+
+def _text_body(response: Any) -> str:
+    return response.text
 
 
 class HubSource:
@@ -268,6 +288,17 @@ class HubSource:
                            response.headers.get("x-error-message") or "not accessible")
         return data
 
+    def model_card(self, repo_id: str, *, revision: str = "main") -> str | None:
+        """The model's README (card text), or None when the repo has none or is not
+        accessible. Same retries and backoff as every other request."""
+        url = (f"{self.endpoint}/{quote(repo_id, safe='/')}/resolve/"
+               f"{quote(revision, safe='')}/README.md")
+        response, text = self._get(url, None, parse=_text_body,
+                                   passthrough=(401, 403, 404, 410))
+        if text is None:
+            logger.info("model_card(%r): HTTP %s; no card", repo_id, response.status_code)
+        return text
+
     def paper_info(self, arxiv_id: str) -> Any:
         """`GET /api/papers/{arxiv_id}`, or None (logged) when the Hub has no page for it."""
         url = f"{self.endpoint}/api/papers/{quote(arxiv_id, safe='')}"
@@ -286,6 +317,12 @@ class HubSource:
         """GET `url` and decode its JSON body, retrying the SAME request on 408/425/429/5xx,
         transport errors and undecodable bodies. Returns (response, data); data is None for a
         `passthrough` status. Raises SourceError once retries are spent or on other 4xx."""
+        return self._get(url, params, parse=_json_body(expect_list), passthrough=passthrough)
+
+    def _get(self, url: str, params: Any, *, parse: Callable[[Any], Any],
+             passthrough: tuple[int, ...] = ()) -> tuple[Any, Any]:
+        """The retry loop of `_get_json`; `parse(response)` decodes a 2xx body or raises
+        ValueError (retried like a bad status)."""
         attempt = 0
         while True:
             attempt += 1
@@ -313,14 +350,9 @@ class HubSource:
                         from _http_error(response)
                 else:
                     try:
-                        data = response.json()
+                        return response, parse(response)
                     except ValueError as e:
-                        problem, cause = (f"body is not valid JSON ({e}; starts "
-                                          f"{response.text[:60]!r})"), e
-                    else:
-                        if not expect_list or isinstance(data, list):
-                            return response, data
-                        problem = f"expected a JSON array, got {type(data).__name__}"
+                        problem, cause = str(e), e
             if attempt > self.max_retries:
                 raise SourceError(
                     f"GET {where} failed after {attempt} attempt(s) "

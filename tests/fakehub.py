@@ -17,6 +17,10 @@ Serves, like the real Hub:
 - `GET /api/{models,datasets,spaces}/{repo_id}` (repo ids contain a slash): the full record,
   404 `RepoNotFound` for unknown ids, 403 `GatedRepo` for ids in `gated`.
 - `GET /api/papers/{arxiv_id}`.
+- `GET /{repo_id}/resolve/{revision}/README.md`: the model card text from `cards` (404 else).
+- Expand properties the Hub computes, where an item does not carry them itself: `baseModels`
+  (`{"relation", "models": [{"id"}]}` from the item's typed `base_model:<rel>:` tags) and
+  `childrenModelCount` (items naming the model in a `base_model` tag).
 Items are served as given, so a list may hold broken records (non-objects, no id).
 
 Faults (`add_fault`) hit the nth..nth+times-1 requests matching a path: any status with an
@@ -155,13 +159,14 @@ class FakeHub:
     def __init__(self, *, models: Sequence | None = None, datasets: Sequence | None = None,
                  spaces: Sequence | None = None, papers: Sequence | None = None,
                  model_infos: dict | None = None, gated: Sequence[str] = (),
-                 max_page_size: int = 1000):
+                 max_page_size: int = 1000, cards: dict[str, str] | None = None):
         self.models = list(load_fixture("models") if models is None else models)
         self.datasets = list(load_fixture("datasets") if datasets is None else datasets)
         self.spaces = list(load_fixture("spaces") if spaces is None else spaces)
         papers = load_fixture("papers") if papers is None else papers
         self.papers = {p["id"]: p for p in papers}
         self.model_infos = model_infos
+        self.cards = dict(cards or {})
         self.gated = set(gated)
         self.max_page_size = max_page_size
         self.requests: list[LoggedRequest] = []
@@ -263,6 +268,10 @@ class FakeHub:
         except _HttpError as e:
             status, payload = e.status, {"error": e.message}
             headers = {"X-Error-Message": e.message, **e.headers}
+        if isinstance(payload, _Text):
+            self._send(h, entry, status, payload.text.encode(), "text/plain; charset=utf-8",
+                       headers)
+            return
         self._send(h, entry, status, json.dumps(payload).encode(), "application/json", headers)
 
     def _send(self, h: _Handler, entry: LoggedRequest, status: int, body: bytes,
@@ -278,6 +287,8 @@ class FakeHub:
 
     def _route(self, h: _Handler, path: str, query: dict) -> tuple[int, Any, dict]:
         parts = path.strip("/").split("/")
+        if len(parts) >= 5 and parts[0] != "api" and parts[2] == "resolve":
+            return self._card("/".join(parts[:2]), "/".join(parts[4:]))
         if len(parts) < 2 or parts[0] != "api":
             raise _HttpError(404, f"no route {path}")
         if parts[1] == "papers" and len(parts) == 3:
@@ -292,6 +303,13 @@ class FakeHub:
             return self._listing(h, kind, parts[1], query)
         return self._info(kind, "/".join(parts[2:]), query)
 
+    def _card(self, repo_id: str, filename: str) -> tuple[int, Any, dict]:
+        with self._lock:
+            text = self.cards.get(repo_id) if filename == "README.md" else None
+        if text is None:
+            raise _HttpError(404, "Entry not found", {"X-Error-Code": "EntryNotFound"})
+        return 200, _Text(text), {}
+
     def _items(self, kind: str) -> list:
         return {"model": self.models, "dataset": self.datasets, "space": self.spaces}[kind]
 
@@ -305,12 +323,26 @@ class FakeHub:
             raise _HttpError(400, f"Invalid expand value(s) {bad}")
         return names
 
-    @staticmethod
-    def _project(item: Any, names: list[str] | None) -> Any:
+    def _project(self, item: Any, names: list[str] | None) -> Any:
         if names is None or not isinstance(item, dict):
             return item
         keep = {"_id", "id", *names}
-        return {k: v for k, v in item.items() if k in keep}
+        out = {k: v for k, v in item.items() if k in keep}
+        if "baseModels" in keep and "baseModels" not in item:
+            derived = _typed_base_models(item)
+            if derived is not None:
+                out["baseModels"] = derived
+        if "childrenModelCount" in keep and "childrenModelCount" not in item:
+            out["childrenModelCount"] = self._children_count(item.get("id"))
+        return out
+
+    def _children_count(self, repo_id: Any) -> int:
+        with self._lock:
+            models = list(self.models)
+        marks = {f"base_model:{repo_id}", *(f"base_model:{r}:{repo_id}" for r in
+                                            ("finetune", "adapter", "quantized", "merge"))}
+        return sum(1 for m in models if isinstance(m, dict) and isinstance(m.get("tags"), list)
+                   and marks & set(m["tags"]))
 
     def _listing(self, h: _Handler, kind: str, plural: str, query: dict) -> tuple[int, Any, dict]:
         def one(name: str) -> str | None:
@@ -362,6 +394,25 @@ class FakeHub:
         if record is None:
             raise _HttpError(404, "Repository not found", {"X-Error-Code": "RepoNotFound"})
         return 200, self._project(record, expand), {}
+
+
+@dataclass
+class _Text:
+    """A plain-text response body (a README)."""
+
+    text: str
+
+
+def _typed_base_models(item: dict) -> dict | None:
+    """`baseModels` as the Hub serves it, from an item's typed `base_model:<rel>:` tags."""
+    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    typed = [t.split(":", 2) for t in tags if isinstance(t, str) and t.count(":") >= 2
+             and t.startswith("base_model:")]
+    typed = [(rel, pid) for _, rel, pid in typed
+             if rel in ("finetune", "adapter", "quantized", "merge")]
+    if not typed:
+        return None
+    return {"relation": typed[0][0], "models": [{"id": pid} for _, pid in typed]}
 
 
 class _HttpError(Exception):
