@@ -331,8 +331,10 @@ _NAME_SEP = re.compile(r"[/_\-.\s]+")
 #: feature names of `BaseModelTracer`, in the order of its weights
 TRACE_FEATURES = ("name", "name_in_child", "text", "popularity", "same_author", "tags",
                   "same_task", "same_library", "created_before", "created_after",
-                  "children_text", "author_affinity")
-_DEFAULT_W = np.array([3.0, 2.0, 3.0, 1.5, 0.5, 1.0, 0.5, 0.3, 0.2, -1.0, 3.0, 1.0])
+                  "children_text", "author_affinity", "parameters")
+_DEFAULT_W = np.array([3.0, 2.0, 3.0, 1.5, 0.5, 1.0, 0.5, 0.3, 0.2, -1.0, 3.0, 1.0, 1.0])
+#: pools of candidate bases: models already used as bases (plus the most downloaded), or all
+TRACER_POOLS = ("bases", "all")
 
 
 def _norm_name(mid: str) -> str:
@@ -340,21 +342,36 @@ def _norm_name(mid: str) -> str:
     return " ".join(p for p in _NAME_SEP.split(name) if p)
 
 
+def _log_parameters(models: pd.DataFrame, n: int) -> np.ndarray:
+    if "parameters" not in models:
+        return np.full(n, np.nan)
+    p = pd.to_numeric(models["parameters"], errors="coerce").to_numpy(np.float64)
+    return np.where(p > 0, np.log10(np.where(p > 0, p, 1.0)), np.nan)
+
+
 class BaseModelTracer(BaseEstimator):
     """Rank candidate base models for a model whose base link is unknown.
 
-    Candidates: every model with at least `min_children` known derivatives plus the
-    `n_popular` most downloaded models. For one child, the `n_candidates` best candidates by
-    name similarity and by embedding similarity (and the most adopted bases) are scored with
-    the features of `TRACE_FEATURES`; the weights are learnt at `fit` by logistic regression
-    on up to `n_train` known child→parent links (leave-one-out: the link being learnt from
-    does not count toward its parent's popularity).
+    Candidates come from a pool: `pool="bases"` (default) holds every model with at least
+    `min_children` known derivatives plus the `n_popular` most downloaded models; `pool="all"`
+    holds every model of the graph (the real case: nothing says the base is a known base).
+    For one child, the `n_candidates` best pool models by name similarity, by embedding
+    similarity and by similarity to a base's known derivatives, the most adopted bases and the
+    bases the child's author derived from before are scored with the features of
+    `TRACE_FEATURES`: name similarity (character 3-grams) and containment, text cosine, the
+    candidate's popularity as a base, same author, shared tags, task and library, creation
+    order, how the candidate's known derivatives read, the author's habit of deriving from
+    that candidate, and parameter-count closeness (safetensors/GGUF totals, where known).
+    The weights are learnt at `fit` by logistic regression on up to `n_train` known
+    child→parent links (leave-one-out: the link being learnt from counts toward neither its
+    parent's popularity nor the author's habit).
 
     Parameters
     ----------
     n_candidates : int, default=300
     min_children : int, default=1
     n_popular : int, default=20000
+    pool : {"bases", "all"}, default="bases"
     learn_weights : bool, default=True
         False: use fixed, hand-set weights.
     n_train : int, default=3000
@@ -364,25 +381,31 @@ class BaseModelTracer(BaseEstimator):
     ----------
     pool_ : ndarray of int, candidate rows in the index
     pool_children_ : ndarray, known derivatives of each pool model
-    children_sum_ : ndarray (n_pool, 384), sum of the vectors of each candidate's derivatives
-    affinity_ : dict (pool position, author) → derivatives of that candidate by that author
+    kid_rows_ : ndarray of int, rows with at least one known derivative
+    children_sum_ : ndarray (n_kid_rows, 384), sum of the vectors of each one's derivatives
+    affinity_ : dict (row, author) → derivatives of that model by that author
     names_ : csr_matrix, character 3-gram TF-IDF of pool names
     weights_ : ndarray (len(TRACE_FEATURES),)
     """
 
     def __init__(self, *, n_candidates: int = 300, min_children: int = 1,
-                 n_popular: int = 20_000, learn_weights: bool = True, n_train: int = 3000,
-                 random_state=0):
+                 n_popular: int = 20_000, pool: str = "bases", learn_weights: bool = True,
+                 n_train: int = 3000, random_state=0):
         self.n_candidates = n_candidates
         self.min_children = min_children
         self.n_popular = n_popular
+        self.pool = pool
         self.learn_weights = learn_weights
         self.n_train = n_train
         self.random_state = random_state
 
     def fit(self, models: pd.DataFrame, vectors: np.ndarray, lineage: pd.DataFrame, *,
-            index: HybridSearch | None = None) -> "BaseModelTracer":
+            index: HybridSearch | None = None, train_texts=None) -> "BaseModelTracer":
+        """`train_texts(rows, parents)`, when given, rebuilds the texts the weights are learnt
+        from (default: the rows' texts without their base links)."""
         _check_links(lineage, ("child", "parent"), "lineage")
+        if self.pool not in TRACER_POOLS:
+            raise ValueError(f"pool must be one of {TRACER_POOLS}, got {self.pool!r}")
         if index is None:
             index = HybridSearch(random_state=self.random_state).fit(models, vectors)
         elif len(index.ids_) != len(models):
@@ -397,60 +420,81 @@ class BaseModelTracer(BaseEstimator):
         c_rows = child_rows[ok].astype(np.int64).to_numpy()
         p_rows = parent_rows[ok].astype(np.int64).to_numpy()
         n_children = np.bincount(p_rows, minlength=n)
-        downloads = models["downloads"].to_numpy(np.float64) if "downloads" in models else np.zeros(n)
-        popular = np.argsort(-downloads, kind="stable")[: int(self.n_popular)]
-        pool = np.union1d(np.flatnonzero(n_children >= int(self.min_children)), popular)
+        if self.pool == "all":
+            pool = np.arange(n, dtype=np.int64)
+        else:
+            downloads = models["downloads"].to_numpy(np.float64) if "downloads" in models \
+                else np.zeros(n)
+            popular = np.argsort(-downloads, kind="stable")[: int(self.n_popular)]
+            pool = np.union1d(np.flatnonzero(n_children >= int(self.min_children)), popular)
         self.pool_ = pool
         self.pool_pos_ = {int(r): i for i, r in enumerate(pool)}
+        self.pos_of_row_ = np.full(n, -1, np.int64)
+        self.pos_of_row_[pool] = np.arange(len(pool))
         self.children_all_ = n_children
         self.pool_children_ = n_children[pool]
         self.max_log_children_ = float(np.log1p(max(n_children.max(), 1))) if n else 1.0
         ids = index.ids_
         self.names_vec_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 3),
                                           sublinear_tf=True, dtype=np.float32)
-        self.pool_names_ = np.array([_norm_name(ids[r]) for r in pool], dtype=object)
-        self.names_ = self.names_vec_.fit_transform(self.pool_names_)
+        self.names_ = self.names_vec_.fit_transform([_norm_name(ids[r]) for r in pool]) \
+            if len(pool) else sparse.csr_matrix((0, 0), dtype=np.float32)
         self.names_t_ = self.names_.T.tocsr()
-        self.pool_vectors_ = np.asarray(index.vectors_[pool], dtype=np.float32)
-        # What a candidate's known derivatives look like (sum of their vectors), and who
-        # made them: people derive from the same bases again and again.
-        self.children_sum_ = np.zeros_like(self.pool_vectors_)
-        in_pool = np.array([self.pool_pos_.get(int(p), -1) for p in p_rows], dtype=np.int64)
-        sel = in_pool >= 0
-        for s in range(0, int(sel.sum()), 50_000):
-            rows_c = c_rows[sel][s:s + 50_000]
-            np.add.at(self.children_sum_, in_pool[sel][s:s + 50_000],
-                      np.asarray(index.vectors_[np.sort(rows_c)], np.float32)[
-                          np.argsort(np.argsort(rows_c, kind="stable"), kind="stable")])
+        # What a base's known derivatives look like (sum of their vectors), and who made them:
+        # people derive from the same bases again and again.
+        self.kid_rows_ = np.flatnonzero(n_children >= 1)
+        self.kid_pos_ = np.full(n, -1, np.int64)
+        self.kid_pos_[self.kid_rows_] = np.arange(len(self.kid_rows_))
+        self.children_sum_ = np.zeros((len(self.kid_rows_), index.vectors_.shape[1]),
+                                      np.float32)
+        order = np.argsort(c_rows, kind="stable")
+        for s in range(0, len(order), 50_000):
+            sel = order[s:s + 50_000]
+            np.add.at(self.children_sum_, self.kid_pos_[p_rows[sel]],
+                      np.asarray(index.vectors_[c_rows[sel]], np.float32))
         self.children_norm_ = np.maximum(np.linalg.norm(self.children_sum_, axis=1), 1e-9)
-        authors_all = models["author"].fillna("").to_numpy(dtype=str) if "author" in models \
-            else np.array([i.split("/")[0] for i in ids])
-        self.affinity_ = pd.Series(1, index=pd.MultiIndex.from_arrays(
-            [in_pool[sel], authors_all[c_rows[sel]]])).groupby(level=[0, 1]).sum().to_dict()
         self.authors_ = models["author"].fillna("").to_numpy(dtype=str) if "author" in models \
             else np.array([i.split("/")[0] for i in ids])
+        self.affinity_ = pd.Series(1, index=pd.MultiIndex.from_arrays(
+            [p_rows, self.authors_[c_rows]])).groupby(level=[0, 1]).sum().to_dict() \
+            if len(p_rows) else {}
+        bases_of_author: dict[str, set] = {}
+        for (r, a) in self.affinity_:
+            bases_of_author.setdefault(a, set()).add(int(r))
+        self.author_bases_ = {a: np.array(sorted(v), np.int64) for a, v in
+                              bases_of_author.items()}
         self.tags_ = models["tags"].to_numpy() if "tags" in models else np.full(n, None)
-        self.pool_tags_ = [frozenset(clean_tags(self.tags_[r])) for r in pool]
-        self.tasks_ = models["pipelineTag"].to_numpy() if "pipelineTag" in models else np.full(n, None)
-        self.libs_ = models["libraryName"].to_numpy() if "libraryName" in models else np.full(n, None)
+        self.tasks_ = models["pipelineTag"].to_numpy() if "pipelineTag" in models \
+            else np.full(n, None)
+        self.libs_ = models["libraryName"].to_numpy() if "libraryName" in models \
+            else np.full(n, None)
         self.created_ = pd.to_datetime(models["createdAt"], errors="coerce").to_numpy(
             "datetime64[ns]") if "createdAt" in models else np.full(n, np.datetime64("NaT"))
+        self.pool_vectors_ = np.asarray(index.vectors_[pool], np.float32) \
+            if self.pool == "bases" else None
+        self.log_params_ = _log_parameters(models, n)
+        self.top_bases_ = np.argsort(-n_children, kind="stable")[:50]
         self.models_ = models
         self.weights_ = _DEFAULT_W.copy()
         self.intercept_ = 0.0
         if self.learn_weights and len(c_rows):
-            self._learn(c_rows, p_rows)
+            self._learn(c_rows, p_rows, train_texts)
         return self
 
-    def _learn(self, c_rows: np.ndarray, p_rows: np.ndarray) -> None:
+    def _learn(self, c_rows: np.ndarray, p_rows: np.ndarray, train_texts=None) -> None:
         rng = check_random_state(self.random_state)
         take = rng.choice(len(c_rows), min(int(self.n_train), len(c_rows)), replace=False)
         # The stored vectors of known children were embedded from texts that name their
         # base; learn from vectors of the same texts without it, as a model to trace has.
         rows = self.models_.iloc[c_rows[take]].copy()
-        rows["bases"] = [[] for _ in range(len(rows))]
-        rows["base_relations"] = [[] for _ in range(len(rows))]
-        vecs = self.index_._encoder().encode(model_texts(rows))
+        if train_texts is not None:
+            parents = [[self.index_.ids_[p] for p in p_rows[c_rows == c]] for c in c_rows[take]]
+            texts = train_texts(rows, parents)
+        else:
+            rows["bases"] = [[] for _ in range(len(rows))]
+            rows["base_relations"] = [[] for _ in range(len(rows))]
+            texts = model_texts(rows)
+        vecs = self.index_._encoder().encode(texts)
         X, y = [], []
         for j, i in enumerate(take):
             c, p = int(c_rows[i]), int(p_rows[i])
@@ -471,36 +515,55 @@ class BaseModelTracer(BaseEstimator):
         self.weights_ = lr.coef_.ravel()
         self.intercept_ = float(lr.intercept_[0])
 
+    def _candidates(self, c: int, vec: np.ndarray, name_q, author: str) -> np.ndarray:
+        """Candidate rows for child row `c` (-1: not in the index)."""
+        m = min(int(self.n_candidates), len(self.pool_))
+        if not m:
+            return np.zeros(0, np.int64)
+        picks = [self.top_bases_]
+        if name_q.nnz:
+            name_sim = np.asarray((name_q @ self.names_t_).todense()).ravel()
+            picks.append(self.pool_[np.argpartition(-name_sim, m - 1)[:m]])
+        if self.pool == "all":
+            rows, _ = self.index_.dense_candidates(vec, m, exclude=[c] if c >= 0 else ())
+            picks.append(rows)
+        else:
+            text_sim = self.pool_vectors_ @ vec
+            picks.append(self.pool_[np.argpartition(-text_sim, m - 1)[:m]])
+        if len(self.kid_rows_):
+            kids_sim = (self.children_sum_ @ vec) / self.children_norm_
+            mk = min(m, len(self.kid_rows_))
+            picks.append(self.kid_rows_[np.argpartition(-kids_sim, mk - 1)[:mk]])
+        habit = self.author_bases_.get(author)
+        if habit is not None:
+            picks.append(habit[:m])
+        cand = np.unique(np.concatenate(picks))
+        cand = cand[self.pos_of_row_[cand] >= 0]
+        return cand[cand != c]
+
     def _features(self, c: int, vec: np.ndarray, *, loo_parent: int | None = None,
                   child_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         ids = self.index_.ids_
         child_id = child_id or ids[c]
-        q = self.names_vec_.transform([_norm_name(child_id)])
-        name_sim = np.asarray((q @ self.names_t_).todense()).ravel() if q.nnz else \
-            np.zeros(len(self.pool_), np.float32)
-        text_sim = self.pool_vectors_ @ vec
-        m = min(int(self.n_candidates), len(self.pool_))
-        pick = [np.argpartition(-name_sim, m - 1)[:m], np.argpartition(-text_sim, m - 1)[:m],
-                np.argpartition(-self.pool_children_, min(50, len(self.pool_)) - 1)[:50]]
-        kids_sim = (self.children_sum_ @ vec) / self.children_norm_
-        pick.append(np.argpartition(-kids_sim, m - 1)[:m])
-        cand_pos = np.unique(np.concatenate(pick))
-        cand = self.pool_[cand_pos]
-        keep = cand != c
-        cand, cand_pos = cand[keep], cand_pos[keep]
+        name_q = self.names_vec_.transform([_norm_name(child_id)])
+        author = self.authors_[c] if c >= 0 else child_id.split("/")[0]
+        cand = self._candidates(c, np.asarray(vec, np.float32), name_q, author)
         if not len(cand):
             return cand, np.zeros((0, len(TRACE_FEATURES)))
-        children = self.pool_children_[cand_pos].astype(np.float64)
+        pos = self.pos_of_row_[cand]
+        name_sim = np.asarray((self.names_[pos] @ name_q.T).todense()).ravel() if name_q.nnz \
+            else np.zeros(len(cand))
+        text_sim = self.index_._exact(cand, vec)
+        children = self.children_all_[cand].astype(np.float64)
         if loo_parent is not None:
             children = children - (cand == loo_parent)
         pop = np.log1p(np.maximum(children, 0)) / self.max_log_children_
         child_name = _norm_name(child_id)
         in_child = np.array([1.0 if nm and nm in child_name else 0.0
-                             for nm in self.pool_names_[cand_pos]])
-        author = self.authors_[c] if c >= 0 else child_id.split("/")[0]
+                             for nm in (_norm_name(ids[r]) for r in cand)])
         same_author = (self.authors_[cand] == author).astype(float)
         ctags = set(clean_tags(self.tags_[c])) if c >= 0 else set()
-        tag_j = np.array([_jaccard(ctags, self.pool_tags_[i]) for i in cand_pos])
+        tag_j = np.array([_jaccard(ctags, set(clean_tags(self.tags_[r]))) for r in cand])
         same_task = np.array([float(c >= 0 and self.tasks_[r] is not None and
                                     self.tasks_[r] == self.tasks_[c]) for r in cand])
         same_lib = np.array([float(c >= 0 and self.libs_[r] is not None and
@@ -510,19 +573,26 @@ class BaseModelTracer(BaseEstimator):
         known = ~np.isnat(pc) & ~np.isnat(cc)
         before = (known & (pc <= cc)).astype(float)
         after = (known & (pc > cc)).astype(float)
-        kids = kids_sim[cand_pos]
-        aff = np.array([self.affinity_.get((int(i), author), 0) for i in cand_pos], float)
+        kpos = self.kid_pos_[cand]
+        kids = np.zeros(len(cand))
+        has = kpos >= 0
+        kids[has] = (self.children_sum_[kpos[has]] @ vec) / self.children_norm_[kpos[has]]
+        aff = np.array([self.affinity_.get((int(r), author), 0) for r in cand], float)
         if loo_parent is not None:  # learning from a known link: leave that link out
             j = np.flatnonzero(cand == loo_parent)
-            if len(j):
-                i = cand_pos[j[0]]
-                rest = self.children_sum_[i] - np.asarray(self.index_.vectors_[c], np.float32)
+            if len(j) and kpos[j[0]] >= 0:
+                rest = self.children_sum_[kpos[j[0]]] - np.asarray(self.index_.vectors_[c],
+                                                                    np.float32)
                 nr = np.linalg.norm(rest)
                 kids[j[0]] = float(rest @ vec / nr) if nr > 1e-6 else 0.0
+            if len(j):
                 aff[j[0]] = max(aff[j[0]] - 1, 0)
-        feats = np.column_stack([name_sim[cand_pos], in_child, text_sim[cand_pos], pop,
-                                 same_author, tag_j, same_task, same_lib, before, after,
-                                 kids, np.log1p(aff)])
+        lp = self.log_params_[c] if c >= 0 else np.nan
+        diff = np.abs(self.log_params_[cand] - lp)
+        params = np.where(np.isnan(diff), 0.0, np.clip(1.0 - diff, -1.0, 1.0))
+        feats = np.column_stack([name_sim, in_child, text_sim, pop, same_author, tag_j,
+                                 same_task, same_lib, before, after, kids, np.log1p(aff),
+                                 params])
         return cand, feats
 
     def rank(self, model_id: str, k: int = 10, *, vector: np.ndarray | None = None,
@@ -547,7 +617,9 @@ class BaseModelTracer(BaseEstimator):
             " · ".join(p for p in (
                 f"name {r.name:.2f}", "name inside child's" if r.name_in_child else "",
                 f"text {r.text:.2f}", "same author" if r.same_author else "",
-                f"popularity as a base {r.popularity:.2f}") if p)
+                f"popularity as a base {r.popularity:.2f}",
+                "author derived from it before" if r.author_affinity > 0 else "",
+                "same size" if r.parameters > 0.9 else "") if p)
             for r in out.itertuples()]
         return out.reset_index(drop=True)
 
@@ -555,6 +627,43 @@ class BaseModelTracer(BaseEstimator):
         """(candidate rows, scores) for index row `c` (evaluation fast path)."""
         cand, feats = self._features(c, vec)
         return cand, feats @ self.weights_ + self.intercept_
+
+
+def scrub_base_mentions(rows: pd.DataFrame, parents: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """`rows` as models that never declared a base: `bases`/`base_relations` emptied,
+    `base_model:` tags and tags naming a parent dropped, and every mention of a parent (its
+    Hub URL, its id, its name when 4+ characters) cut from the card text."""
+    out = rows.copy()
+    out["bases"] = [[] for _ in range(len(out))]
+    out["base_relations"] = [[] for _ in range(len(out))]
+    cards, tags = [], []
+    for card, tag_list, names in zip(out["cardText"] if "cardText" in out else [None] * len(out),
+                                     out["tags"] if "tags" in out else [None] * len(out),
+                                     parents):
+        ids = [str(p) for p in names]
+        keys = {i.lower() for i in ids} | {i.split("/", 1)[-1].lower() for i in ids}
+        kept = [t for t in (tag_list if tag_list is not None else [])
+                if not str(t).startswith("base_model:")
+                and not any(k in str(t).lower() for k in keys)]
+        tags.append(kept)
+        if isinstance(card, str) and card and ids:
+            alts = sorted({re.escape(i) for i in ids}
+                          | {re.escape(i.split("/", 1)[-1]) for i in ids
+                             if len(i.split("/", 1)[-1]) >= 4}, key=len, reverse=True)
+            pattern = re.compile(r"(?:https?://(?:www\.)?(?:huggingface\.co|hf\.co)/)?(?:"
+                                 + "|".join(alts) + r")", re.I)
+            card = pattern.sub(" ", card)
+        cards.append(card)
+    if "cardText" in out:
+        out["cardText"] = cards
+    if "tags" in out:
+        out["tags"] = tags
+    return out
+
+
+def scrubbed_texts(rows: pd.DataFrame, parents: Sequence[Sequence[str]]) -> list[str]:
+    """The embedding texts of `rows` after `scrub_base_mentions`."""
+    return model_texts(scrub_base_mentions(rows, parents))
 
 
 def _jaccard(a: set, b: set) -> float:

@@ -298,7 +298,9 @@ class LineageGraph:
 
     nodes: id, kind ("focus" | "ancestor" | "descendant" | "summary"), relation (of the edge
     to its parent; None for the focus and ancestors' top), depth (negative for ancestors),
-    downloads, caption. edges: source (child), target (parent), relation. hidden: relation →
+    downloads, caption. edges: source (child), target (parent), relation, origin (where the
+    link came from: the edge's `source` property, e.g. `typed_tag` or `card_text`) and
+    inferred (whether its relation was inferred). hidden: relation →
     descendants not drawn (each drawn as one summary node hanging off the focus model).
     """
 
@@ -326,7 +328,10 @@ class LineageGraph:
 
     def edge_records(self) -> list[dict[str, Any]]:
         return [{"source": str(r["source"]), "target": str(r["target"]),
-                 "relation": r["relation"] if isinstance(r["relation"], str) else ""}
+                 "relation": r["relation"] if isinstance(r["relation"], str) else "",
+                 "origin": r["origin"] if isinstance(r["origin"], str) else "",
+                 "inferred": bool(r["inferred"]) if isinstance(r["inferred"], (bool, np.bool_))
+                 else None}
                 for r in self.edges.to_dict("records")]
 
 
@@ -350,7 +355,8 @@ def lineage_graph(model: dict[str, Any], ancestors: pd.DataFrame,
     anc_ids = set(anc["id"]) if len(anc) else set()
     for r in anc.to_dict("records"):
         if r["child"] == focus or r["child"] in anc_ids:
-            edges.append({"source": r["child"], "target": r["id"], "relation": r["relation"]})
+            edges.append({"source": r["child"], "target": r["id"], "relation": r["relation"],
+                          "origin": r.get("source"), "inferred": r.get("inferred")})
     room = max(cap - len(nodes), 0)
     desc = descendants.sort_values(["depth", "downloads"], ascending=[True, False],
                                    na_position="last") if len(descendants) else descendants
@@ -359,16 +365,18 @@ def lineage_graph(model: dict[str, Any], ancestors: pd.DataFrame,
         nodes.append({"id": r["id"], "kind": "descendant", "relation": r["relation"],
                       "depth": int(r["depth"]), "downloads": r.get("downloads"),
                       "caption": r["id"]})
-        edges.append({"source": r["id"], "target": r["parent"], "relation": r["relation"]})
+        edges.append({"source": r["id"], "target": r["parent"], "relation": r["relation"],
+                      "origin": r.get("source"), "inferred": r.get("inferred")})
     hidden = {k: int(v) for k, v in rest["relation"].value_counts().items()} if len(rest) else {}
     for relation, n in hidden.items():
         sid = f"+{n:,} more {relation}"
         nodes.append({"id": sid, "kind": "summary", "relation": relation, "depth": 1,
                       "downloads": None, "caption": f"+{n:,} more ({relation})"})
-        edges.append({"source": sid, "target": focus, "relation": relation})
+        edges.append({"source": sid, "target": focus, "relation": relation, "origin": None,
+                      "inferred": None})
     ndf = pd.DataFrame(nodes, columns=["id", "kind", "relation", "depth", "downloads",
                                        "caption"])
-    edf = pd.DataFrame(edges, columns=["source", "target", "relation"])
+    edf = pd.DataFrame(edges, columns=["source", "target", "relation", "origin", "inferred"])
     known = set(ndf["id"])
     edf = edf[edf["source"].isin(known) & edf["target"].isin(known)].reset_index(drop=True)
     return LineageGraph(ndf, edf, hidden, total=len(ancestors) + len(descendants) + 1)

@@ -31,6 +31,19 @@ def schema_ddl() -> list[str]:
     return ddl
 
 
+def schema_migrations() -> list[str]:
+    """`ALTER TABLE … ADD IF NOT EXISTS` for every non-key property: a graph created before a
+    property was declared gains it (as nulls) when opened for writing."""
+    out = []
+    for spec in NODES:
+        out += [f"ALTER TABLE {spec.label.value} ADD IF NOT EXISTS {name} {typ}"
+                for name, typ in spec.properties[1:]]
+    for spec in RELS:
+        out += [f"ALTER TABLE {spec.rel.value} ADD IF NOT EXISTS {name} {typ}"
+                for name, typ in spec.properties]
+    return out
+
+
 _ARROW_TYPES = {"STRING": pa.string(), "INT64": pa.int64(), "BOOLEAN": pa.bool_(),
                 "TIMESTAMP": pa.timestamp("us"), "STRING[]": pa.list_(pa.string()),
                 "DOUBLE": pa.float64()}
@@ -128,7 +141,7 @@ class KuzuStore:
     # -- writing -------------------------------------------------------------------------
     def ensure_schema(self) -> None:
         with self._lock:
-            for stmt in schema_ddl():
+            for stmt in schema_ddl() + schema_migrations():
                 self._execute(stmt)
 
     def write(self, queries: Sequence[tuple[str, dict[str, Any]]]) -> None:

@@ -328,3 +328,19 @@ def model_parameters(store: GraphStore) -> pd.DataFrame:
     return store.frame("MATCH (m:Model) WHERE m.parameters IS NOT NULL AND "
                        "(m.stub IS NULL OR m.stub = false) "
                        "RETURN m.id AS id, m.parameters AS parameters")
+
+
+def models_of_authors(store: GraphStore, authors: list[str]) -> pd.DataFrame:
+    """id, author, tags, library of every real model of the given authors (ingest's author
+    habits for the relation typer)."""
+    # through PUBLISHED from the author's node: primary-key lookups, no scan of every model
+    frames = [store.frame(f"UNWIND $authors AS a MATCH (u:{label.value} {{id: a}})"
+                          f"-[:{Rel.PUBLISHED.value}]->(m:Model) "
+                          "WHERE m.stub IS NULL OR m.stub = false RETURN m.id AS id, "
+                          "u.id AS author, m.tags AS tags, m.libraryName AS library",
+                          {"authors": authors})
+              for label in (Label.USER, Label.ORGANIZATION)]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=["id", "author", "tags", "library"])
+    return pd.concat(frames, ignore_index=True)

@@ -77,9 +77,12 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(Label.MODEL, _REPO_COMMON + (
         ("downloads", "INT64"), ("pipelineTag", "STRING"), ("libraryName", "STRING"),
         ("tags", "STRING[]"), ("gated", "STRING"), ("parameters", "INT64"),
-        ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN")),
+        ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN"),
+        ("downloadsAllTime", "INT64"), ("trendingScore", "DOUBLE"),
+        ("childrenModelCount", "INT64")),
         "A model repo. createdAt is null where the Hub back-filled 2022-03-02; stub=true for a "
-        "parent named by a base_model tag that is not (yet) a known model."),
+        "parent named by a base_model tag that is not (yet) a known model. downloads is the "
+        "Hub's 30-day count, downloadsAllTime the all-time one (live Hub only)."),
     NodeSpec(Label.DATASET, _REPO_COMMON + (
         ("downloads", "INT64"), ("tags", "STRING[]"), ("gated", "STRING"),
         ("license", "STRING"), ("description", "STRING"), ("stub", "BOOLEAN")),

@@ -37,8 +37,11 @@ def cli() -> None:
 @click.option("--full", is_flag=True, help="Ignore the last run's watermark: re-read everything.")
 @click.option("--batch-size", type=int, default=2000, show_default=True,
               help="Records per committed batch (incremental runs).")
+@click.option("--cards", type=int, default=None,
+              help="Live Hub: READMEs fetched per run for models that declare no base model "
+                   "(their card prose may name it); default 200, 0 turns it off.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
+def run(snapshots, endpoint, limit, since, full, batch_size, cards, as_json) -> None:
     """Ingest from the Hub (default) or from recorded snapshot files."""
     from tqdm import tqdm
 
@@ -49,9 +52,14 @@ def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
         if snapshots:
             source = SnapshotSource(*snapshots)
         else:
+            from ingest.card_fetch import DEFAULT_CARD_LIMIT, CardFetchingSource
             from ingest.hub import HubSource
 
-            source = LiveHubSource(HubSource(endpoint=endpoint))
+            hub = HubSource(endpoint=endpoint)
+            source = LiveHubSource(hub)
+            card_limit = DEFAULT_CARD_LIMIT if cards is None else cards
+            if card_limit:
+                source = CardFetchingSource(source, hub, limit=card_limit)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e))
     bar = tqdm(unit=" records", file=sys.stderr, disable=None, mininterval=1.0)
@@ -88,7 +96,12 @@ def _print_report(r: dict) -> None:
     if lin.get("distinct_parents"):
         click.echo(f"  lineage: {lin['lineage_links']:,} links to {lin['distinct_parents']:,} "
                    f"parents, {lin['parents_resolved_share']:.1%} resolve to a model "
-                   f"({lin['parents_resolved_by_alias']:,} via legacy/case aliases)")
+                   f"({lin['parents_resolved_by_alias']:,} via URL/case/legacy/name aliases)")
+        for key, title in (("parents_resolved_by", "resolved by"),
+                           ("parents_unresolved_by_reason", "unresolved by reason"),
+                           ("links_by_source", "links by source")):
+            if lin.get(key):
+                click.echo(f"    {title}: " + ", ".join(f"{k} {v:,}" for k, v in lin[key].items()))
     _print_counts(r["counts"])
 
 
@@ -100,7 +113,9 @@ def _print_counts(counts: dict) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--runs", default=5, show_default=True, help="How many recent runs to show.")
-def status(as_json, runs) -> None:
+@click.option("--resolution", "with_resolution", is_flag=True,
+              help="Also list the stub parents by reason (see the `resolution` command).")
+def status(as_json, runs, with_resolution) -> None:
     """Counts per label and relation type, and the last ingest runs."""
     from graph import queries as q
     from graph.store import open_store
@@ -115,6 +130,10 @@ def status(as_json, runs) -> None:
     try:
         out = {"nodes": q.count_nodes(store), "rels": q.count_rels(store),
                "runs": q.ingest_runs(store, runs).to_dict(orient="records")}
+        if with_resolution:
+            from ingest.lineage_report import resolution_report
+
+            out["resolution"] = resolution_report(store)
     finally:
         store.close()
     if as_json:
@@ -126,6 +145,8 @@ def status(as_json, runs) -> None:
         rejects = sum(json.loads(r["rejects"] or "{}").values())
         click.echo(f"    {r['startedAt']}  {r['status']:<8} {r['mode'] or '':<12} "
                    f"rejects {rejects:<6,} {r['source']}")
+    if "resolution" in out:
+        _print_resolution(out["resolution"])
 
 
 @cli.command("lineage-accuracy")
@@ -133,11 +154,46 @@ def status(as_json, runs) -> None:
               help="Folder with trees.jsonl.gz (typed 2025 model trees).")
 @click.option("--snapshot", type=click.Path(path_type=Path, exists=True), default=None,
               help="Optional older listing folder to find more children's metadata.")
-def lineage_accuracy(trees, snapshot) -> None:
-    """Measure relation-type inference against the Hub's typed model trees."""
-    from ingest.lineage_eval import measure
+@click.option("--folds", default=5, show_default=True, help="Family-grouped folds.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lineage_accuracy(trees, snapshot, folds, as_json) -> None:
+    """Learnt relation typing vs the rules on family-grouped held-out typed links."""
+    from ingest.lineage_eval import format_report, measure
 
-    click.echo(json.dumps(measure(trees, snapshot), indent=2))
+    result = measure(trees, snapshot, n_splits=folds)
+    click.echo(json.dumps(result, indent=2) if as_json else format_report(result))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--examples", default=5, show_default=True, help="Example ids per reason.")
+def resolution(as_json, examples) -> None:
+    """Parent ids that resolve to no model (stub parents), by reason."""
+    from graph.store import open_store
+    from ingest.lineage_report import resolution_report
+
+    try:
+        store = open_store(read_only=True)
+    except GraphEmpty as e:
+        raise click.ClickException(str(e))
+    try:
+        report = resolution_report(store, examples=examples)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_resolution(report)
+
+
+def _print_resolution(report: dict) -> None:
+    click.echo(f"  stub parents: {report['stubs']:,} (models named as a base that no record "
+               f"describes); {report['resolvable_now']:,} would now resolve")
+    for reason, row in report["unresolved_by_reason"].items():
+        click.echo(f"    {reason:<20} {row['parents']:>8,} parents {row['links']:>9,} links  "
+                   f"{row['meaning']}")
+        for ex in row["examples"]:
+            click.echo(f"        e.g. {ex}")
 
 
 if __name__ == "__main__":

@@ -56,13 +56,28 @@ class LineageStats:
     parents_written: set = field(default_factory=set)
     resolved_exact: set = field(default_factory=set)
     resolved_alias: set = field(default_factory=set)
+    how: dict = field(default_factory=dict)  # parent as written → Resolution.how
+    sources: Counter = field(default_factory=Counter)  # links per (source, inferred)
+
+    def note(self, parent: str, how: str, known: bool) -> None:
+        self.parents_written.add(parent)
+        self.how.setdefault(parent, how)
+        if known:
+            (self.resolved_exact if how == "exact" else self.resolved_alias).add(parent)
 
     def as_dict(self) -> dict[str, Any]:
         n = len(self.parents_written)
         resolved = len(self.resolved_exact) + len(self.resolved_alias)
+        known = {p for p in self.resolved_exact | self.resolved_alias}
+        by_how = Counter(h for p, h in self.how.items() if p in known)
+        unresolved = Counter(h for p, h in self.how.items() if p not in known)
         return {"lineage_links": self.links, "distinct_parents": n,
                 "parents_resolved": resolved, "parents_resolved_by_alias": len(self.resolved_alias),
-                "parents_resolved_share": round(resolved / n, 4) if n else None}
+                "parents_resolved_share": round(resolved / n, 4) if n else None,
+                "parents_resolved_by": dict(by_how.most_common()),
+                "parents_unresolved_by_reason": dict(unresolved.most_common()),
+                "links_by_source": {f"{s}{' (inferred)' if i else ''}": c
+                                    for (s, i), c in sorted(self.sources.items())}}
 
 
 @dataclass
@@ -100,7 +115,9 @@ class GraphRows:
             "lastModified": m.last_modified, "likes": m.likes, "downloads": m.downloads,
             "pipelineTag": m.pipeline_tag, "libraryName": m.library, "tags": list(m.tags),
             "gated": m.gated, "parameters": m.parameters, "license": m.license,
-            "cardText": m.card_text, "stub": False})
+            "cardText": m.card_text, "stub": False,
+            "downloadsAllTime": m.downloads_all_time, "trendingScore": m.trending_score,
+            "childrenModelCount": m.children_count})
         self._author(m.author, Label.MODEL, m.id)
         if m.pipeline_tag:
             self.refs[Label.TASK].add(m.pipeline_tag)
@@ -125,10 +142,9 @@ class GraphRows:
         seen_parents = set()
         for link in m.base_models:
             stats.links += 1
-            stats.parents_written.add(link.parent)
-            parent, known = resolver.resolve(link.parent)
-            if known:
-                (stats.resolved_exact if parent == link.parent else stats.resolved_alias).add(link.parent)
+            res = resolver.explain(link.parent)
+            stats.note(link.parent, res.how, res.known)
+            parent = res.id if res.known else link.parent
             if parent == m.id:
                 rejects["lineage_self_loop"] += 1
                 continue
@@ -136,6 +152,7 @@ class GraphRows:
                 rejects["lineage_duplicate_link"] += 1
                 continue
             seen_parents.add(parent)
+            stats.sources[(link.source, link.inferred)] += 1
             self.refs[Label.MODEL].add(parent)
             self.rels[(LINEAGE_RELS[link.relation], Label.MODEL, Label.MODEL)].append(
                 {"src": m.id, "dst": parent, "inferred": link.inferred, "source": link.source})
@@ -229,7 +246,9 @@ _DATES = ("createdAt", "lastModified", "at")
 _ARROW = {"createdAt": pa.timestamp("us"), "lastModified": pa.timestamp("us"),
           "at": pa.timestamp("us"),
           "tags": pa.list_(pa.string()), "likes": pa.int64(), "downloads": pa.int64(),
-          "parameters": pa.int64(), "stub": pa.bool_(), "inferred": pa.bool_()}
+          "parameters": pa.int64(), "stub": pa.bool_(), "inferred": pa.bool_(),
+          "downloadsAllTime": pa.int64(), "trendingScore": pa.float64(),
+          "childrenModelCount": pa.int64()}
 
 
 def _table(rows: list[dict], rename: dict[str, str] | None = None) -> pa.Table:

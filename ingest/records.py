@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 
 from ingest.errors import RecordError
-from ingest.lineage import BaseModelLink, parse_base_models
+from ingest.cards import card_text_links
+from ingest.lineage import BaseModelLink, parse_api_base_models, parse_base_models
 
 #: The Hub back-filled every model and dataset created before March 2022 with this date
 #: (or the second after it: 7.8k records carry :04, 22k carry :05 in the July 2024 listing).
@@ -37,7 +38,8 @@ _KNOWN_MODEL_KEYS = {
     "downloadsAllTime", "likes", "library_name", "pipeline_tag", "tags", "cardData",
     "card_data", "spaces", "safetensors", "siblings", "config", "model-index", "model_index",
     "widgetData", "widget_data", "transformersInfo", "transformers_info", "inference",
-    "gguf", "trending_score", "trendingScore", "card",
+    "gguf", "trending_score", "trendingScore", "card", "baseModels", "base_models",
+    "childrenModelCount", "children_model_count",
 }
 
 
@@ -82,6 +84,27 @@ def _as_int(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
+
+
+def _optional_int(value: Any) -> int | None:
+    """An optional count: None stays None (unknown), junk becomes None too."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = int(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out >= 0 else None
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out else None  # NaN is unknown
 
 
 def _as_mapping(value: Any) -> dict:
@@ -193,6 +216,30 @@ def _parameters(d: dict) -> int | None:
     return None
 
 
+_SIBLING_REPR = re.compile(r"rfilename='([^']*)'")
+#: File names kept per model: enough to see formats (adapters, GGUF, quantisation configs).
+MAX_FILES = 500
+
+
+def _file_names(siblings: Any) -> tuple[str, ...]:
+    """Repo file names from `siblings`: API dicts, or the `RepoSibling(rfilename=...)` reprs
+    the trees-2025 crawl stored."""
+    if not isinstance(siblings, list):
+        return ()
+    names = []
+    for s in siblings[:MAX_FILES]:
+        if isinstance(s, dict):
+            name = s.get("rfilename")
+        elif isinstance(s, str):
+            match = _SIBLING_REPR.search(s)
+            name = match.group(1) if match else s
+        else:
+            name = None
+        if isinstance(name, str) and name:
+            names.append(name)
+    return tuple(names)
+
+
 def _repo_fields(d: dict, kind: RepoKind) -> dict[str, Any]:
     """The fields every repo record shares: id, author, dates, likes."""
     if not isinstance(d, dict):
@@ -232,6 +279,10 @@ class ModelRecord:
     base_models: tuple[BaseModelLink, ...] = ()
     card_text: str | None = None
     tags_truncated: bool = False
+    files: tuple[str, ...] = ()  # repo file names where the record lists them (not listings)
+    downloads_all_time: int | None = None  # `downloadsAllTime` (downloads is the 30-day count)
+    trending_score: float | None = None
+    children_count: int | None = None  # the Hub's `childrenModelCount`
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -243,16 +294,19 @@ class ModelRecord:
         prefixed = _by_prefix(tags)
         licenses = prefixed["license:"] + _as_str_list(card.get("license"))
         datasets = prefixed["dataset:"] + _as_str_list(card.get("datasets"))
-        siblings = d.get("siblings") or []
-        files = {s.get("rfilename") if isinstance(s, dict) else str(s) for s in siblings}
-        has_adapter_config = any(f and "adapter_config.json" in f for f in files)
+        files = _file_names(d.get("siblings"))
+        has_adapter_config = any(f.rsplit("/", 1)[-1] == "adapter_config.json" for f in files)
         base_models = parse_base_models(
             rid, tags, card.get("base_model"), card.get("base_model_relation"),
             library=_get(d, "library_name"), has_adapter_config=has_adapter_config,
+            api_base_models=parse_api_base_models(_get(d, "baseModels", "base_models")),
         )
         card_text = d.get("card")
         if not isinstance(card_text, str) or card_text in ("", "None"):
             card_text = None
+        if not base_models and card_text:  # nothing declared: what does the card's prose say?
+            base_models = card_text_links(rid, card_text, tags, library=_get(d, "library_name"),
+                                          has_adapter_config=has_adapter_config)
         spaces = d.get("spaces") if isinstance(d.get("spaces"), list) else []
         return cls(
             **common,
@@ -269,6 +323,10 @@ class ModelRecord:
             base_models=base_models,
             card_text=card_text[:MAX_CARD_CHARS] if card_text else None,
             tags_truncated=truncated,
+            files=files,
+            downloads_all_time=_optional_int(_get(d, "downloadsAllTime", "downloads_all_time")),
+            trending_score=_optional_float(_get(d, "trendingScore", "trending_score")),
+            children_count=_optional_int(_get(d, "childrenModelCount", "children_model_count")),
             extra={k: v for k, v in d.items() if k not in _KNOWN_MODEL_KEYS},
         )
 

@@ -24,9 +24,11 @@ from graph.schema import Label, Rel
 from graph.store import GraphStore, chunked, db_root, neo4j_configured
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
+from ingest.lineage_report import resolver_from_store
 from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
                            relink_statements, upsert_statements)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
+from ingest.relation_model import author_habits_for, retype_links
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -234,7 +236,8 @@ def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
     models, datasets, spaces = _split(by_id.values())
     report.phases["parse"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    resolver = IdResolver(m.id for m in models)
+    retype_links(models)  # learnt relation types for links the Hub did not type
+    resolver = IdResolver.from_records(models)
     stats = LineageStats()
     rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
     rows.dedupe_rels()
@@ -268,7 +271,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
     else:
         _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
-    resolver = IdResolver(q.model_ids(store))
+    resolver = resolver_from_store(store)
     stats = LineageStats()
     # the source is deterministic: skip what the interrupted run already committed
     items = itertools.islice(source.iter_items(limit=limit, since=since), done, None)
@@ -284,6 +287,8 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
                 key = (item.kind, record.id)
                 records[key] = _merge(records[key], record) if key in records else record
         models, datasets, spaces = _split(records.values())
+        # learnt relation types for links the Hub did not type (authors' habits: graph + batch)
+        retype_links(models, habits=lambda: author_habits_for(store, models))
         for m in models:
             resolver.add(m.id)
         rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)

@@ -13,8 +13,14 @@ from pages.common import cached, csv_download, model_picker, require_store
 GRAPH_NODE_CAP = 150
 RELATION_LABELS = {"finetune": "Finetunes", "adapter": "Adapters", "quantized": "Quantizations",
                    "merge": "Merges", "unknown": "Other derivatives"}
-TABLE_COLUMNS = ["id", "depth", "relation", "parent", "downloads", "likes", "createdAt",
-                 "license", "pipelineTag", "libraryName", "author"]
+TABLE_COLUMNS = ["id", "depth", "relation", "parent", "source", "inferred", "downloads", "likes",
+                 "createdAt", "license", "pipelineTag", "libraryName", "author"]
+#: where a lineage edge came from (the edge's `source` property)
+SOURCE_LABELS = {"api": "Hub API", "typed_tag": "typed tag", "tag": "tag",
+                 "card": "card metadata", "card_text": "card text"}
+SOURCE_HELP = ("Where the link came from: Hub API, typed tag, tag, card metadata, or card text "
+               "(read from the card's prose: nothing was declared). inferred: the Hub recorded "
+               "no relation type, so it was predicted.")
 SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
          "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
          "depth": ("depth", True), "id": ("id", True)}
@@ -80,8 +86,13 @@ with tab_graph:
                           size=insights.node_size(r["downloads"], r["kind"]),
                           properties={"kind": r["kind"], "relation": r["relation"],
                                       "depth": r["depth"], "downloads": r["downloads"]}))
-    rels = [Relationship(source=r["source"], target=r["target"], caption=r["relation"],
-                         color=insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+    rels = [Relationship(source=r["source"], target=r["target"],
+                         caption=r["relation"] + (
+                             f" · {SOURCE_LABELS[r['origin']]}" if r["origin"] == "card_text"
+                             else " · inferred" if r["inferred"] else ""),
+                         color=insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"),
+                         properties={"source": SOURCE_LABELS.get(r["origin"], r["origin"]),
+                                     "inferred": r["inferred"]})
             for r in sub.edge_records()]
     vg = VisualizationGraph(nodes=nodes, relationships=rels)
     vg.set_legend(nodes={"this model": insights.FOCUS_COLOUR, "ancestor": insights.ANCESTOR_COLOUR,
@@ -106,9 +117,10 @@ with tab_anc:
     else:
         roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
         st.caption("Root(s): " + ", ".join(f"`{r}`" for r in roots))
-        st.dataframe(ancestors[["id", "depth", "relation", "child", "is_root", "downloads",
-                                "likes", "createdAt", "license"]], hide_index=True,
-                     key="ancestors_table")
+        st.dataframe(ancestors[["id", "depth", "relation", "child", "source", "inferred",
+                                "is_root", "downloads", "likes", "createdAt", "license"]],
+                     hide_index=True, key="ancestors_table",
+                     column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP)})
         csv_download(ancestors, "Download ancestors (CSV)",
                      f"{model_id.replace('/', '__')}_ancestors.csv", key="anc_csv")
 
@@ -127,7 +139,8 @@ with tab_desc:
             table = table[table["relation"].isin(rel_filter)]
         table = table.sort_values(col, ascending=ascending, na_position="last")
         st.dataframe(table, hide_index=True, key="descendants_table",
-                     column_config={"downloads": st.column_config.NumberColumn(format="%d"),
+                     column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP),
+                                    "downloads": st.column_config.NumberColumn(format="%d"),
                                     "createdAt": st.column_config.DatetimeColumn(
                                         format="YYYY-MM-DD")})
         csv_download(table, "Download descendants (CSV)",

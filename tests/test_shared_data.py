@@ -3,20 +3,9 @@ from __future__ import annotations
 
 from graph import queries as q
 from graph.store import open_store
-from ingest.lineage_eval import measure
 from ingest.run import ingest
 from ingest.sources import SnapshotSource
 from tests.conftest import shared_data_or_skip
-
-
-def test_relation_inference_accuracy_on_typed_trees():
-    trees = shared_data_or_skip("trees-2025")
-    listing = shared_data_or_skip("hub-2024-07")
-    result = measure(trees, listing)
-    assert result["links"] > 3000
-    assert result["accuracy"] >= 0.88  # measured 0.908; always-finetune would score 0.51
-    assert result["accuracy"] > result["majority_baseline"] + 0.3
-    assert result["per_relation"]["adapter"]["precision"] >= 0.95
 
 
 def test_trees_2025_typed_tags_load_as_recorded(tmp_path):
@@ -42,7 +31,10 @@ def test_full_july_2024_snapshot(tmp_path):
     assert nodes["Dataset"] - nodes["Dataset (stub)"] == 175_000
     lineage = sum(rels[r] for r in ("FINETUNE_OF", "ADAPTER_OF", "QUANTIZED_OF", "MERGE_OF"))
     assert lineage > 120_000
-    assert report.lineage["parents_resolved_share"] > 0.85  # naive exact matching: ~0.83
+    assert report.lineage["parents_resolved_share"] > 0.88  # naive exact matching: ~0.83
+    assert set(report.lineage["parents_unresolved_by_reason"]) <= {
+        "local_path", "placeholder", "ambiguous", "unknown_name", "namespace_unknown",
+        "deleted_or_renamed"}
     assert report.rejects["lineage_self_loop"] > 0 and "model:bad_json" not in report.rejects
     store = open_store(read_only=True, root=tmp_path)
     try:

@@ -1,0 +1,279 @@
+"""The learnt relation typing of `base_model` links, and its use at ingest.
+
+`RelationTyper` is a scikit-learn style estimator over link frames (`ingest.relation_features`):
+gradient-boosted trees (scikit-learn's `HistGradientBoostingClassifier`) on the token and
+numeric features. After `fit` the trees are exported to plain arrays, and every prediction runs
+on those arrays with numpy, so the model shipped in the repository (`relation_model.json`, a few
+hundred kB, written by `python -m ingest.relation_train`) predicts exactly what the fitted
+estimator did, without pickles.
+
+`retype_links(models)` is the ingest step: every link whose relation the Hub did not record
+(`inferred=True`) gets the learnt type; recorded relations (API, typed tags, the card's
+`base_model_relation`) and card sentences that state the relation are left alone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ingest.cards import DEFINITE_PATTERNS
+from ingest.records import ModelRecord
+from ingest.relation_features import (NUMERIC_COLUMNS, RELATION_CLASSES, author_habits,
+                                      build_vocabulary, feature_matrix, link_frame, link_tokens,
+                                      model_frame)
+
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = Path(__file__).with_name("relation_model.json")
+FORMAT_VERSION = 1
+
+
+class RelationTyper:
+    """Predict finetune / adapter / quantized / merge for child → parent links.
+
+    `fit(links, y, groups=…, habits=…)`: `links` a link frame, `y` the relation per link,
+    `groups` the family of each link (tokens seen in fewer than `min_groups` families are left
+    out of the vocabulary), `habits` the authors' habits (`author_habits`). Classes are
+    weighted by frequency^-`class_weight_power`. `use_files=False` leaves the repo's file
+    kinds out: in today's typed data only finetunes come with file lists (the 2025 crawl
+    followed finetune children), so file features would learn where a record was crawled,
+    not what it is; the Hub's own format tags (`gguf`, `4-bit`, `peft`…) carry the formats.
+    """
+
+    def __init__(self, *, learning_rate: float = 0.1, max_iter: int = 150,
+                 max_leaf_nodes: int = 15, min_samples_leaf: int = 20,
+                 l2_regularization: float = 1.0, class_weight_power: float = 0.5,
+                 min_count: int = 3, min_groups: int = 2, use_files: bool = False,
+                 random_state: int | None = 0):
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.class_weight_power = class_weight_power
+        self.min_count = min_count
+        self.min_groups = min_groups
+        self.use_files = use_files
+        self.random_state = random_state
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {k: getattr(self, k) for k in (
+            "learning_rate", "max_iter", "max_leaf_nodes", "min_samples_leaf",
+            "l2_regularization", "class_weight_power", "min_count", "min_groups", "use_files",
+            "random_state")}
+
+    def set_params(self, **params) -> "RelationTyper":
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise ValueError(f"unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, links: pd.DataFrame, y: Sequence[str], *, groups: Sequence | None = None,
+            habits: pd.DataFrame | None = None) -> "RelationTyper":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+
+        y = np.asarray(y, dtype=object)
+        if len(links) != len(y):
+            raise ValueError(f"{len(links)} links but {len(y)} labels")
+        if len(y) == 0:
+            raise ValueError("no links to learn from")
+        unknown = sorted(set(y) - set(RELATION_CLASSES))
+        if unknown:
+            raise ValueError(f"unknown relations {unknown}; expected {RELATION_CLASSES}")
+        if self.max_iter < 1 or self.learning_rate <= 0:
+            raise ValueError("max_iter must be >= 1 and learning_rate > 0")
+        links = links.reset_index(drop=True)
+        groups = np.asarray(groups if groups is not None else np.zeros(len(y)))
+        tokens = link_tokens(links)
+        min_groups = min(self.min_groups, len(set(groups.tolist())))
+        self.vocabulary_ = build_vocabulary(
+            tokens, groups, min_count=self.min_count, min_groups=min_groups,
+            exclude_prefixes=() if self.use_files else ("f:",))
+        X = feature_matrix(links, self.vocabulary_, habits, use_files=self.use_files)
+        counts = pd.Series(y).value_counts()
+        weights = pd.Series(y).map(counts.astype(float) ** -self.class_weight_power).to_numpy()
+        clf = HistGradientBoostingClassifier(
+            learning_rate=self.learning_rate, max_iter=self.max_iter,
+            max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization, early_stopping=False,
+            random_state=self.random_state)
+        clf.fit(X, y, sample_weight=weights / weights.mean())
+        self.classes_ = np.asarray(clf.classes_, dtype=object)
+        self.n_features_in_ = X.shape[1]
+        self.trees_ = _export_trees(clf)
+        self.baseline_ = np.asarray(clf._baseline_prediction, float).reshape(-1)
+        if len(self.classes_) == 2:  # binary: one tree per iteration, logit of classes_[1]
+            self.baseline_ = self.baseline_[:1]
+        return self
+
+    # -- predicting ----------------------------------------------------------------------------
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Raw scores per class for a feature matrix (`feature_matrix` with `vocabulary_`)."""
+        n = X.shape[0]
+        raw = np.tile(self.baseline_, (n, 1))
+        for tree in self.trees_:
+            raw[:, tree["class"]] += _tree_values(tree, X)
+        if len(self.classes_) == 2:
+            raw = np.column_stack([np.zeros(n), raw[:, 0]])
+        return raw
+
+    def predict_proba(self, links: pd.DataFrame, habits: pd.DataFrame | None = None,
+                      *, chunk: int = 20_000) -> np.ndarray:
+        """Class probabilities (columns in `classes_` order) for every link."""
+        out = []
+        links = links.reset_index(drop=True)
+        for start in range(0, len(links), chunk):
+            part = links.iloc[start:start + chunk].reset_index(drop=True)
+            raw = self.decision_function(feature_matrix(part, self.vocabulary_, habits,
+                                                        use_files=self.use_files))
+            raw -= raw.max(axis=1, keepdims=True)
+            e = np.exp(raw)
+            out.append(e / e.sum(axis=1, keepdims=True))
+        return np.vstack(out) if out else np.zeros((0, len(self.classes_)))
+
+    def predict(self, links: pd.DataFrame, habits: pd.DataFrame | None = None) -> np.ndarray:
+        proba = self.predict_proba(links, habits)
+        return self.classes_[proba.argmax(axis=1)] if len(proba) else np.array([], object)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"format": FORMAT_VERSION, "params": self.get_params(),
+                "classes": list(self.classes_), "vocabulary": list(self.vocabulary_),
+                "numeric": list(NUMERIC_COLUMNS), "baseline": [round(v, 6) for v in self.baseline_],
+                "trees": [{"class": t["class"], "feature": t["feature"].tolist(),
+                           "threshold": [round(float(v), 4) for v in t["threshold"]],
+                           "left": t["left"].tolist(), "right": t["right"].tolist(),
+                           "value": [round(float(v), 5) for v in t["value"]]}
+                          for t in self.trees_]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RelationTyper":
+        if data.get("format") != FORMAT_VERSION:
+            raise ValueError(f"relation model format {data.get('format')!r}, "
+                             f"expected {FORMAT_VERSION}")
+        if list(data["numeric"]) != list(NUMERIC_COLUMNS):
+            raise ValueError("relation model was trained on other numeric features; retrain it "
+                             "with python -m ingest.relation_train")
+        self = cls(**{k: v for k, v in data["params"].items() if k in cls().get_params()})
+        self.classes_ = np.asarray(data["classes"], dtype=object)
+        self.vocabulary_ = list(data["vocabulary"])
+        self.n_features_in_ = len(self.vocabulary_) + len(NUMERIC_COLUMNS)
+        self.baseline_ = np.asarray(data["baseline"], float)
+        self.trees_ = [{"class": int(t["class"]), "feature": np.asarray(t["feature"], np.int64),
+                        "threshold": np.asarray(t["threshold"], np.float64),
+                        "left": np.asarray(t["left"], np.int64),
+                        "right": np.asarray(t["right"], np.int64),
+                        "value": np.asarray(t["value"], np.float64)} for t in data["trees"]]
+        return self
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), separators=(",", ":")), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str = MODEL_PATH) -> "RelationTyper":
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def _export_trees(clf) -> list[dict]:
+    """HistGradientBoosting predictors → arrays; leaves have left == right == -1."""
+    trees = []
+    for iteration in clf._predictors:
+        for k, predictor in enumerate(iteration):
+            nodes = predictor.nodes
+            leaf = nodes["is_leaf"].astype(bool)
+            if nodes["is_categorical"].any():
+                raise ValueError("categorical splits are not exported")
+            trees.append({"class": k,
+                          "feature": np.where(leaf, -1, nodes["feature_idx"].astype(np.int64)),
+                          "threshold": nodes["num_threshold"].astype(np.float64),
+                          "left": np.where(leaf, -1, nodes["left"].astype(np.int64)),
+                          "right": np.where(leaf, -1, nodes["right"].astype(np.int64)),
+                          "value": nodes["value"].astype(np.float64)})
+    return trees
+
+
+def _tree_values(tree: dict, X: np.ndarray) -> np.ndarray:
+    """Leaf value of every row: all rows descend level by level at once (no NaNs in X)."""
+    node = np.zeros(X.shape[0], np.int64)
+    feature, left = tree["feature"], tree["left"]
+    rows = np.arange(X.shape[0])
+    while True:
+        active = left[node] >= 0
+        if not active.any():
+            break
+        idx = rows[active]
+        cur = node[idx]
+        go_left = X[idx, feature[cur]] <= tree["threshold"][cur]
+        node[idx] = np.where(go_left, left[cur], tree["right"][cur])
+    return tree["value"][node]
+
+
+def author_habits_for(store, models: Sequence[ModelRecord]) -> pd.DataFrame:
+    """Habits of the authors of `models` from every model of theirs in the graph plus these
+    records (an incremental batch alone would see a sliver of each author)."""
+    from graph import queries as q
+
+    authors = sorted({m.author for m in models if m.author})
+    known = q.models_of_authors(store, authors) if authors else pd.DataFrame()
+    batch = model_frame(models)
+    if len(known):
+        known = known[~known["id"].isin(set(batch["id"]))]
+        batch = pd.concat([known[["id", "author", "tags", "library"]], batch],
+                          ignore_index=True)
+    return author_habits(batch)
+
+
+@lru_cache(maxsize=1)
+def shipped_typer() -> RelationTyper | None:
+    """The model in the repository, or None (logged) when it is missing or unreadable."""
+    try:
+        return RelationTyper.load(MODEL_PATH)
+    except (OSError, ValueError, KeyError) as e:
+        logger.warning("relation model %s unusable (%s); relation types fall back to rules",
+                       MODEL_PATH, e)
+        return None
+
+
+def _retypable(link) -> bool:
+    return link.inferred and not (link.source == "card_text" and link.pattern in DEFINITE_PATTERNS)
+
+
+def retype_links(models: Sequence[ModelRecord], *, typer: RelationTyper | None = None,
+                 habits: pd.DataFrame | Callable[[], pd.DataFrame] | None = None) -> int:
+    """Give every inferred link of `models` the learnt relation (in place); returns how many
+    links were typed. `habits`: the authors' habits (or a function computing them, called
+    only when there is a link to type); default: over these very records."""
+    typer = typer or shipped_typer()
+    if typer is None or not models:
+        return 0
+    if not any(_retypable(b) for r in models for b in r.base_models):
+        return 0
+    links = link_frame(models)
+    links = links[[_retypable(models[r].base_models[i])
+                   for r, i in zip(links["record"], links["index"])]].reset_index(drop=True)
+    if links.empty:
+        return 0
+    if habits is None:
+        habits = author_habits(model_frame(models))
+    elif callable(habits):
+        habits = habits()
+    predicted = typer.predict(links, habits)
+    by_record: dict[int, dict[int, str]] = {}
+    for rec, idx, rel in zip(links["record"].to_numpy(), links["index"].to_numpy(), predicted):
+        by_record.setdefault(int(rec), {})[int(idx)] = str(rel)
+    for rec, changes in by_record.items():
+        record = models[rec]
+        record.base_models = tuple(replace(b, relation=changes[i]) if i in changes else b
+                                   for i, b in enumerate(record.base_models))
+    return len(predicted)
