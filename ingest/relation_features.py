@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ingest.records import ModelRecord
 
@@ -171,16 +173,25 @@ def _strip(value: str) -> str:
     return value.rsplit("/", 1)[-1].lower().replace("_", "-")
 
 
+def _contains(text: pa.Array, pattern: re.Pattern) -> np.ndarray:
+    """`pattern` (case-insensitive) found in each string: Arrow's RE2, ~10x Python's re on
+    760k records, same matches for these patterns (no look-arounds or back-references)."""
+    return pc.match_substring_regex(text, pattern.pattern, ignore_case=True).to_numpy(
+        zero_copy_only=False).astype(bool)
+
+
 def _habit_flags(ids: pd.Series, tags_text: pd.Series, library: pd.Series
                  ) -> dict[str, np.ndarray]:
     names = ids.str.rsplit("/", n=1).str[-1].fillna("")
     lib = library.fillna("").str.lower()
-    text = names + " " + tags_text
+    text = pa.array((names + " " + tags_text).tolist(), pa.string())
+    tags = pa.array(tags_text.tolist(), pa.string())
     return {
-        "quant": text.str.contains(_QUANT_EVIDENCE).to_numpy(bool),
-        "adapter": (lib.eq("peft") | text.str.contains(_ADAPTER_EVIDENCE)).to_numpy(bool),
-        "merge": text.str.contains(_MERGE_EVIDENCE).to_numpy(bool),
-        "derived": tags_text.str.contains("base_model:", regex=False).to_numpy(bool),
+        "quant": _contains(text, _QUANT_EVIDENCE),
+        "adapter": lib.eq("peft").to_numpy(bool) | _contains(text, _ADAPTER_EVIDENCE),
+        "merge": _contains(text, _MERGE_EVIDENCE),
+        "derived": pc.match_substring(tags, "base_model:").to_numpy(
+            zero_copy_only=False).astype(bool),
     }
 
 
