@@ -219,19 +219,41 @@ def _tree_values(tree: dict, X: np.ndarray) -> np.ndarray:
     return tree["value"][node]
 
 
+class AuthorHistory:
+    """The graph's models of every author an incremental run meets, fetched once per author
+    per run, so a batch's links are typed with each author's whole history (a batch alone
+    sees a sliver of it)."""
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._known: dict[str, pd.DataFrame] = {}
+        self._fetched: set[str] = set()
+
+    def habits(self, models: Sequence[ModelRecord]) -> pd.DataFrame:
+        from graph import queries as q
+
+        authors = {m.author for m in models if m.author}
+        new = sorted(authors - self._fetched)
+        if new:
+            rows = q.models_of_authors(self.store, new)
+            for author, group in rows.groupby("author", sort=False):
+                self._known[author] = group[["id", "author", "tags", "library"]]
+            self._fetched.update(new)
+        batch = model_frame(models)
+        known = [self._known[a] for a in authors if a in self._known]
+        if known:
+            history = pd.concat(known, ignore_index=True)
+            history = history[~history["id"].isin(set(batch["id"]))]
+            batch = pd.concat([history, batch], ignore_index=True)
+        for author, group in batch.groupby("author", sort=False):  # remembered for later batches
+            self._known[author] = group
+        return author_habits(batch)
+
+
 def author_habits_for(store, models: Sequence[ModelRecord]) -> pd.DataFrame:
     """Habits of the authors of `models` from every model of theirs in the graph plus these
-    records (an incremental batch alone would see a sliver of each author)."""
-    from graph import queries as q
-
-    authors = sorted({m.author for m in models if m.author})
-    known = q.models_of_authors(store, authors) if authors else pd.DataFrame()
-    batch = model_frame(models)
-    if len(known):
-        known = known[~known["id"].isin(set(batch["id"]))]
-        batch = pd.concat([known[["id", "author", "tags", "library"]], batch],
-                          ignore_index=True)
-    return author_habits(batch)
+    records (one-off; an ingest run keeps an `AuthorHistory`)."""
+    return AuthorHistory(store).habits(models)
 
 
 @lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ from ingest.lineage_report import resolver_from_store
 from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
                            relink_statements, upsert_statements)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
-from ingest.relation_model import author_habits_for, retype_links
+from ingest.relation_model import AuthorHistory, retype_links
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -272,6 +272,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
         _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
     resolver = resolver_from_store(store)
+    history = AuthorHistory(store)  # the authors' habits, for typing each batch's links
     stats = LineageStats()
     # the source is deterministic: skip what the interrupted run already committed
     items = itertools.islice(source.iter_items(limit=limit, since=since), done, None)
@@ -288,7 +289,7 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
                 records[key] = _merge(records[key], record) if key in records else record
         models, datasets, spaces = _split(records.values())
         # learnt relation types for links the Hub did not type (authors' habits: graph + batch)
-        retype_links(models, habits=lambda: author_habits_for(store, models))
+        retype_links(models, habits=lambda: history.habits(models))
         for m in models:
             resolver.add(m.id)
         rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)

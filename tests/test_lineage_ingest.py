@@ -246,3 +246,28 @@ def test_incremental_run_types_new_links(graph_root, tmp_path):
     report = ingest(SnapshotSource(snap), root=root)
     assert report.mode == "incremental" and report.loaded["model"] == 1
     assert _edges(root)[("u/later-lora", "a/base")] == ("ADAPTER_OF", True, "tag")
+
+
+def test_author_history_remembers_earlier_batches_of_the_run(graph_root):
+    import numpy as np
+
+    from ingest.records import ModelRecord
+    from ingest.relation_model import AuthorHistory
+
+    first = ModelRecord.from_api({"id": "zz/one-GGUF", "tags": ["gguf", "base_model:a/base"]})
+    second = ModelRecord.from_api({"id": "zz/two", "tags": ["base_model:a/base"]})
+    store = open_store(read_only=True, root=graph_root)
+    try:
+        history = AuthorHistory(store)
+        assert history.habits([first]).loc["zz", "author_log_models"] == pytest.approx(
+            np.log1p(1))
+        # 'zz' was fetched (empty) with the first batch; the second still sees that batch
+        habits = history.habits([second])
+        again = history.habits([second])  # a record seen twice counts once
+        with_graph = history.habits([ModelRecord.from_api({"id": "u/new", "tags": []})])
+    finally:
+        store.close()
+    assert habits.loc["zz", "author_log_models"] == pytest.approx(np.log1p(2))
+    assert habits.loc["zz", "author_quant_share"] == pytest.approx(0.5)
+    assert again.loc["zz", "author_log_models"] == pytest.approx(np.log1p(2))
+    assert with_graph.loc["u", "author_log_models"] == pytest.approx(np.log1p(10))

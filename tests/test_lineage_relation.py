@@ -198,3 +198,25 @@ def test_family_grouped_accuracy_on_the_typed_links():
         for rel, pr in learnt["per_relation"].items():
             assert pr["precision"] >= 0.85 and pr["recall"] >= 0.85, (shape, rel, pr)
         assert result[shape]["majority"]["accuracy"] < 0.6
+
+
+def test_evaluate_and_report_on_a_small_labelled_set():
+    from ingest.lineage_eval import LabelledLinks, evaluate, format_report
+
+    recs, y, fam = _training_set(6)
+    links = link_frame(recs)
+    data = LabelledLinks(full=links, listing=links, y=np.asarray(y, object),
+                         family=np.asarray(fam, object), truth_source=np.full(len(y), "tree"),
+                         habits=author_habits(model_frame(recs)),
+                         counts={"truth_links": len(y), "tree_links": len(y),
+                                 "recorded_links": 0, "with_child_record": len(y),
+                                 "children_in_trees": len(recs), "families": 3,
+                                 "per_relation": {}})
+    result = evaluate(data, n_splits=3, params={"max_iter": 10, "min_samples_leaf": 2})
+    assert result["full"]["learnt"]["links"] == len(y)
+    assert result["full"]["learnt"]["accuracy"] >= result["full"]["majority"]["accuracy"]
+    assert sorted(sum(result["fold_families"], [])) == ["Bar", "Baz", "Foo"]  # one per fold
+    text = format_report(result)
+    for needle in ("learnt", "rules", "naive_rule", "majority", "grouped by family",
+                   "confusion (listing inputs, learnt)"):
+        assert needle in text
