@@ -25,8 +25,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analytics.growth import (FLAG_NAMES, MONTH_DAYS, GrowthSeries, WSBFitter, derivative_series,
-                              rank_models)
+from analytics.growth import FLAG_NAMES, MONTH_DAYS, GrowthSeries, WSBFitter, derivative_series, rank_models
 
 DEFAULT_HORIZONS = (6, 12)
 

@@ -63,7 +63,6 @@ def main() -> None:
     if not args.snapshot.exists():
         print(f"skip: snapshot not found at {args.snapshot}")
         return
-    sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     db = args.keep or work / "db"
     if db.exists():

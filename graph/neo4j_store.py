@@ -29,8 +29,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import neo4j
 import pandas as pd
 import pyarrow as pa
-from neo4j import GraphDatabase, graph as neo4j_graph
+from neo4j import GraphDatabase
 from neo4j import exceptions as nex
+from neo4j import graph as neo4j_graph
 from neo4j import time as neo4j_time
 
 from graph.dialect import NEO4J

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from graph.schema import (LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel)
+from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel
 from graph.store import GraphStore
 
 LINEAGE_TYPES = "|".join(r.value for r in LINEAGE_RELS.values())

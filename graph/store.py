@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import (Any, Iterable, Iterator, Protocol, Sequence,
-                    runtime_checkable)
+from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
 import pandas as pd
 import pyarrow as pa

@@ -24,8 +24,15 @@ from graph.schema import Label, Rel
 from graph.store import GraphStore, chunked, db_root, neo4j_configured
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
-from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
-                           relink_statements, upsert_statements)
+from ingest.loader import (
+    GraphRows,
+    LineageStats,
+    bulk_write,
+    cycle_edges,
+    iso_utc,
+    relink_statements,
+    upsert_statements,
+)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
 from ingest.sources import RawItem, Source
 

@@ -4,8 +4,14 @@ from __future__ import annotations
 import streamlit as st
 
 from graph.errors import QueryError, QueryRefused, QueryTimeout
-from graph.readonly import (DEFAULT_ROW_CAP, DEFAULT_TIMEOUT_S, EXAMPLES, display_frame,
-                            run_console_query, schema_overview)
+from graph.readonly import (
+    DEFAULT_ROW_CAP,
+    DEFAULT_TIMEOUT_S,
+    EXAMPLES,
+    display_frame,
+    run_console_query,
+    schema_overview,
+)
 from pages.common import csv_download, require_store
 
 st.title("Cypher console")

@@ -98,7 +98,7 @@ with tab_graph:
 
     display_widget(vg.render_widget(layout="forcedirected", height="560px",
                                     show_search_button=True),
-                   key=f"lineage_graph")
+                   key="lineage_graph")
 
 with tab_anc:
     if ancestors.empty:

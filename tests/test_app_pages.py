@@ -233,8 +233,8 @@ def test_new_generation_is_picked_up(graph_env):
     """After ingest publishes a new generation, the next run reads it (no restart)."""
     from graph.generations import Generations
     from ingest.run import ingest
-    from tests.conftest import MINI_SNAPSHOT
     from ingest.sources import SnapshotSource
+    from tests.conftest import MINI_SNAPSHOT
 
     at = _app()
     before = Generations(graph_env).current_name()
