@@ -17,6 +17,12 @@ class Dialect:
     def rel_type(self, var: str) -> str:
         return f"{self.rel_type_fn}({var})"
 
+    def year_month(self, expr: str) -> str:
+        """An integer yyyymm of a timestamp expression."""
+        if self.name == "kuzu":
+            return f"date_part('year', {expr}) * 100 + date_part('month', {expr})"
+        return f"{expr}.year * 100 + {expr}.month"
+
 
 KUZU = Dialect("kuzu", "label", "list_transform(rels(p), x -> label(x))",
               "list_transform(nodes(p), x -> x.id)")

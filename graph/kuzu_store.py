@@ -13,6 +13,7 @@ import pyarrow as pa
 from graph.dialect import KUZU
 from graph.errors import GraphError, QueryError, QueryTimeout
 from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
+from graph.store import Generation
 
 _BUFFER_MB = int(os.environ.get("HUBATLAS_KUZU_BUFFER_MB", "2048"))
 
@@ -124,6 +125,10 @@ class KuzuStore:
 
     def node_count(self) -> int:
         return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])
+
+    def generation(self) -> Generation:
+        folder = self.path.parent
+        return Generation("embedded", folder.name, folder)
 
     # -- writing -------------------------------------------------------------------------
     def ensure_schema(self) -> None:

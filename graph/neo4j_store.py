@@ -36,7 +36,9 @@ from neo4j import time as neo4j_time
 
 from graph.dialect import NEO4J
 from graph.errors import GraphError, QueryError, QueryRefused, QueryTimeout
+from graph.queries import LAST_FINISHED_RUN
 from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
+from graph.store import Generation, neo4j_generation
 
 #: rows per `UNWIND $rows` batch of the bulk path, and a cap on one batch's estimated size
 BATCH_ROWS = 1000
@@ -409,6 +411,11 @@ class Neo4jStore:
 
     def node_count(self) -> int:
         return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])
+
+    def generation(self) -> Generation:
+        """Named by the last finished ingest run: a Neo4j graph changes in place."""
+        rows = self.rows(LAST_FINISHED_RUN)
+        return neo4j_generation(rows[0]["id"] if rows else None)
 
     def server_agent(self) -> str:
         """The server's agent string, e.g. "Neo4j/5.26.0"."""

@@ -111,6 +111,11 @@ def running_run(store: GraphStore) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+#: the newest finished ingest run (names a Neo4j generation)
+LAST_FINISHED_RUN = ("MATCH (r:IngestRun) WHERE r.status = 'ok' AND r.endedAt IS NOT NULL "
+                     "RETURN r.id AS id ORDER BY r.endedAt DESC LIMIT 1")
+
+
 def last_watermark(store: GraphStore) -> Any:
     rows = store.rows("MATCH (r:IngestRun) WHERE r.status = 'ok' AND r.watermark IS NOT NULL "
                       "RETURN max(r.watermark) AS w")
@@ -296,4 +301,42 @@ def _with_relation(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(relation=df["rel"].map(REL_TO_RELATION)).drop(columns="rel")
     return df
 
+
+# -- overview and timelines --------------------------------------------------------------
+#: how uploads per month can be grouped → the model property holding the group
+UPLOAD_GROUPS = {"task": "pipelineTag", "library": "libraryName"}
+
+
+def uploads_by_month(store: GraphStore, by: str = "task") -> pd.DataFrame:
+    """Models with a known creation date per month and group: ym (yyyymm), grp, n.
+
+    Models the Hub back-filled with 2022-03-02 have no known date and are left out."""
+    if by not in UPLOAD_GROUPS:
+        raise ValueError(f"by must be one of {sorted(UPLOAD_GROUPS)}, got {by!r}")
+    return store.frame(
+        f"MATCH (m:Model) WHERE m.createdAt IS NOT NULL "
+        f"RETURN {store.dialect.year_month('m.createdAt')} AS ym, "
+        f"m.{UPLOAD_GROUPS[by]} AS grp, count(*) AS n")
+
+
+def models_per_licence(store: GraphStore) -> pd.DataFrame:
+    """Real (non-stub) models per stated licence: licence, n."""
+    return store.frame("MATCH (m:Model) WHERE m.stub IS NULL OR m.stub = false "
+                       "RETURN m.license AS licence, count(*) AS n")
+
+
+def derivatives_by_month(store: GraphStore, model_id: str) -> pd.DataFrame:
+    """Direct derivatives of one model per creation month and relation type: ym (0 when
+    unknown), rel, n."""
+    d = store.dialect
+    return store.frame(
+        f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(m:Model {{id: $id}}) "
+        f"RETURN CASE WHEN c.createdAt IS NULL THEN 0 "
+        f"ELSE {d.year_month('c.createdAt')} END AS ym, "
+        f"{d.rel_type('e')} AS rel, count(*) AS n", {"id": model_id})
+
+
+def model_ids_downloads(store: GraphStore) -> pd.DataFrame:
+    """Every model id with its downloads (the type-ahead index's input): id, downloads."""
+    return store.frame("MATCH (m:Model) RETURN m.id AS id, m.downloads AS downloads")
 

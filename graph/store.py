@@ -8,8 +8,10 @@ Everything above `graph/` talks to a `GraphStore`; driver errors become `graph.e
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence, runtime_checkable
 
@@ -20,6 +22,29 @@ from graph.dialect import Dialect
 from graph.schema import Label, Rel
 
 DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "graph"
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One published state of the graph: what the app reads, and what derived results belong to.
+
+    Embedded: a `gen-<stamp>` folder under `HUBATLAS_DB` (a new one per ingest). Neo4j: the
+    graph changes in place, so a generation is named by the last finished ingest run. Derived
+    results (forecasts, search index, aggregates) live in `folder / "results"`.
+    """
+
+    backend: str  # "embedded" or "neo4j"
+    name: str  # the gen-<stamp> folder, or the last finished IngestRun id ("" before any run)
+    folder: Path
+
+    @property
+    def results_dir(self) -> Path:
+        return self.folder / "results"
+
+    @property
+    def key(self) -> str:
+        """A string that changes whenever the graph the app should read changes (cache key)."""
+        return f"{self.backend}:{self.folder}"
 
 
 @runtime_checkable
@@ -52,6 +77,9 @@ class GraphStore(Protocol):
 
     def node_count(self) -> int: ...
 
+    def generation(self) -> Generation:
+        """The generation this store reads (embedded: its folder; Neo4j: the last finished run)."""
+
     def close(self) -> None: ...
 
 
@@ -62,6 +90,34 @@ def db_root() -> Path:
 
 def neo4j_configured() -> bool:
     return bool(os.environ.get("NEO4J_URI"))
+
+
+def neo4j_generation(run_id: str | None, uri: str | None = None) -> Generation:
+    """The generation of a Neo4j graph whose last finished ingest run is `run_id`; its results
+    live on this machine under `HUBATLAS_DB/neo4j-<hash of the URI>/<run id>`."""
+    uri = uri if uri is not None else os.environ.get("NEO4J_URI", "")
+    tag = hashlib.sha1(uri.encode()).hexdigest()[:10]
+    name = run_id or ""
+    return Generation("neo4j", name, db_root() / f"neo4j-{tag}" / (name or "none"))
+
+
+def current_generation(store: "GraphStore | None" = None) -> Generation | None:
+    """The generation the app should read now, or None when no graph has been published.
+
+    Embedded: read from `HUBATLAS_DB/CURRENT` without opening the graph. Neo4j: asks `store`
+    (one small query), since ingest changes the graph in place.
+    """
+    if neo4j_configured():
+        if store is None:
+            raise ValueError("current_generation needs the Neo4j store to ask")
+        return store.generation()
+    from graph.generations import Generations
+
+    gens = Generations(db_root())
+    name = gens.current_name()
+    if not name or gens.current_path() is None:
+        return None
+    return Generation("embedded", name, gens.root / name)
 
 
 def open_store(*, read_only: bool = True, root: Path | None = None) -> GraphStore:

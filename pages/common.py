@@ -74,9 +74,10 @@ def cached(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 @st.cache_resource(max_entries=1, show_spinner="Indexing model ids…")
 def _id_index(key: str):
-    from graph.insights import ModelIdIndex
+    from analytics.id_index import ModelIdIndex
+    from graph.queries import model_ids_downloads
 
-    return ModelIdIndex.from_store(_open_store(key))
+    return ModelIdIndex.from_frame(model_ids_downloads(_open_store(key)))
 
 
 def id_index():
