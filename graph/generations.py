@@ -24,6 +24,8 @@ from graph.errors import GraphError
 
 GRAPH_FILE = "graph.kuzu"
 CHECKPOINT_FILE = "checkpoint.json"
+#: marker of a generation whose derived results are all built (see analytics.results)
+RESULTS_COMPLETE = "results/COMPLETE"
 
 
 class WriterBusy(GraphError):
@@ -100,11 +102,17 @@ class Generations:
         return name
 
     def _prune(self, current: str) -> None:
-        gens = sorted(p for p in self.root.glob("gen-*") if p.is_dir())
-        old = [p for p in gens if p.name != current][: max(0, len(gens) - self.keep)]
-        for path in old:
-            # Readers that still hold an old file keep their open descriptors (POSIX unlink).
-            shutil.rmtree(path, ignore_errors=True)
+        """Keep the live generation, the newest `keep`, and the newest one whose derived
+        results are complete (pages show its results while the live one's are built)."""
+        gens = sorted((p for p in self.root.glob("gen-*") if p.is_dir()), key=lambda p: p.name)
+        keep = {current, *(p.name for p in gens[-self.keep:])}
+        complete = [p for p in gens if (p / RESULTS_COMPLETE).exists()]
+        if complete:
+            keep.add(complete[-1].name)
+        for path in gens:
+            if path.name not in keep:
+                # Readers that still hold an old file keep their open descriptors (POSIX unlink).
+                shutil.rmtree(path, ignore_errors=True)
 
     # -- checkpoints ---------------------------------------------------------------------
     @staticmethod

@@ -132,9 +132,13 @@ class KuzuStore:
 
     # -- writing -------------------------------------------------------------------------
     def ensure_schema(self) -> None:
+        """Create missing tables, and add properties declared since a graph was created."""
         with self._lock:
             for stmt in schema_ddl():
                 self._execute(stmt)
+            for spec in NODES:
+                for name, typ in spec.properties[1:]:
+                    self._execute(f"ALTER TABLE {spec.label.value} ADD IF NOT EXISTS {name} {typ}")
 
     def write(self, queries: Sequence[tuple[str, dict[str, Any]]]) -> None:
         with self._lock:

@@ -340,3 +340,23 @@ def model_ids_downloads(store: GraphStore) -> pd.DataFrame:
     """Every model id with its downloads (the type-ahead index's input): id, downloads."""
     return store.frame("MATCH (m:Model) RETURN m.id AS id, m.downloads AS downloads")
 
+
+# -- derived properties (written by the scheduled job) -------------------------------------
+def set_node_properties(store: GraphStore, label: Label, columns: list[str]) -> str:
+    """`UNWIND $rows` (id + `columns`) setting derived properties on existing nodes."""
+    types = dict(NODE_SPECS[label].properties)
+    unknown = [c for c in columns if c not in types or c == "id"]
+    if unknown:
+        raise ValueError(f"not settable properties of {label.value}: {unknown}")
+    sets = ", ".join(f"n.{c} = {_cast(store, 'r.' + c, types[c])}" for c in columns)
+    return f"UNWIND $rows AS r MATCH (n:{label.value} {{id: r.id}}) SET {sets}"
+
+
+def clear_node_properties(label: Label, columns: list[str], marker: str) -> str:
+    """Null `columns` on every node where `marker` is set (before writing fresh values)."""
+    types = dict(NODE_SPECS[label].properties)
+    if marker not in types or any(c not in types for c in columns):
+        raise ValueError(f"unknown properties of {label.value}: {[marker, *columns]}")
+    sets = ", ".join(f"n.{c} = NULL" for c in columns)
+    return f"MATCH (n:{label.value}) WHERE n.{marker} IS NOT NULL SET {sets}"
+

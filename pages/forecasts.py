@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import forecasts as F
 from graph import queries as Q
-from pages.common import get_store, graph_generation, model_picker, require_store
+from pages.common import cached, generation, model_picker, require_store, require_stored
 
 RANK_HORIZONS = (6, 12)
 TOP = 100
@@ -18,25 +18,21 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8
 
 
 # --------------------------------------------------------------------------- cached data
-@st.cache_data(show_spinner="Counting derivatives per month…", max_entries=2)
-def _series(gen: str):
-    return F.build_series(Q.derivative_edges(get_store()))
+def _stored_table():
+    """The forecasts of every base model, computed by the scheduled job (analytics.pipeline)."""
+    return require_stored("forecasts", "The forecasts")
 
 
-@st.cache_data(show_spinner="Calibrating the forecast band on a backtest…", max_entries=2)
-def _calibration(gen: str):
-    return F.calibrate(_series(gen))
-
-
-@st.cache_data(show_spinner="Fitting growth curves to every base model…", max_entries=8)
+@st.cache_data(show_spinner="Fitting the first months of each series…", max_entries=8)
 def _table(gen: str, points_used: int | None, horizons: tuple[int, ...]):
-    return F.growth_table(_series(gen), horizons=horizons, points_used=points_used,
-                          calibration=_calibration(gen))
+    # only for the "points used" backtest view; the default view reads the stored table
+    stored = _stored_table()
+    return F.growth_table(stored.series, horizons=horizons, points_used=points_used,
+                          calibration=stored.calibration)
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
 def _model_exists(gen: str, model_id: str) -> bool:
-    return Q.get_model(get_store(), model_id) is not None
+    return cached(Q.get_model, model_id) is not None
 
 
 # --------------------------------------------------------------------------- widgets
@@ -142,8 +138,9 @@ def main() -> None:
     store = require_store()
     if store is None:
         return
-    gen = graph_generation()
-    series = _series(gen)
+    gen = generation().key
+    stored = _stored_table()
+    series = stored.series
     if len(series) == 0:
         st.info("The graph has no base model with dated derivatives yet: nothing to forecast.")
         return
@@ -159,7 +156,7 @@ def main() -> None:
     show_rejected = c3.checkbox("Show rejected fits", key="fc_rejected")
     points_used = None if points == "all" else int(points)
     horizons = tuple(sorted({*RANK_HORIZONS, months_ahead}))
-    table = _table(gen, points_used, horizons)
+    table = stored if points_used is None else _table(gen, points_used, horizons)
     as_of = series.as_of
     st.caption(f"{len(table):,} base models with derivatives; {int(table.summary['ok'].sum()):,} fits pass "
                f"every check. Observed up to {as_of:%Y-%m-%d}." if as_of is not None else "")

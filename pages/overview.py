@@ -5,14 +5,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analytics.overview import build_overview
 from pages import style
-from pages.common import cached, csv_download, require_store
+from pages.common import csv_download, require_store, require_stored
 
 st.title("Hub Atlas — overview")
 require_store()
 
-overview = cached(build_overview)
+overview = require_stored("overview", "The overview")
 nodes, rels = overview.nodes, overview.rels
 top_labels = ("Model", "Dataset", "Space", "Paper", "User", "Organization")
 cols = st.columns(len(top_labels))

@@ -10,14 +10,15 @@ from urllib.parse import quote
 import streamlit as st
 
 from analytics.recommend import build_recommender, build_tracer, trace_unlinked
-from analytics.retrieval import SearchFilters
-from pages.common import generation_key, require_store, search_index
+from analytics.retrieval import SearchFilters, build_search
+from pages.common import generation, get_store, require_store
 
 ANY = "(any)"
 
 
+@st.cache_resource(max_entries=1, show_spinner="Building the search index…")
 def _search(version: str):
-    return search_index()  # cached per generation in pages.common (and warmed at start-up)
+    return build_search(get_store())[0]
 
 
 @st.cache_resource(show_spinner="Preparing recommendations…")
@@ -64,7 +65,7 @@ def main() -> None:
     st.caption("Which model should I start from? Hybrid search: meaning (MiniLM embeddings), "
                "matching words in ids and tags, and adoption (downloads, likes, derivatives).")
     require_store()  # an empty graph gets its message here
-    version = generation_key()
+    version = generation().key
     search = _search(version)
     opts = search.options()
 

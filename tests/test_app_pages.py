@@ -239,7 +239,10 @@ def test_new_generation_is_picked_up(graph_env):
     at = _app()
     before = Generations(graph_env).current_name()
     runs_before = len(at.dataframe[-1].value)
-    ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5)  # an incremental run
+    from tests.conftest import job_without_search
+
+    ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5,  # an incremental run
+           refresh=job_without_search())
     assert Generations(graph_env).current_name() != before
     at.run()
     _ok(at)

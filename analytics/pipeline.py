@@ -1,0 +1,216 @@
+"""The scheduled job's analytics: every derived result, refreshed after each ingest.
+
+Two stages, so pages never fit, embed or scan the whole graph on a request:
+
+1. `Refresh.enrich(store)` runs on the graph *before* it is published (the embedded staging
+   copy, or Neo4j in place) and writes the results users query in Cypher into it — per base
+   model its WSB parameters and forecasts (`graph.schema.GROWTH_PROPERTIES`).
+2. `Refresh.build(store, results)` runs *after* publishing, on the new generation opened
+   read-only, and stores everything else as files beside it (`analytics.results`): the
+   overview aggregates, the id index, the forecasts table, the search index…
+
+Each step is isolated: one that fails is recorded with its error in the generation's manifest
+and the others still run, so a bad result never stops the cron job or the publish. Pages read
+a result from the newest generation that has it ready (`analytics.results.find_ready`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from analytics.results import Results, ResultStatus
+from graph import queries as q
+from graph.schema import GROWTH_PROPERTIES, SAMPLE_SOURCE_PREFIX, Label
+from graph.store import Generation, GraphStore, chunked
+
+log = logging.getLogger(__name__)
+
+#: names of the stored results (file stems under the generation's results folder)
+GROWTH_PROPERTIES_STEP = "growth_properties"  # the graph stage's forecasts, as Model properties
+ABOUT = "about"
+OVERVIEW = "overview"
+ID_INDEX = "id_index"
+FORECASTS = "forecasts"
+SEARCH = "search"
+
+FORECAST_HORIZONS = (3, 6, 12)
+
+
+
+@dataclass
+class Memo:
+    """What the enrich stage computed, handed to the build stage of the same job."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One derived result: `run(store, results, memo)` builds and saves it, returning details
+    for the manifest (counts, sizes)."""
+
+    name: str
+    stage: str  # "graph" (before publish, may write into the graph) or "files" (after publish)
+    run: Callable[..., dict[str, Any]]
+
+
+# -- forecasts ------------------------------------------------------------------------------
+def compute_forecasts(store: GraphStore):
+    """Fit and forecast every base model's derivative series (`analytics.forecasts`)."""
+    from analytics import forecasts as F
+
+    series = F.build_series(q.derivative_edges(store))
+    calibration = F.calibrate(series) if len(series) else None
+    return F.growth_table(series, horizons=FORECAST_HORIZONS, calibration=calibration)
+
+
+def growth_rows(table) -> pd.DataFrame:
+    """The forecasts table as `GROWTH_PROPERTIES` rows (id + one column per property)."""
+    s = table.summary
+    as_of = table.series.as_of
+    rows = pd.DataFrame({
+        "id": s["model"].astype(str),
+        "derivatives_observed": s["observed_last"].fillna(0).round().astype("int64"),
+        "forecast_as_of": pd.Timestamp(as_of).tz_localize(None) if as_of is not None else pd.NaT,
+        "growth_lambda": s["lambda"], "growth_mu": s["mu"], "growth_sigma": s["sigma"],
+        "growth_c_inf": s["c_inf"], "growth_ok": s["ok"].astype(bool),
+        "growth_flags": s["flags"].fillna("").astype(str),
+        "forecast_method": s["forecast"].astype(str),
+    })
+    for h in FORECAST_HORIZONS:
+        for suffix in ("", "_low", "_high"):
+            col = f"pred_{h}m{suffix}"
+            rows[f"forecast_{h}m{suffix}"] = s[col] if col in s else np.nan
+    return rows[["id", *(name for name, _ in GROWTH_PROPERTIES)]]
+
+
+def write_growth_properties(store: GraphStore, rows: pd.DataFrame, *, batch: int = 2000) -> int:
+    """Replace every model's growth properties with `rows` (stale ones are cleared first)."""
+    columns = [name for name, _ in GROWTH_PROPERTIES]
+    stmts = [(q.clear_node_properties(Label.MODEL, columns, marker="forecast_method"), {})]
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    for r in records:
+        when = r.get("forecast_as_of")
+        r["forecast_as_of"] = when.isoformat() if when is not None else None
+    query = q.set_node_properties(store, Label.MODEL, columns)
+    for chunk in chunked(records, batch):
+        stmts.append((query, {"rows": chunk}))
+    store.write(stmts)
+    return len(records)
+
+
+def _forecasts_graph(store: GraphStore, results: Results | None, memo: Memo) -> dict[str, Any]:
+    table = compute_forecasts(store)
+    memo.values[FORECASTS] = table
+    n = write_growth_properties(store, growth_rows(table))
+    return {"base_models": n, "ok_fits": int(table.summary["ok"].sum()) if n else 0}
+
+
+def _forecasts_files(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    table = memo.values.get(FORECASTS) or compute_forecasts(store)
+    results.save_object(FORECASTS, table)
+    return {"base_models": len(table)}
+
+
+# -- overview, id index, search ---------------------------------------------------------------
+def _about(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    """What the graph was loaded from: its ingest sources, and whether it is the shipped sample."""
+    runs = q.ingest_runs(store, 1000)
+    sources = sorted(set(runs["source"].dropna())) if len(runs) else []
+    about = {"sources": sources,
+             "sample": bool(sources) and all(s.startswith(SAMPLE_SOURCE_PREFIX) for s in sources),
+             "runs": len(runs)}
+    results.save_json(ABOUT, about)
+    return about
+
+
+def _overview(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    from analytics.overview import build_overview
+
+    overview = build_overview(store)
+    results.save_object(OVERVIEW, overview)
+    return {"models": overview.nodes.get("Model", 0)}
+
+
+def _id_index(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    frame = q.model_ids_downloads(store)
+    results.save_frame(ID_INDEX, frame)
+    return {"ids": len(frame)}
+
+
+def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    from analytics.retrieval import build_search
+
+    search = build_search(store)[0]
+    results.save_object(SEARCH, search)
+    return {"models": len(search.ids_) if hasattr(search, "ids_") else None}
+
+
+STEPS: tuple[Step, ...] = (
+    Step(GROWTH_PROPERTIES_STEP, "graph", _forecasts_graph),
+    Step(ABOUT, "files", _about),
+    Step(OVERVIEW, "files", _overview),
+    Step(ID_INDEX, "files", _id_index),
+    Step(FORECASTS, "files", _forecasts_files),
+    Step(SEARCH, "files", _search),
+)
+
+
+class Refresh:
+    """Runs the steps of one stage and records how each went.
+
+    `skip`: names of steps not to run (e.g. `{"search"}` where the index is not wanted)."""
+
+    def __init__(self, steps: Sequence[Step] = STEPS, *, skip: Sequence[str] = ()):
+        self.steps = tuple(s for s in steps if s.name not in set(skip))
+        self.memo = Memo()
+        self.report: list[ResultStatus] = []
+
+    def enrich(self, store: GraphStore) -> list[ResultStatus]:
+        """The graph stage, on a writable store before it is published."""
+        return self._run("graph", store, None)
+
+    def build(self, store: GraphStore, generation: Generation) -> list[ResultStatus]:
+        """The files stage, on the published generation; records the graph stage's outcome
+        beside its own, and marks the generation's results complete when every step is ok."""
+        results = Results(generation)
+        enriched = list(self.report)
+        for status in enriched:  # the graph stage ran before the generation had a folder
+            results.record(status)
+        done = self._run("files", store, results)
+        if all(s.ok for s in [*enriched, *done]):
+            results.mark_complete()
+        return done
+
+    def _run(self, stage: str, store: GraphStore, results: Results | None) -> list[ResultStatus]:
+        done = []
+        for step in (s for s in self.steps if s.stage == stage):
+            started = time.perf_counter()
+            try:
+                detail = step.run(store, results, self.memo) or {}
+                status = ResultStatus(step.name, True, _now(), _since(started), None, detail)
+            except Exception as e:  # noqa: BLE001 - one failed result must not stop the job
+                log.warning("derived result %s failed: %s", step.name, e)
+                status = ResultStatus(step.name, False, _now(), _since(started),
+                                      f"{type(e).__name__}: {e}",
+                                      {"traceback": traceback.format_exc(limit=8)})
+            if results is not None:
+                results.record(status)
+            done.append(status)
+        self.report.extend(done)
+        return done
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 2)
