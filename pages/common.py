@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -19,6 +21,25 @@ from graph.generations import Generations
 from graph.store import GraphStore, db_root, neo4j_configured, open_store
 
 SEED_LIMIT_DEFAULT = 5000
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+
+
+# -- text from data and users --------------------------------------------------------------
+def md_text(value: Any) -> str:
+    """`value` (a model id, a `?model=` parameter, any text from data or users) for a call
+    that renders Markdown — st.markdown/caption/info/warning/error/subheader, metric and
+    widget labels: shown literally, never as a link, image, emphasis, code span, LaTeX or
+    Streamlit directive. Every ASCII punctuation character is backslash-escaped (CommonMark
+    renders an escaped one as itself) and line breaks become spaces."""
+    text = " ".join(str(value).splitlines())
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def hub_url(model_id: str) -> str:
+    """The model's page on the Hugging Face Hub; the id is percent-encoded, so it cannot
+    leave the path (no ')' to end a Markdown link, no '?', '#' or host)."""
+    return "https://huggingface.co/" + quote(str(model_id), safe="/")
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -262,9 +283,9 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
         return chosen
     if text:
         if not matches:
-            st.warning(f"No model id contains **{text}**.")
+            st.warning(f"No model id contains **{md_text(text)}**.")
         else:
-            st.caption(f"**{text}** is not a model id; pick one of the matches.")
+            st.caption(f"**{md_text(text)}** is not a model id; pick one of the matches.")
     elif query_param and query_param in st.query_params:
         del st.query_params[query_param]
     return None
