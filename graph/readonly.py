@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from graph.errors import QueryRefused
-from graph.sandbox import ConsoleResult
+from graph.sandbox import ConsoleResult, SandboxLimits
 
 if TYPE_CHECKING:
     from graph.sandbox import ConsoleSandbox
@@ -44,7 +44,7 @@ FORBIDDEN: frozenset[str] = frozenset({
 READ_STARTS: frozenset[str] = frozenset({"MATCH", "OPTIONAL", "WITH", "UNWIND", "RETURN"})
 
 DEFAULT_ROW_CAP = 1000
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = SandboxLimits().timeout_s  # HUBATLAS_CONSOLE_TIMEOUT_S, default 10 s
 
 
 @dataclass

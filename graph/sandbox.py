@@ -57,18 +57,29 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
+def _env_float(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """What one console query may use."""
 
-    timeout_s: float = 10.0  # wall clock, parsing and planning included
+    #: wall clock, parsing and planning included
+    timeout_s: float = field(default_factory=lambda: _env_float("HUBATLAS_CONSOLE_TIMEOUT_S",
+                                                                10.0))
     max_rss_mb: int = field(default_factory=lambda: _env_int("HUBATLAS_CONSOLE_MAX_MB", 2048))
     max_chars: int = 10_000  # the engine's parser is superlinear in nesting and length
     max_depth: int = 32  # brackets ( [ { open at once, counted over the raw text
     max_result_mb: int = 64  # rows sent back to the app
     buffer_pool_mb: int = field(
         default_factory=lambda: _env_int("HUBATLAS_CONSOLE_BUFFER_MB", 512))
-    threads: int = 2  # engine threads per worker
+    #: engine threads per worker: half the cores, so a console query leaves the app a core
+    threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     grace_s: float = 1.0  # after timeout_s the engine gets this long to stop by itself
     #: embedded engine: an RLIMIT_AS of (address space after opening + max_rss_mb), so an
     #: allocation past the ceiling fails in the engine at once (the RSS watchdog stays the

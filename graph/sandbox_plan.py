@@ -36,17 +36,18 @@ class PlanOperator:
 
 
 # -- the embedded engine ----------------------------------------------------------------------
-#: physical operators of pure reads (Kùzu 0.11 / LadybugDB), collected from the plans of the
-#: console's read corpus (tests/test_console_sandbox.py) and reviewed one by one
+#: physical operators of pure reads (Kùzu 0.11.3 and LadybugDB 0.22.0), collected from the
+#: plans of the console's read corpus (tests/test_console_sandbox.py) and reviewed one by one
 KUZU_READ_OPERATORS: frozenset[str] = frozenset({
     "RESULT_COLLECTOR", "PROJECTION", "FILTER", "FLATTEN", "LIMIT", "SKIP", "UNWIND",
-    "SCAN_NODE_TABLE", "PRIMARY_KEY_SCAN_NODE_TABLE", "SCAN_REL_TABLE", "INDEX_LOOKUP",
+    "SCAN_NODE_TABLE", "PRIMARY_KEY_SCAN_NODE_TABLE", "SCAN_REL_TABLE",
     "HASH_JOIN_BUILD", "HASH_JOIN_PROBE", "INTERSECT_BUILD", "INTERSECT", "CROSS_PRODUCT",
     "AGGREGATE", "AGGREGATE_FINALIZE", "AGGREGATE_SCAN",
     "ORDER_BY", "ORDER_BY_MERGE", "ORDER_BY_SCAN", "TOP_K", "TOP_K_SCAN",
     "UNION_ALL_SCAN", "RECURSIVE_EXTEND", "PATH_PROPERTY_PROBE", "SEMI_MASKER",
-    "MULTIPLICITY_REDUCER", "DUMMY_SINK", "DUMMY_SIMPLE_SINK", "OFFSET",
+    "MULTIPLICITY_REDUCER",
     "TABLE_FUNCTION_CALL",  # only with a function of KUZU_READ_TABLE_FUNCTIONS
+    "QUERY_PRIMARY_KEY_LOOKUP",  # LadybugDB: `MATCH (n {id: …})` reads the primary-key index
 })
 #: table functions the planner itself inserts into pure reads (scans of its own
 #: intermediate results); every user-callable table function (LOAD FROM's READ_CSV /

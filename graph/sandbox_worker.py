@@ -269,7 +269,7 @@ def main() -> int:
     inp, out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     try:
-        os.nice(5)  # the app's own threads come first
+        os.nice(10)  # the app's own threads come first
     except OSError:
         pass
     raw = read_frame(inp)

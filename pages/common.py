@@ -22,18 +22,23 @@ from graph.store import GraphStore, db_root, neo4j_configured, open_store
 
 SEED_LIMIT_DEFAULT = 5000
 
-_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_BACKTICKS = re.compile(r"`+")
 
 
 # -- text from data and users --------------------------------------------------------------
 def md_text(value: Any) -> str:
     """`value` (a model id, a `?model=` parameter, any text from data or users) for a call
-    that renders Markdown — st.markdown/caption/info/warning/error/subheader, metric and
-    widget labels: shown literally, never as a link, image, emphasis, code span, LaTeX or
-    Streamlit directive. Every ASCII punctuation character is backslash-escaped (CommonMark
-    renders an escaped one as itself) and line breaks become spaces."""
-    text = " ".join(str(value).splitlines())
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+    that renders Markdown — st.markdown/caption/info/warning/error/subheader, metric labels
+    and values, widget labels — shown literally, as inline code: nothing inside a code span
+    is read as a link, image, emphasis, bare URL, LaTeX or Streamlit directive (escaping
+    the punctuation is not enough: Streamlit still autolinks a bare `http://…`). The fence is
+    longer than any run of backticks in the text, so the text cannot close it; line breaks
+    become spaces."""
+    text = " ".join(str(value).splitlines()) or " "
+    fence = "`" * (1 + max((len(m) for m in _BACKTICKS.findall(text)), default=0))
+    # CommonMark strips one space on each side when both are there (not from all-space text)
+    pad = " " if text.strip() and (text[0] in "` " or text[-1] in "` ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def hub_url(model_id: str) -> str:

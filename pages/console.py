@@ -20,7 +20,7 @@ from graph.sandbox import (
     SandboxTarget,
     WorkerCrashed,
 )
-from pages.common import csv_download, generation_key, md_text, require_store
+from pages.common import csv_download, generation_key, require_store
 
 
 def _close(sandbox: ConsoleSandbox) -> None:
@@ -64,30 +64,38 @@ with st.expander("Schema"):
     st.caption("Lineage relations point from the derivative to its base model. Kùzu uses "
                "`label(r)` where Neo4j uses `type(r)`.")
 
+
+
+def _failed(title: str, detail: object, *, icon: str, warning: bool = False) -> None:
+    """A short message of ours, then the details as plain text (engine messages quote the
+    query: never rendered as Markdown)."""
+    (st.warning if warning else st.error)(title, icon=icon)
+    st.code(str(detail), language=None, wrap_lines=True)
+
+
 if run:
-    # Engine messages may quote the query: always shown as text, never as Markdown.
     try:
         result = run_console_query(sandbox, query, row_cap=DEFAULT_ROW_CAP,
                                    timeout_s=DEFAULT_TIMEOUT_S)
     except QueryRefused as e:
-        st.error(md_text(e), icon="🚫")
-    except QueryTimeout:
-        st.error(f"The query ran past {DEFAULT_TIMEOUT_S:g} s and was stopped. Add a LIMIT or "
-                 "narrow the MATCH.", icon="⏱️")
-    except QueryOutOfMemory:
-        st.error(f"The query needed more than {limits.max_rss_mb:,} MB and was stopped. Add a "
-                 "LIMIT, aggregate earlier or avoid huge lists and strings.", icon="🧱")
+        _failed("The console refused this query.", e, icon="🚫")
+    except QueryTimeout as e:
+        _failed(f"The query ran past {DEFAULT_TIMEOUT_S:g} s and was stopped. Add a LIMIT or "
+                "narrow the MATCH.", e, icon="⏱️")
+    except QueryOutOfMemory as e:
+        _failed(f"The query needed more than {limits.max_rss_mb:,} MB and was stopped. Add a "
+                "LIMIT, aggregate earlier or avoid huge lists and strings.", e, icon="🧱")
     except WorkerCrashed as e:
-        st.error("The query crashed the console's worker process, which was replaced; the app "
-                 f"and other users are unaffected. ({md_text(e)})", icon="💥")
+        _failed("The query crashed the console's worker process, which was replaced; the app "
+                "and other users are unaffected.", e, icon="💥")
     except ConsoleBusy as e:
-        st.warning(md_text(e), icon="⏳")
+        _failed("The console is busy.", e, icon="⏳", warning=True)
     except ResultTooLarge as e:
-        st.error(md_text(e))
+        _failed("The result is too large to show.", e, icon="📦")
     except QueryError as e:
-        st.error(f"The engine rejected the query: {md_text(e)}")
+        _failed("The engine rejected the query.", e, icon="⚠️")
     except GraphError as e:
-        st.error(f"The console could not run the query: {md_text(e)}")
+        _failed("The console could not run the query.", e, icon="⚠️")
     else:
         more = f" (capped at {result.row_cap:,}; more rows exist)" if result.truncated else ""
         st.success(f"{len(result.frame):,} rows{more} in {result.seconds:.2f} s")

@@ -40,7 +40,7 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Downloads", f"{model['downloads'] or 0:,}")
 m2.metric("Likes", f"{model['likes'] or 0:,}")
 m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
-m4.metric("Licence", model["license"] or "—")
+m4.metric("Licence", md_text(model["license"] or "—"))  # a metric value is Markdown too
 st.caption(f"Task: {md_text(model['pipelineTag'] or '—')} · "
            f"library: {md_text(model['libraryName'] or '—')} · "
            f"author: {md_text(model['author'] or '—')} · [open on the Hub]({hub_url(model_id)})")

@@ -250,8 +250,8 @@ LEGIT: list[tuple[str, str]] = [
     ("ORDER BY then a second MATCH", "MATCH (m:Model) WITH m ORDER BY m.likes DESC LIMIT 10 "
                                      "MATCH (m)-[:USES_LIBRARY]->(l) RETURN m.id, l.id"),
     ("30 nested parentheses", "RETURN " + "(" * 30 + "1" + ")" * 30 + " AS x"),
-    ("non-ASCII strings", "MATCH (m:Model) WHERE m.id IN ['é', '日本語テキスト', '😀', 'ＤＥＬＥＴＥ'] "
-                          "RETURN count(m) AS n, 'Grüße' AS greeting"),
+    ("non-ASCII strings", "MATCH (m:Model) WHERE m.id IN ['é', '日本語テキスト', '😀', "
+                          "'ＤＥＬＥＴＥ'] RETURN count(m) AS n, 'Grüße' AS greeting"),
 ]
 
 
@@ -633,3 +633,66 @@ def hostile_table(results: list[tuple[str, str, str]]) -> str:
         lines.append(f"{fam:<14}{n:>4}  " + "  ".join(
             f"{table[(fam, o)]:>{len(o)}}" for o in outcomes))
     return "\n".join(lines)
+
+
+# -- the same checks on LadybugDB (the maintained fork the embedded engine may move to) --------
+_LADYBUG_LOAD = r"""
+import json, sys
+import ladybug
+ddl, copies, path = json.loads(sys.stdin.read())
+db = ladybug.Database(path)
+conn = ladybug.Connection(db)
+for statement in ddl + copies:
+    conn.execute(statement)
+conn.close()
+db.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def ladybug_target(mini_graph_root, tmp_path_factory) -> SandboxTarget:
+    """The mini graph copied into a LadybugDB file (Kùzu's parquet export, then Ladybug's own
+    COPY in a separate process: the two engines cannot share one)."""
+    import importlib.util
+    import json
+
+    from graph.kuzu_store import KuzuStore, schema_ddl
+    from graph.schema import NODES, RELS
+
+    if importlib.util.find_spec("ladybug") is None:
+        pytest.skip("ladybug is not installed (pip install ladybug==0.22.0)")
+    folder = tmp_path_factory.mktemp("ladybug")
+    store = KuzuStore(Generations(mini_graph_root).current_path(), read_only=True)
+    try:
+        store.export_parquet(folder / "parquet")
+    finally:
+        store.close()
+    copies = [f"COPY {n.label.value} FROM '{folder}/parquet/node-{n.label.value}.parquet'"
+              for n in NODES]
+    copies += [f"COPY {r.rel.value} FROM '{folder}/parquet/rel-{r.rel.value}-{a.value}-"
+               f"{b.value}.parquet' (from='{a.value}', to='{b.value}')"
+               for r in RELS for a, b in r.pairs]
+    path = folder / "gen-ladybug" / "graph.lbug"
+    path.parent.mkdir()
+    subprocess.run([sys.executable, "-c", _LADYBUG_LOAD], check=True, timeout=300,
+                   input=json.dumps([schema_ddl(), copies, str(path)]), text=True)
+    return SandboxTarget.embedded(path, engine="ladybug")
+
+
+def test_ladybug_reads_answer_and_hostile_inputs_get_nothing(ladybug_target, out_dir):
+    """Engine plan and OS alone (no lexical filter) on LadybugDB 0.22: every legitimate
+    read answers, no hostile input returns rows or writes a file."""
+    with ConsoleSandbox(ladybug_target, limits=FAST, precheck=False) as box:
+        assert box.start()["engine"].startswith("ladybug")
+        for name, query in LEGIT:
+            got, message = outcome(lambda: box.run(query, row_cap=20))
+            assert got == "ROWS", f"{name}: {got}: {message}"
+        for family, name, query in HOSTILE:
+            text = fill(query, ppid=os.getpid(), out=out_dir, graph=Path(ladybug_target.path))
+            got, message = outcome(lambda: box.run(text, row_cap=20))
+            assert got != "ROWS", name
+            if family in MUST_REFUSE:
+                assert got.startswith(("refused", "error (os")) or (
+                    got == "error (engine)" and message.startswith(_BEFORE_RUNNING)), \
+                    f"{name}: {got}: {message}"
+        assert not list(out_dir.iterdir())
