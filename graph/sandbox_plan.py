@@ -46,6 +46,7 @@ KUZU_READ_OPERATORS: frozenset[str] = frozenset({
     "ORDER_BY", "ORDER_BY_MERGE", "ORDER_BY_SCAN", "TOP_K", "TOP_K_SCAN",
     "UNION_ALL_SCAN", "RECURSIVE_EXTEND", "PATH_PROPERTY_PROBE", "SEMI_MASKER",
     "MULTIPLICITY_REDUCER",
+    "DUMMY_SINK", "DUMMY_SIMPLE_SINK",  # no-op ends of inner pipelines (paths returned)
     "TABLE_FUNCTION_CALL",  # only with a function of KUZU_READ_TABLE_FUNCTIONS
     "QUERY_PRIMARY_KEY_LOOKUP",  # LadybugDB: `MATCH (n {id: …})` reads the primary-key index
 })

@@ -250,6 +250,30 @@ LEGIT: list[tuple[str, str]] = [
     ("ORDER BY then a second MATCH", "MATCH (m:Model) WITH m ORDER BY m.likes DESC LIMIT 10 "
                                      "MATCH (m)-[:USES_LIBRARY]->(l) RETURN m.id, l.id"),
     ("30 nested parentheses", "RETURN " + "(" * 30 + "1" + ")" * 30 + " AS x"),
+    ("undirected var-length paths returned",
+     "MATCH p = (a:Model {id: 'microsoft/phi-2'})-[*1..2]-(b) RETURN p LIMIT 3"),
+    ("nodes and rels of paths", "MATCH p = (a:Model)-[:FINETUNE_OF*1..3]-(b) "
+                                "RETURN nodes(p) AS n, rels(p) AS r LIMIT 3"),
+    ("var-length relation list", "MATCH (a:Model)-[e*1..2]->(b) RETURN e LIMIT 3"),
+    ("paths from one model", "MATCH p = (a:Model {id: 'microsoft/phi-2'})<-[*1..3]-(b:Model) "
+                             "RETURN p LIMIT 3"),
+    ("any labels", "MATCH (a)-[r]-(b) RETURN a, r, b LIMIT 3"),
+    ("labels of every node", "MATCH (n) RETURN label(n) AS l, count(*) AS n ORDER BY l"),
+    ("collect then size", "MATCH (m:Model)-[:TRAINED_ON]->(d) WITH d, collect(m.id) AS ms "
+                          "RETURN d.id, size(ms) AS n ORDER BY n DESC LIMIT 3"),
+    ("ORDER BY two keys, SKIP", "MATCH (m:Model) RETURN m.id ORDER BY m.likes DESC, m.id "
+                                "SKIP 3 LIMIT 3"),
+    ("WITH LIMIT then count", "MATCH (m:Model) WITH m LIMIT 10 RETURN count(*) AS n"),
+    ("filter, WITH, MATCH again", "MATCH (a:Model) WHERE a.likes > 10 WITH a "
+                                  "MATCH (a)-[:USES_LIBRARY]->(l) RETURN l.id, count(*) AS n"),
+    ("timestamp comparison", "MATCH (m:Model) WHERE m.createdAt > timestamp('2023-01-01') "
+                             "RETURN count(*) AS n"),
+    ("two UNWINDs", "UNWIND [1, 2, 3] AS x UNWIND [4, 5] AS y RETURN x, y"),
+    ("simple CASE", "MATCH (m:Model) RETURN m.id, CASE m.pipelineTag WHEN 'text-generation' "
+                    "THEN 1 ELSE 0 END AS gen LIMIT 3"),
+    ("OPTIONAL MATCH var-length", "MATCH (m:Model {id: 'microsoft/phi-2'}) "
+                                  "OPTIONAL MATCH p = (m)<-[:FINETUNE_OF*1..2]-(d) "
+                                  "RETURN count(p) AS n"),
     ("non-ASCII strings", "MATCH (m:Model) WHERE m.id IN ['é', '日本語テキスト', '😀', "
                           "'ＤＥＬＥＴＥ'] RETURN count(m) AS n, 'Grüße' AS greeting"),
 ]
@@ -696,3 +720,53 @@ def test_ladybug_reads_answer_and_hostile_inputs_get_nothing(ladybug_target, out
                     got == "error (engine)" and message.startswith(_BEFORE_RUNNING)), \
                     f"{name}: {got}: {message}"
         assert not list(out_dir.iterdir())
+
+
+class _Recorder:
+    """A read-only store that records every query the app's own read functions send."""
+
+    def __init__(self, store):
+        self._store, self.dialect, self.read_only, self.sent = store, store.dialect, True, []
+
+    def frame(self, query, params=None):
+        self.sent.append((query, params))
+        return self._store.frame(query, params)
+
+    def rows(self, query, params=None):
+        self.sent.append((query, params))
+        return self._store.rows(query, params)
+
+
+def test_the_apps_own_read_queries_pass_the_plan_check(mini_store, bare_sandbox):
+    """Every query the pages and analytics run (graph.queries, graph.insights,
+    graph.retrieval_queries) is a pure read by the engine's plan, so the allow-list is not
+    narrower than the app's own Cypher."""
+    from graph import insights, queries, retrieval_queries
+
+    rec = _Recorder(mini_store)
+    model = "microsoft/phi-2"
+    for call in (lambda: queries.count_nodes(rec), lambda: queries.count_rels(rec),
+                 lambda: queries.model_ids(rec), lambda: queries.get_model(rec, model),
+                 lambda: queries.parents(rec, model), lambda: queries.ancestors(rec, model),
+                 lambda: queries.descendants(rec, model, 3),
+                 lambda: queries.descendant_counts(rec, model),
+                 lambda: queries.family_size(rec, model), lambda: queries.roots(rec, model),
+                 lambda: queries.top_base_models(rec), lambda: queries.derivative_edges(rec),
+                 lambda: queries.ingest_runs(rec), lambda: queries.stub_model_ids(rec),
+                 lambda: insights.uploads_per_month(rec), lambda: insights.licence_mix(rec),
+                 lambda: insights.ingest_run_summary(rec),
+                 lambda: insights.derivatives_per_month(rec, model),
+                 lambda: retrieval_queries.model_frame(rec),
+                 lambda: retrieval_queries.model_dataset_links(rec),
+                 lambda: retrieval_queries.lineage_links(rec)):
+        call()
+    import json
+
+    checked = 0
+    for query, params in dict.fromkeys((q, json.dumps(p or {}, sort_keys=True))
+                                       for q, p in rec.sent):
+        got, message = outcome(lambda: bare_sandbox.run(query, params=json.loads(params),
+                                                        row_cap=5))
+        assert got == "ROWS", f"{query}: {got}: {message}"
+        checked += 1
+    assert checked >= 20
