@@ -12,8 +12,9 @@ What decides is the engine, in a separate worker process (`graph.sandbox`):
 3. The engine's plan of exactly the statement that will run (`EXPLAIN`), every operator on
    an allow-list of pure reads (`graph.sandbox_plan`), on Kùzu/LadybugDB and on Neo4j.
 4. The operating system around the worker (`graph.sandbox_os`): a clean environment,
-   Landlock (no file reads outside the graph, no writes, no network), a memory ceiling
-   and a wall-clock kill watched from the app, its own read-only connection.
+   Landlock (no file opened but Python's own, read-only — the database file is open
+   already; no writes, no network), a memory ceiling and a wall-clock kill watched from
+   the app, its own read-only connection.
 """
 from __future__ import annotations
 
@@ -23,10 +24,9 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from graph.errors import QueryRefused
-from graph.sandbox import ConsoleResult, SandboxLimits
+from graph.sandbox import ConsoleResult, ConsoleSandbox, SandboxLimits, SandboxTarget
 
 if TYPE_CHECKING:
-    from graph.sandbox import ConsoleSandbox
     from graph.store import GraphStore
 
 #: clause keywords refused anywhere outside string literals and comments
@@ -208,8 +208,6 @@ def run_console_query(runner: "ConsoleSandbox | GraphStore", query: str, *,
     generation), or a store, for which a one-off worker over the same graph is started.
     Raises QueryRefused, QueryTimeout, QueryError or `graph.sandbox.ConsoleFailure`.
     """
-    from graph.sandbox import ConsoleSandbox, SandboxTarget
-
     if isinstance(runner, ConsoleSandbox):
         return runner.run(query, row_cap=row_cap, timeout_s=timeout_s)
     with ConsoleSandbox(SandboxTarget.for_store(runner), max_workers=1, warm=False) as box:

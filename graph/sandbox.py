@@ -6,8 +6,9 @@ app's process or on its shared connection. `ConsoleSandbox.run` hands it to a wo
 
 - was started with a clean environment (no HF_TOKEN, NEO4J_PASSWORD, … : Neo4j credentials
   travel over its stdin, never its environment) and opened its own read-only connection,
-- then locked itself down: Landlock (reads only beneath the graph folder and Python's own
-  files, no writes or TCP anywhere), no core dumps, no file growth, an address-space
+- then locked itself down: Landlock (no file opened but Python's own, read-only — not even
+  the graph's folder: its database file is open already; no writes, no TCP but Neo4j's Bolt
+  port, no signals to other processes), no core dumps, no file growth, an address-space
   backstop, SIGKILL when the app dies, a lower CPU priority,
 - asks the engine for the plan of exactly the statement it will run and refuses anything
   but pure reads (`graph.sandbox_plan`), then runs that same statement.

@@ -78,7 +78,8 @@ if run:
         result = run_console_query(sandbox, query, row_cap=DEFAULT_ROW_CAP,
                                    timeout_s=DEFAULT_TIMEOUT_S)
     except QueryRefused as e:
-        _failed("The console refused this query.", e, icon="🚫")
+        _failed("Refused: the console runs one read-only statement (no writes, file access, "
+                "procedures or session commands).", e, icon="🚫")
     except QueryTimeout as e:
         _failed(f"The query ran past {DEFAULT_TIMEOUT_S:g} s and was stopped. Add a LIMIT or "
                 "narrow the MATCH.", e, icon="⏱️")

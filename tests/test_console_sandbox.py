@@ -770,3 +770,50 @@ def test_the_apps_own_read_queries_pass_the_plan_check(mini_store, bare_sandbox)
         assert got == "ROWS", f"{query}: {got}: {message}"
         checked += 1
     assert checked >= 20
+
+
+# -- Neo4j ------------------------------------------------------------------------------------
+def test_neo4j_worker_gets_credentials_over_stdin_and_fails_closed(tmp_path):
+    """Driver wiring against FalkorDB's Bolt endpoint (tests/neo4j_server.py): the worker
+    connects with credentials it got over its stdin (never its environment) and may reach
+    only the Bolt port. FalkorDB returns no plan for EXPLAIN, so every query is refused:
+    nothing runs unchecked."""
+    from tests.neo4j_server import FalkorUnavailable, cleanup, start_falkordb
+
+    try:
+        srv = start_falkordb(tmp_path / "falkordb")
+    except FalkorUnavailable as e:
+        pytest.skip(f"FalkorDB Bolt smoke test not run: {e}")
+    try:
+        target = SandboxTarget("neo4j", uri=srv.uri, auth=("canary-neo4j-user", ""))
+        with ConsoleSandbox(target, limits=FAST, precheck=False) as box:
+            ready = box.start()
+            environ = Path(f"/proc/{box.workers()[0]}/environ").read_bytes()
+            assert b"canary" not in environ and b"NEO4J" not in environ
+            if ready["landlock_abi"] >= 4:
+                assert f"TCP port {srv.bolt_port} only" in ready["isolation"]
+            for query in ("RETURN 1 AS x", "MATCH (n) RETURN count(n) AS n", "CREATE (:X)"):
+                got, message = outcome(lambda: box.run(query))
+                assert got == "refused (plan)" and "no plan" in message, (query, message)
+    finally:
+        cleanup(srv)
+
+
+@pytest.mark.neo4j
+def test_neo4j_console_on_a_real_server():
+    """Against a real Neo4j 5 (NEO4J_URI set): reads answer with the plan check passed,
+    file access, procedures, writes and database switches are refused by the plan."""
+    if not os.environ.get("NEO4J_URI"):
+        pytest.skip("NEO4J_URI is not set: no Neo4j server to test against")
+    with ConsoleSandbox(SandboxTarget.neo4j_from_env(), limits=FAST, precheck=False) as box:
+        assert box.run("RETURN 1 AS x").frame.iloc[0, 0] == 1
+        assert len(box.run("MATCH (n) RETURN count(n) AS n").frame) == 1
+        assert len(box.run("MATCH (a)-[r]->(b) RETURN type(r) AS t, count(*) AS n "
+                           "ORDER BY n DESC LIMIT 3").frame.columns) == 2
+        for query in ("LOAD CSV FROM 'file:///etc/passwd' AS line RETURN line",
+                      "CALL db.labels()", "CREATE (:ConsoleProbe)",
+                      "MATCH (n) DETACH DELETE n", "USE system SHOW DATABASES",
+                      "MATCH (n) CALL { WITH n SET n.x = 1 } IN TRANSACTIONS RETURN 1"):
+            got, message = outcome(lambda: box.run(query))
+            assert got.startswith("refused") or got == "error (engine)", (query, got, message)
+        assert box.run("MATCH (n:ConsoleProbe) RETURN count(n) AS n").frame.iloc[0, 0] == 0
