@@ -435,6 +435,10 @@ class ConsoleSandbox:
         self._busy: set[_Worker] = set()
         self._closed = False
         self.kills: dict[str, int] = {"timeout": 0, "memory": 0, "crash": 0, "recycled": 0}
+        #: what the last worker that started could apply to itself (`Isolation.describe`),
+        #: and its Landlock ABI (0: files and network not isolated); None until one started
+        self.isolation: str | None = None
+        self.landlock_abi: int | None = None
         if warm:
             self._spawn_idle()
 
@@ -483,7 +487,9 @@ class ConsoleSandbox:
         self._spawn_idle()
         worker = self._acquire()
         try:
-            return worker.wait_ready()
+            ready = worker.wait_ready()
+            self.isolation, self.landlock_abi = ready.get("isolation"), ready.get("landlock_abi")
+            return ready
         finally:
             self._release(worker, dead=not worker.alive())
 
@@ -564,6 +570,9 @@ class ConsoleSandbox:
                                     "unaffected") from None
             dead = False
         finally:
+            if worker.ready:
+                self.isolation = worker.ready.get("isolation")
+                self.landlock_abi = worker.ready.get("landlock_abi")
             self._release(worker, dead=dead or not worker.alive())
         frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
         return ConsoleResult(frame, bool(done.get("truncated")), time.perf_counter() - started,

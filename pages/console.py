@@ -44,6 +44,14 @@ st.caption(f"Read-only, checked against the engine's own plan: writes, schema ch
            f"{store.dialect.name}.")
 
 
+if sandbox.landlock_abi == 0:
+    st.warning("This system has no Landlock, so the console's worker process cannot be "
+               "locked out of files and the network; the engine's plan check and the other "
+               "limits still apply.", icon="⚠️")
+elif sandbox.isolation:
+    st.caption(f"Worker isolation: {sandbox.isolation}.")
+
+
 def _use_example() -> None:
     name = st.session_state.get("console_example")
     if name:

@@ -443,6 +443,7 @@ def test_worker_environment_is_clean_and_locked_down(target, monkeypatch):
     monkeypatch.setenv("NEO4J_PASSWORD", "canary-neo4j-password")
     with ConsoleSandbox(target, limits=FAST, precheck=False) as box:
         ready = box.start()
+        assert box.isolation == ready["isolation"] and box.landlock_abi == ready["landlock_abi"]
         pid = box.workers()[0]
         environ = Path(f"/proc/{pid}/environ").read_bytes().decode()
         assert "canary" not in environ and "HF_TOKEN" not in environ
