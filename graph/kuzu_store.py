@@ -108,20 +108,16 @@ class KuzuStore:
 
     def run_read_only(self, query: str, params: dict[str, Any] | None, *, row_cap: int,
                       timeout_s: float) -> pd.DataFrame:
-        """User Cypher: a read-only connection, interrupted after `timeout_s`, `row_cap` rows."""
-        # The app's database is opened read_only, so the engine itself refuses writes; the
-        # lexical guard in graph.readonly runs first and gives the clear message.
-        with self._lock:
-            self._conn.set_query_timeout(int(timeout_s * 1000))
-            try:
-                result = self._execute(query, params)
-                cols = result.get_column_names()
-                rows = []
-                while result.has_next() and len(rows) < row_cap:
-                    rows.append(result.get_next())
-            finally:
-                self._conn.set_query_timeout(0)
-        return pd.DataFrame(rows, columns=cols)
+        """User Cypher: never on this store's connection. It runs in a one-off sandboxed
+        worker over the same file (`graph.sandbox`: the engine's plan must be a pure read,
+        no files, no secrets, a memory ceiling and a wall-clock kill); at most `row_cap`
+        rows. Keep a `graph.sandbox.ConsoleSandbox` for repeated queries (warm worker)."""
+        from graph.sandbox import ConsoleSandbox, SandboxLimits, SandboxTarget
+
+        limits = SandboxLimits(timeout_s=timeout_s)
+        with ConsoleSandbox(SandboxTarget.embedded(self.path), limits=limits, max_workers=1,
+                            warm=False, precheck=False) as sandbox:
+            return sandbox.run(query, params=params, row_cap=row_cap).frame
 
     def node_count(self) -> int:
         return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])

@@ -9,10 +9,12 @@ one's are being built.
 """
 from __future__ import annotations
 
+import re
 import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
+from urllib.parse import quote
 
 import streamlit as st
 
@@ -21,6 +23,30 @@ from graph.errors import GraphEmpty, GraphError
 from graph.store import Generation, GraphStore, current_generation, db_root, neo4j_configured, open_store
 
 T = TypeVar("T")
+
+_BACKTICKS = re.compile(r"`+")
+
+
+# -- text from data and users --------------------------------------------------------------
+def md_text(value: Any) -> str:
+    """`value` (a model id, a `?model=` parameter, any text from data or users) for a call
+    that renders Markdown — st.markdown/caption/info/warning/error/subheader, metric labels
+    and values, widget labels — shown literally, as inline code: nothing inside a code span
+    is read as a link, image, emphasis, bare URL, LaTeX or Streamlit directive (escaping
+    the punctuation is not enough: Streamlit still autolinks a bare `http://…`). The fence is
+    longer than any run of backticks in the text, so the text cannot close it; line breaks
+    become spaces."""
+    text = " ".join(str(value).splitlines()) or " "
+    fence = "`" * (1 + max((len(m) for m in _BACKTICKS.findall(text)), default=0))
+    # CommonMark strips one space on each side when both are there (not from all-space text)
+    pad = " " if text.strip() and (text[0] in "` " or text[-1] in "` ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def hub_url(model_id: str) -> str:
+    """The model's page on the Hugging Face Hub; the id is percent-encoded, so it cannot
+    leave the path (no ')' to end a Markdown link, no '?', '#' or host)."""
+    return "https://huggingface.co/" + quote(str(model_id), safe="/")
 
 
 # -- the generation and the store -------------------------------------------------------------
@@ -229,10 +255,9 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
         return chosen
     if text:
         if not matches:
-            st.warning("No model id contains this text.")
-            st.code(text, language=None)
+            st.warning(f"No model id contains **{md_text(text)}**.")
         else:
-            st.caption("Not a model id; pick one of the matches.")
+            st.caption(f"**{md_text(text)}** is not a model id; pick one of the matches.")
     elif query_param and query_param in st.query_params:
         del st.query_params[query_param]
     return None

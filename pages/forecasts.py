@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics import forecasts as F
 from graph import queries as Q
-from pages.common import cached, generation, model_picker, require_store, require_stored
+from pages.common import cached, generation, md_text, model_picker, require_store, require_stored
 
 RANK_HORIZONS = (6, 12)
 TOP = 100
@@ -107,7 +107,7 @@ def _pick_models(table, gen: str) -> list[str]:
                   for r in au.itertuples()}
         author = st.selectbox("Author or organisation", list(labels), format_func=labels.get, key="fc_author")
         ids = F.models_of(table, author)
-        return st.multiselect(f"Base models of {author} (most derivatives first)", ids, default=ids[:5],
+        return st.multiselect(f"Base models of {md_text(author)} (most derivatives first)", ids, default=ids[:5],
                               key=f"fc_author_models:{author}")
     default = [x for v in st.query_params.get_all("model") for x in v.split(",") if x]
     if not default:
@@ -122,10 +122,10 @@ def _explain(table, gen: str, chosen: list[str]) -> list[str]:
     found, missing = F.lookup(table, chosen)
     for m in missing:
         if _model_exists(gen, m):
-            st.info(f"**{m}** has no dated derivatives in the graph (or is younger than one month), "
+            st.info(f"**{md_text(m)}** has no dated derivatives in the graph (or is younger than one month), "
                     "so there is no growth series to show.")
         else:
-            st.warning(f"Unknown model **{m}**: no model with this id in the graph.")
+            st.warning(f"Unknown model **{md_text(m)}**: no model with this id in the graph.")
     return found
 
 
@@ -169,10 +169,10 @@ def main() -> None:
         params = F.parameters(table, found)
         for r in params.itertuples():
             if not r.ok:
-                st.warning(f"No WSB forecast for **{r.model}**: {r.reason}. Showing the last observed "
+                st.warning(f"No WSB forecast for **{md_text(r.model)}**: {md_text(r.reason)}. Showing the last observed "
                            f"count ({r.last:,.0f}) held flat.")
             if r.parent_date_imputed:
-                st.caption(f"{r.model}: creation date unknown in the graph (Hub back-fill); month 0 is the "
+                st.caption(f"{md_text(r.model)}: creation date unknown in the graph (Hub back-fill); month 0 is the "
                            "month of its first dated derivative.")
         st.subheader("Parameters")
         st.dataframe(params, hide_index=True, column_config=_PARAM_COLS, key="fc_params")

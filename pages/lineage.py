@@ -10,7 +10,7 @@ from analytics import family
 from graph import queries
 from graph.schema import LINEAGE_RELS
 from pages import style
-from pages.common import cached, csv_download, model_picker, require_store
+from pages.common import cached, csv_download, hub_url, md_text, model_picker, require_store
 
 GRAPH_NODE_CAP = 150
 RELATION_LABELS = {"finetune": "Finetunes", "adapter": "Adapters", "quantized": "Quantizations",
@@ -32,20 +32,20 @@ if model_id is None:
 
 model = cached(queries.get_model, model_id)
 if model is None:  # the index came from an older generation
-    st.warning(f"Model **{model_id}** is not in the graph (any more).")
+    st.warning(f"Model **{md_text(model_id)}** is not in the graph (any more).")
     st.stop()
 
-st.subheader(model_id)
+st.subheader(md_text(model_id))
 if model.get("stub"):
     st.caption("Known only as a base model named by other models' cards (no metadata).")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Downloads", f"{model['downloads'] or 0:,}")
 m2.metric("Likes", f"{model['likes'] or 0:,}")
 m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
-m4.metric("Licence", model["license"] or "—")
-st.caption(f"Task: {model['pipelineTag'] or '—'} · library: {model['libraryName'] or '—'} · "
-           f"author: {model['author'] or '—'} · "
-           f"[open on the Hub](https://huggingface.co/{model_id})")
+m4.metric("Licence", md_text(model["license"] or "—"))  # a metric value is Markdown too
+st.caption(f"Task: {md_text(model['pipelineTag'] or '—')} · "
+           f"library: {md_text(model['libraryName'] or '—')} · "
+           f"author: {md_text(model['author'] or '—')} · [open on the Hub]({hub_url(model_id)})")
 
 children = cached(queries.descendant_counts, model_id)
 ancestors = cached(queries.ancestors, model_id)
@@ -54,7 +54,8 @@ st.markdown("**Model tree** (direct derivatives): " + " · ".join(
 ) if any(children.values()) else "**Model tree**: no derivatives.")
 
 if ancestors.empty and not any(children.values()):
-    st.info(f"**{model_id}** has no lineage in the graph: no base model and no derivatives.")
+    st.info(f"**{md_text(model_id)}** has no lineage in the graph: no base model and no "
+            "derivatives.")
     st.stop()
 
 depth = st.slider("Descendant depth", 1, 6, 2, key="depth",
@@ -104,10 +105,10 @@ with tab_graph:
 
 with tab_anc:
     if ancestors.empty:
-        st.info(f"**{model_id}** is a root: it names no base model.")
+        st.info(f"**{md_text(model_id)}** is a root: it names no base model.")
     else:
         roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
-        st.caption("Root(s): " + ", ".join(f"`{r}`" for r in roots))
+        st.caption("Root(s): " + ", ".join(md_text(r) for r in roots))
         st.dataframe(ancestors[["id", "depth", "relation", "child", "is_root", "downloads",
                                 "likes", "createdAt", "license"]], hide_index=True,
                      key="ancestors_table")
@@ -116,7 +117,7 @@ with tab_anc:
 
 with tab_desc:
     if desc.empty:
-        st.info(f"**{model_id}** has no derivatives in the graph.")
+        st.info(f"**{md_text(model_id)}** has no derivatives in the graph.")
     else:
         st.dataframe(family.depth_counts(desc), hide_index=True, key="depth_counts")
         c1, c2 = st.columns([1, 2])
@@ -159,7 +160,7 @@ with tab_drift:
     else:
         counts = drift["drift"].value_counts()
         st.warning(f"{len(drift):,} of {n_desc:,} descendants state a different licence from "
-                   f"their parent's: " + ", ".join(f"{n:,} {k}" for k, n in counts.items())
+                   f"their parent's: " + ", ".join(f"{n:,} {md_text(k)}" for k, n in counts.items())
                    + ".")
         st.dataframe(drift, hide_index=True, key="drift_table")
         csv_download(drift, "Download licence drift (CSV)",

@@ -11,7 +11,7 @@ import streamlit as st
 
 from analytics.recommend import build_recommender, build_tracer, trace_unlinked
 from analytics.retrieval import SearchFilters, build_search
-from pages.common import generation, get_store, require_store
+from pages.common import generation, get_store, md_text, require_store
 
 ANY = "(any)"
 
@@ -57,7 +57,8 @@ def _trace(version: str, model_id: str, k: int):
 
 
 def _lineage_link(model_id: str) -> str:
-    return f"[Open **{model_id}** on the Lineage page](lineage?model={quote(model_id, safe='/')})"
+    return (f"[Open **{md_text(model_id)}** on the Lineage page]"
+            f"(lineage?model={quote(model_id, safe='/')})")
 
 
 def main() -> None:
@@ -91,7 +92,8 @@ def main() -> None:
         created_after=str(created) if use_date else None)
 
     if filters.task:
-        with st.expander(f"Where to start for {filters.task}: base models by adoption and growth"):
+        with st.expander(f"Where to start for {md_text(filters.task)}: base models by adoption "
+                         "and growth"):
             st.dataframe(_start(version, filters.task, 10), hide_index=True,
                          width="stretch")
 

@@ -8,6 +8,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from graph import queries as q
+from pages.common import md_text
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PHI2 = "microsoft/phi-2"
@@ -79,7 +80,7 @@ def test_lineage_deep_link(graph_env):
     at = _app("pages/lineage.py", model=PHI2)
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
-    assert at.subheader[0].value == PHI2
+    assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
     assert "Finetunes **41**" in _texts(at.markdown)
     assert len(at.get("bidi_component")) == 1  # the neo4j-viz lineage graph
     assert len(at.get("plotly_chart")) == 1  # the timeline
@@ -132,7 +133,7 @@ def test_lineage_type_ahead(graph_env):
     box.set_value(PHI2).run()
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
-    assert at.subheader[0].value == PHI2
+    assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
 
 
 def test_lineage_unknown_id(graph_env):

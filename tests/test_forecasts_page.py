@@ -8,6 +8,7 @@ import pytest
 
 from analytics import forecasts as F
 from analytics.growth import GrowthSeries, WSBFitter, coverage_end, wsb_curve
+from pages.common import md_text
 
 OK_MODEL = "mistralai/Mistral-7B-v0.1"          # passes every check on the mini graph
 FLAGGED_MODEL = "distilbert/distilbert-base-uncased"  # flagged on the mini graph
@@ -225,7 +226,7 @@ def test_page_unknown_no_derivatives_and_flagged(monkeypatch, mini_graph_copy):
     warnings, infos = _texts(at, "warning"), _texts(at, "info")
     assert any("Unknown model" in w and "nobody/nothing" in w for w in warnings)
     assert any(NO_DERIVATIVES in i and "no dated derivatives" in i for i in infos)
-    assert any(f"No WSB forecast for **{FLAGGED_MODEL}**" in w for w in warnings)
+    assert any(f"No WSB forecast for **{md_text(FLAGGED_MODEL)}**" in w for w in warnings)
     assert len(at.get("plotly_chart")) == 1  # the flagged model's observed data and fallback
     assert list(at.dataframe[0].value["model"]) == [FLAGGED_MODEL]
 
