@@ -46,8 +46,8 @@ from scipy.special import ndtr
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analytics.growth import (C_INF_MAX_RATIO, LastValue, WSBFitter, _r2_rmsle,  # noqa: E402
-                              backtest, derivative_series, wsb_curve)
+from analytics.growth import backtest, derivative_series, wsb_curve  # noqa: E402
+from analytics.growth.fitters import C_INF_MAX_RATIO, LastValue, WSBFitter, _r2_rmsle  # noqa: E402
 
 R2_MIN = 0.9
 SHARED = ROOT.parent / "shared" / "data"

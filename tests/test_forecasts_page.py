@@ -73,8 +73,10 @@ def test_c_inf_cap_flags_a_still_accelerating_series():
     assert capped.flags_["c_inf_cap"].iloc[0] and not capped.ok_[0]
     assert capped.c_inf_[0] <= 100 * Y.max() * 1.001
     assert free.c_inf_[0] > capped.c_inf_[0] and not free.flags_["c_inf_cap"].iloc[0]
-    with pytest.raises(ValueError):
-        WSBFitter(c_inf_max_ratio=0.5)
+    bad = WSBFitter(c_inf_max_ratio=0.5)  # __init__ only stores (estimator contract) ...
+    assert bad.c_inf_max_ratio == 0.5
+    with pytest.raises(ValueError):  # ... fit validates
+        bad.fit(Y)
 
 
 def test_predict_rows_matches_full_predict():

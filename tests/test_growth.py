@@ -12,9 +12,10 @@ import pytest
 from scipy.optimize import curve_fit
 from scipy.special import ndtr
 
-from analytics.growth import (FLAG_NAMES, GrowthDataError, GrowthSeries, WSBFitter, _wsb_eval, backtest,
-                              derivative_series, detect_jumps, read_wide_csv, rank_models, wsb_curve,
+from analytics.growth import (FLAG_NAMES, GrowthDataError, GrowthSeries, WSBFitter, backtest,
+                              derivative_series, detect_jumps, rank_models, read_wide_csv, wsb_curve,
                               wsb_lambda)
+from analytics.growth.curves import _wsb_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ROOT / "tests" / "data" / "growth_small.csv"
