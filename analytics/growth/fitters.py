@@ -76,6 +76,20 @@ def detect_jumps(Y, *, share: float = 0.4, ratio: float = 4.0, min_count: float 
     return np.nan_to_num(j, nan=0).astype(bool).any(axis=1)
 
 
+def _largest_step(Y) -> tuple[np.ndarray, np.ndarray]:
+    """Month (k >= 1) of the largest monthly increment and its share of the last count."""
+    Y, _ = _as_matrix(Y)
+    n_obs, last = _last_obs(Y)
+    if Y.shape[1] < 2:
+        return np.zeros(len(Y), int), np.zeros(len(Y))
+    d = np.nan_to_num(np.diff(Y, axis=1), nan=-np.inf)
+    month = np.argmax(d, axis=1) + 1
+    step = d[np.arange(len(Y)), month - 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(np.nan_to_num(last) > 0, np.maximum(step, 0) / last, 0.0)
+    return month, np.nan_to_num(share)
+
+
 class _CurveFitter:
     """Shared machinery: batched multi-start LM fit of a 3-parameter curve."""
 
@@ -385,6 +399,54 @@ class WSBFitter(_CurveFitter):
         self.ok_ = fitted & self.converged_ & ~flags[["on_bound", "c_inf_cap", "bad_fit", "jump", "too_short", "too_few", "flat"]].any(axis=1).to_numpy()
         return self
 
+    def failed_checks(self) -> list[str]:
+        """Per series, the checks its fit failed with the measured value against the threshold
+        ('' for an ok fit), e.g. ``"RMSLE 0.62 > 0.5"`` or ``"4 monthly points < 6"``."""
+        lo, hi = self._bounds()
+        jump_month, jump_share = _largest_step(self._Y)
+        out = []
+        for i, f in enumerate(self.flags_.to_dict("records")):
+            parts = []
+            if f["not_fitted"]:
+                if self.n_points_[i] < MIN_FIT_POINTS:
+                    parts.append(f"{int(self.n_points_[i])} monthly point(s) < {MIN_FIT_POINTS}: "
+                                 "not fitted")
+                else:
+                    parts.append("no derivative in the observed months: not fitted")
+            else:
+                if f["too_short"]:
+                    parts.append(f"{int(self.n_points_[i])} monthly points < {self.min_points}")
+                if f["too_few"]:
+                    parts.append(f"{int(np.nan_to_num(self.last_y_[i])):,} derivatives < "
+                                 f"{self.min_derivatives:g}")
+                if f["bad_fit"]:
+                    if not self.r2_[i] >= self.r2_min:
+                        parts.append(f"R² {self.r2_[i]:.3f} < {self.r2_min:g}")
+                    if not self.rmsle_[i] <= self.rmsle_max:
+                        parts.append(f"RMSLE {self.rmsle_[i]:.3f} > {self.rmsle_max:g}")
+                if f["c_inf_cap"]:
+                    parts.append(f"c∞ reached its cap {self.c_inf_cap_[i]:,.0f} "
+                                 f"({self.c_inf_max_ratio:g}× the largest count)")
+                if f["on_bound"]:
+                    for j in np.flatnonzero(self.on_bound_params_[i]):
+                        if j == 0 and f["c_inf_cap"]:
+                            continue
+                        side = "lower" if self.theta_[i, j] <= lo[j] + 1e-4 * (hi[j] - lo[j]) \
+                            else "upper"
+                        value = math.exp(self.theta_[i, j]) if j != 1 else self.theta_[i, j]
+                        label = ("c∞", "μ", "σ")[j]
+                        parts.append(f"{label} = {value:.3g} on its {side} bound")
+                if f["not_converged"]:
+                    parts.append(f"the optimiser stopped after {int(self.n_iter_[i])} iterations "
+                                 "without converging")
+                if f["jump"]:
+                    parts.append(f"month {int(jump_month[i])} alone added "
+                                 f"{jump_share[i]:.0%} of the derivatives")
+                if f["flat"]:
+                    parts.append("no new derivative inside the observed months")
+            out.append("; ".join(parts))
+        return out
+
     def good_fit(self, r2_min: float | None = None) -> np.ndarray:
         """Benchmark definition shared with the curve_fit reference:
         converged, R2 (raw counts) >= r2_min, no parameter on a bound."""
@@ -482,3 +544,48 @@ class LinearTrend:
     def predict_ahead(self, h):
         x = self.n_obs_ - 1 + float(h)
         return np.maximum(self.intercept_ + self.slope_ * x, self.last_y_)
+
+
+class DampedTrend:
+    """Baseline: damped trend.  The slope is the mean monthly increment over the last
+    ``window`` observed months; month j ahead adds ``slope * damping**j``, so h months ahead
+    the forecast is ``last + slope * damping * (1 - damping**h) / (1 - damping)`` (``damping``
+    = 1: the straight line).  Never below the last observed value."""
+
+    def __init__(self, *, window: int = 3, damping: float = 0.8):
+        self.window = window
+        self.damping = damping
+
+    def fit(self, Y, t=None):
+        if int(self.window) < 1:
+            raise ValueError(f"window must be >= 1, got {self.window!r}")
+        if not 0.0 < float(self.damping) <= 1.0:
+            raise ValueError(f"damping must be in (0, 1], got {self.damping!r}")
+        Y, self.ids_ = _as_matrix(Y)
+        self.n_obs_, self.last_y_ = _last_obs(Y)
+        w = np.minimum(int(self.window), np.maximum(self.n_obs_, 1))
+        before = np.where(self.n_obs_ - 1 - w >= 0,
+                          Y[np.arange(len(Y)), np.maximum(self.n_obs_ - 1 - w, 0)], 0.0)
+        self.slope_ = np.where(self.n_obs_ > 0, (self.last_y_ - before) / w, np.nan)
+        return self
+
+    def predict_ahead(self, h):
+        phi, h = float(self.damping), float(h)
+        steps = h if phi == 1.0 else phi * (1.0 - phi ** h) / (1.0 - phi)
+        return np.maximum(self.last_y_ + self.slope_ * steps, self.last_y_)
+
+
+class WSBOrLastValue:
+    """The previous product forecast: the WSB curve where its fit passes every check (``ok``),
+    the last observed count elsewhere.  Kept as a baseline for the backtest."""
+
+    def __init__(self, **wsb_params):
+        self.wsb_params = wsb_params
+
+    def fit(self, Y, t=None):
+        self.wsb_ = WSBFitter(**self.wsb_params).fit(Y)
+        self.last_y_ = self.wsb_.last_y_
+        return self
+
+    def predict_ahead(self, h):
+        return np.where(self.wsb_.ok_, self.wsb_.predict_ahead(h), self.last_y_)
