@@ -60,8 +60,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analytics.growth.backtest import (PRODUCT, SIZE_BINS, SIZE_LABELS, rolling_backtest,
-                                       summarise)
+from analytics.growth.backtest import PRODUCT, SIZE_BINS, SIZE_LABELS, rolling_backtest
 from analytics.growth.fitters import FLAG_NAMES, LastValue, WSBFitter
 from analytics.growth.pooled import METHOD_NAME, METHOD_TEXT, PooledRateForecaster
 from analytics.growth.series import MONTH_DAYS, GrowthSeries, derivative_series

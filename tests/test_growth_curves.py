@@ -1,11 +1,11 @@
 """analytics.growth.curves: the WSB evaluator and the batched Levenberg-Marquardt solver."""
-from __future__ import annotations
 
-import numpy as np
-import pytest
+from __future__ import annotations
 
 import warnings
 
+import numpy as np
+import pytest
 from scipy.optimize import curve_fit
 from scipy.special import ndtr
 
@@ -25,7 +25,9 @@ def _poisson_series(params, rng, T=T):
 
 def test_analytic_jacobian_matches_finite_differences():
     rng = np.random.default_rng(3)
-    th = np.column_stack([np.log(rng.uniform(5, 5000, 6)), rng.uniform(-1, 3, 6), np.log(rng.uniform(0.2, 2, 6))])
+    th = np.column_stack(
+        [np.log(rng.uniform(5, 5000, 6)), rng.uniform(-1, 3, 6), np.log(rng.uniform(0.2, 2, 6))]
+    )
     t = TT[None, :]
     for log in (True, False):
         f, J = _wsb_eval(th, t, True, log, 100.0)
@@ -34,7 +36,9 @@ def test_analytic_jacobian_matches_finite_differences():
             tp, tm = th.copy(), th.copy()
             tp[:, k] += h
             tm[:, k] -= h
-            fd = (_wsb_eval(tp, t, False, log, 100.0)[0] - _wsb_eval(tm, t, False, log, 100.0)[0]) / (2 * h)
+            fd = (
+                _wsb_eval(tp, t, False, log, 100.0)[0] - _wsb_eval(tm, t, False, log, 100.0)[0]
+            ) / (2 * h)
             np.testing.assert_allclose(J[:, k], fd, rtol=1e-5, atol=1e-7 * (1 + np.abs(fd).max()))
 
 
@@ -57,15 +61,26 @@ def test_batched_lm_matches_scipy_curve_fit(loss):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    p, _ = curve_fit(fn, TT, yy, p0=p0, bounds=([1e-4, -4, 0.05], [18, 8, 8]),
-                                     ftol=1e-13, xtol=1e-13, gtol=1e-13, max_nfev=20000)
+                    p, _ = curve_fit(
+                        fn,
+                        TT,
+                        yy,
+                        p0=p0,
+                        bounds=([1e-4, -4, 0.05], [18, 8, 8]),
+                        ftol=1e-13,
+                        xtol=1e-13,
+                        gtol=1e-13,
+                        max_nfev=20000,
+                    )
                 except RuntimeError:
                     continue
             cost = 0.5 * np.sum((fn(TT, *p) - yy) ** 2)
             if best is None or cost < best[0]:
                 best = (cost, p)
         assert est.cost_[i] <= best[0] * (1 + 1e-7) + 1e-12
-        np.testing.assert_allclose([est.lambda_[i], est.mu_[i], est.sigma_[i]], best[1], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(
+            [est.lambda_[i], est.mu_[i], est.sigma_[i]], best[1], rtol=1e-4, atol=1e-5
+        )
 
 
 def test_wsb_lambda_c_inf_relation():

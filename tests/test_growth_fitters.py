@@ -1,11 +1,20 @@
 """analytics.growth.fitters: WSB fits, checks, baselines (estimator contract)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analytics.growth import (FLAG_NAMES, DampedTrend, LastValue, LinearTrend, WSBFitter,
-                              WSBOrLastValue, detect_jumps, wsb_curve)
+from analytics.growth import (
+    FLAG_NAMES,
+    DampedTrend,
+    LastValue,
+    LinearTrend,
+    WSBFitter,
+    WSBOrLastValue,
+    detect_jumps,
+    wsb_curve,
+)
 
 T = 30
 TT = np.arange(T) + 1.0
@@ -21,9 +30,13 @@ def _poisson_series(params, rng, T=T):
 # --------------------------------------------------------------------------- fitting
 def test_recovers_known_parameters_with_noise():
     rng = np.random.default_rng(1)
-    truth = np.array([[3.0, 1.5, 0.8], [2.0, 2.2, 0.6], [4.5, 0.8, 1.2], [1.2, 1.0, 0.5], [5.0, 2.5, 1.0]])
-    Y = np.round(wsb_curve(TT[None, :], *[truth[:, [k]] for k in range(3)])
-                 * np.exp(rng.normal(0, 0.01, (len(truth), T))))
+    truth = np.array(
+        [[3.0, 1.5, 0.8], [2.0, 2.2, 0.6], [4.5, 0.8, 1.2], [1.2, 1.0, 0.5], [5.0, 2.5, 1.0]]
+    )
+    Y = np.round(
+        wsb_curve(TT[None, :], *[truth[:, [k]] for k in range(3)])
+        * np.exp(rng.normal(0, 0.01, (len(truth), T)))
+    )
     est = WSBFitter().fit(Y)
     assert est.converged_.all() and est.ok_.all()
     np.testing.assert_allclose(est.lambda_, truth[:, 0], rtol=0.05)
@@ -36,7 +49,9 @@ def test_recovers_known_parameters_with_noise():
 def test_poisson_batch_recovers_parameters_on_average():
     rng = np.random.default_rng(2)
     n = 300
-    truth = np.column_stack([rng.uniform(2, 4.5, n), rng.uniform(0.8, 2.5, n), rng.uniform(0.4, 1.2, n)])
+    truth = np.column_stack(
+        [rng.uniform(2, 4.5, n), rng.uniform(0.8, 2.5, n), rng.uniform(0.4, 1.2, n)]
+    )
     Y = _poisson_series(truth, rng)
     est = WSBFitter().fit(Y)
     assert est.converged_.mean() > 0.99
@@ -51,11 +66,13 @@ def test_edge_cases_flat_one_point_step_huge_nan_zero():
     assert big[-1] > 25_000
     step = np.r_[np.full(12, 2.0), np.full(T - 12, 80.0)]
     nan_tail = np.r_[np.round(wsb_curve(TT[:14], 2.5, 1.2, 0.7)), np.full(T - 14, np.nan)]
-    Y = np.vstack([np.full(T, 5.0), np.r_[7.0, np.full(T - 1, np.nan)], step, big, nan_tail, np.zeros(T)])
+    Y = np.vstack(
+        [np.full(T, 5.0), np.r_[7.0, np.full(T - 1, np.nan)], step, big, nan_tail, np.zeros(T)]
+    )
     est = WSBFitter().fit(Y)
     fl = est.flags_
     flat, one, stp, huge, tail, zero = range(6)
-    # flat: fits exactly (all growth before month 1) but mu/sigma are unidentified -> flagged, not ok
+    # flat: fits exactly (all growth before month 1) but mu/sigma are unidentified -> flagged
     assert est.fitted_[flat] and fl.flat[flat] and not est.ok_[flat] and est.r2_[flat] == 1.0
     assert fl.flat.sum() == 1
     np.testing.assert_allclose(est.predict_ahead(6)[flat], 5.0, rtol=1e-3)
@@ -77,7 +94,9 @@ def test_edge_cases_flat_one_point_step_huge_nan_zero():
 
 def test_jump_detection_not_triggered_by_smooth_curves():
     rng = np.random.default_rng(5)
-    truth = np.column_stack([rng.uniform(1, 5, 200), rng.uniform(0, 3, 200), rng.uniform(0.3, 2, 200)])
+    truth = np.column_stack(
+        [rng.uniform(1, 5, 200), rng.uniform(0, 3, 200), rng.uniform(0.3, 2, 200)]
+    )
     Y = np.round(wsb_curve(TT[None, :], truth[:, [0]], truth[:, [1]], truth[:, [2]]))
     assert detect_jumps(Y).mean() < 0.02
     assert detect_jumps(np.array([[0, 1, 2, 3, 4, 50, 51, 52.0]])).all()
@@ -93,8 +112,21 @@ def test_forecast_interval_and_summary():
     truth6 = wsb_curve(T + 6, 3.0, 2.5, 0.8)
     assert abs(p[0] - truth6) / truth6 < 0.1
     s = est.summary(horizons=(6, 12))
-    for c in ("model", "lambda", "mu", "sigma", "c_inf", "ok", "r2", "rmsle", "flags",
-              "pred_6m", "pred_6m_low", "pred_6m_high", "pred_12m"):
+    for c in (
+        "model",
+        "lambda",
+        "mu",
+        "sigma",
+        "c_inf",
+        "ok",
+        "r2",
+        "rmsle",
+        "flags",
+        "pred_6m",
+        "pred_6m_low",
+        "pred_6m_high",
+        "pred_12m",
+    ):
         assert c in s.columns
     assert (s["pred_12m"] >= s["pred_6m"]).all()
 
@@ -110,11 +142,16 @@ def test_c_inf_cap_flags_a_still_accelerating_series():
     assert "c∞ reached its cap" in capped.failed_checks()[0]
 
 
-@pytest.mark.parametrize("cls, bad", [
-    (WSBFitter, {"c_inf_max_ratio": 0.5}), (WSBFitter, {"loss": "l1"}),
-    (WSBFitter, {"mu_bounds": (3.0, 1.0)}), (DampedTrend, {"damping": 1.5}),
-    (DampedTrend, {"window": 0}),
-])
+@pytest.mark.parametrize(
+    "cls, bad",
+    [
+        (WSBFitter, {"c_inf_max_ratio": 0.5}),
+        (WSBFitter, {"loss": "l1"}),
+        (WSBFitter, {"mu_bounds": (3.0, 1.0)}),
+        (DampedTrend, {"damping": 1.5}),
+        (DampedTrend, {"window": 0}),
+    ],
+)
 def test_estimators_store_in_init_and_validate_in_fit(cls, bad):
     import inspect
 
@@ -129,8 +166,7 @@ def test_estimators_store_in_init_and_validate_in_fit(cls, bad):
 
 
 def test_wsb_min_points_flags_short_series_without_renaming():
-    Y = np.array([[1.0, 3, 6, 10, np.nan, np.nan, np.nan, np.nan],
-                  [1.0, 3, 6, 10, 14, 17, 19, 20]])
+    Y = np.array([[1.0, 3, 6, 10, np.nan, np.nan, np.nan, np.nan], [1.0, 3, 6, 10, 14, 17, 19, 20]])
     est = WSBFitter(min_points=6).fit(Y)
     assert est.min_points == 6
     assert est.flags_["too_short"].tolist() == [True, False]

@@ -1,4 +1,5 @@
 """analytics.growth.series: series from lineage edges and wide CSVs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,7 @@ import pandas as pd
 import pytest
 
 from analytics.growth import GrowthDataError, GrowthSeries, derivative_series, read_wide_csv
+
 
 # --------------------------------------------------------------------------- series building
 def _edges():
@@ -15,7 +17,13 @@ def _edges():
         ("A", ts("2023-01-01", tz="UTC"), "a1", ts("2023-01-10", tz="UTC"), "finetune"),
         ("A", ts("2023-01-01", tz="UTC"), "a2", ts("2023-01-20", tz="UTC"), "quantized"),
         ("A", ts("2023-01-01", tz="UTC"), "a3", ts("2023-03-15", tz="UTC"), "finetune"),
-        ("A", ts("2023-01-01", tz="UTC"), "a3", ts("2023-03-15", tz="UTC"), "finetune"),  # duplicate edge
+        (
+            "A",
+            ts("2023-01-01", tz="UTC"),
+            "a3",
+            ts("2023-03-15", tz="UTC"),
+            "finetune",
+        ),  # duplicate edge
         ("A", ts("2023-01-01", tz="UTC"), "a0", ts("2022-12-01", tz="UTC"), "adapter"),
         ("A", ts("2023-01-01", tz="UTC"), "ax", pd.NaT, "merge"),  # undated child
         # parent B: unknown creation -> imputed from first child (2023-02-01)
@@ -24,7 +32,9 @@ def _edges():
         # parent C: too young at as_of
         ("C", ts("2023-05-20", tz="UTC"), "c1", ts("2023-05-25", tz="UTC"), "merge"),
     ]
-    return pd.DataFrame(rows, columns=["parent", "parent_created", "child", "child_created", "relation"])
+    return pd.DataFrame(
+        rows, columns=["parent", "parent_created", "child", "child_created", "relation"]
+    )
 
 
 def test_derivative_series_counts_window_and_flags():
@@ -34,7 +44,9 @@ def test_derivative_series_counts_window_and_flags():
     a, b = 0, 1
     # A: 5 complete months by 2023-06-05 (age 155 d = 5.09 months) -> n_obs 5
     assert gs.n_obs[a] == 5
-    np.testing.assert_array_equal(gs.counts[a, :5], [3, 3, 4, 4, 4])  # a0 (before parent), a1, a2 in month 0
+    np.testing.assert_array_equal(
+        gs.counts[a, :5], [3, 3, 4, 4, 4]
+    )  # a0 (before parent), a1, a2 in month 0
     assert gs.info.n_before_parent[a] == 1 and gs.info.n_undated_children[a] == 1
     assert not gs.info.parent_date_imputed[a] and gs.info.parent_date_imputed[b]
     # B: created 2023-02-01 (imputed), 4 complete months; b2 at age ~2.4 months -> month 2
@@ -44,7 +56,9 @@ def test_derivative_series_counts_window_and_flags():
     # round trip through the wide CSV form
     back = GrowthSeries.from_wide(gs.to_wide())
     np.testing.assert_array_equal(back.n_obs, gs.n_obs)
-    np.testing.assert_array_equal(np.nan_to_num(back.counts, nan=-1), np.nan_to_num(gs.counts, nan=-1))
+    np.testing.assert_array_equal(
+        np.nan_to_num(back.counts, nan=-1), np.nan_to_num(gs.counts, nan=-1)
+    )
 
 
 def test_derivative_series_drop_unknown_and_by_relation():
@@ -53,7 +67,9 @@ def test_derivative_series_drop_unknown_and_by_relation():
     gr = derivative_series(_edges(), as_of="2023-06-05", by_relation=True)
     last = gr.counts[np.arange(len(gr)), gr.n_obs - 1]
     rel = dict(zip(zip(gr.ids, gr.relation), last))
-    assert rel[("A", "finetune")] == 2 and rel[("A", "quantized")] == 1 and rel[("A", "adapter")] == 1
+    assert (
+        rel[("A", "finetune")] == 2 and rel[("A", "quantized")] == 1 and rel[("A", "adapter")] == 1
+    )
     assert rel[("B", "unknown")] == 2
     # default as_of = latest child date (2023-05-25): A has 4 complete months, C is too young
     d = derivative_series(_edges())

@@ -15,15 +15,29 @@ Modules, in the order data flows through them:
 
 Pure numpy/scipy/pandas: no Streamlit, no database access.
 """
-from analytics.growth.backtest import (BacktestResult, default_methods, goal_table,
-                                       rolling_backtest)
+from analytics.growth.backtest import BacktestResult, default_methods, goal_table, rolling_backtest
 from analytics.growth.curves import batched_lm, wsb_curve, wsb_lambda
-from analytics.growth.fitters import (C_INF_MAX_RATIO, FLAG_NAMES, BassFitter, DampedTrend,
-                                      LastValue, LinearTrend, LogisticFitter, WSBFitter,
-                                      WSBOrLastValue, detect_jumps)
+from analytics.growth.fitters import (
+                                       C_INF_MAX_RATIO,
+                                       FLAG_NAMES,
+                                       BassFitter,
+                                       DampedTrend,
+                                       LastValue,
+                                       LinearTrend,
+                                       LogisticFitter,
+                                       WSBFitter,
+                                       WSBOrLastValue,
+                                       detect_jumps,
+)
 from analytics.growth.pooled import PooledRateForecaster
-from analytics.growth.series import (MONTH_DAYS, GrowthDataError, GrowthSeries, coverage_end,
-                                     derivative_series, read_wide_csv)
+from analytics.growth.series import (
+                                       MONTH_DAYS,
+                                       GrowthDataError,
+                                       GrowthSeries,
+                                       coverage_end,
+                                       derivative_series,
+                                       read_wide_csv,
+)
 
 __all__ = ["C_INF_MAX_RATIO", "FLAG_NAMES", "MONTH_DAYS", "BacktestResult", "BassFitter",
            "DampedTrend", "GrowthDataError", "GrowthSeries", "LastValue", "LinearTrend",

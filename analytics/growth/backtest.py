@@ -15,6 +15,7 @@ Errors are on log1p counts: ``ae = |log1p(forecast) - log1p(observed)|``, summar
 mean (``mae``) and median (``mdae``), with RMSLE for comparison with earlier tables; a band
 covers when ``low <= observed <= high``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -23,8 +24,15 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from analytics.growth.fitters import (BassFitter, DampedTrend, LastValue, LinearTrend,
-                                      LogisticFitter, WSBFitter, WSBOrLastValue)
+from analytics.growth.fitters import (
+    BassFitter,
+    DampedTrend,
+    LastValue,
+    LinearTrend,
+    LogisticFitter,
+    WSBFitter,
+    WSBOrLastValue,
+)
 from analytics.growth.pooled import SIZE_BINS, SIZE_LABELS, PooledRateForecaster
 from analytics.growth.series import GrowthSeries, _as_matrix
 
@@ -71,7 +79,9 @@ class BacktestResult:
         return summarise(self.predictions, by)
 
 
-def summarise(pred: pd.DataFrame, by: Iterable[str] = ("split", "horizon", "method")) -> pd.DataFrame:
+def summarise(
+    pred: pd.DataFrame, by: Iterable[str] = ("split", "horizon", "method")
+) -> pd.DataFrame:
     """n_series, n_failed (eligible but no forecast), mae, mdae, rmsle, mdape (median absolute
     % error of the count), coverage per group."""
     by = list(by)
@@ -79,26 +89,31 @@ def summarise(pred: pd.DataFrame, by: Iterable[str] = ("split", "horizon", "meth
     if "size" in by:
         d["size"] = pd.cut(d["last"], SIZE_BINS, labels=SIZE_LABELS)
     ok = np.isfinite(d["forecast"].to_numpy(float))
-    err = np.log1p(np.maximum(d["forecast"].to_numpy(float), 0)) - np.log1p(d["observed"].to_numpy(float))
+    err = np.log1p(np.maximum(d["forecast"].to_numpy(float), 0)) - np.log1p(
+        d["observed"].to_numpy(float)
+    )
     d["_ae"] = np.where(ok, np.abs(err), np.nan)
-    d["_se"] = np.where(ok, err ** 2, np.nan)
+    d["_se"] = np.where(ok, err**2, np.nan)
     obs = d["observed"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        d["_ape"] = np.where(ok & (obs > 0), np.abs(d["forecast"].to_numpy(float) - obs) / obs * 100,
-                             np.nan)
+        d["_ape"] = np.where(
+            ok & (obs > 0), np.abs(d["forecast"].to_numpy(float) - obs) / obs * 100, np.nan
+        )
     d["_failed"] = ~ok
     banded = np.isfinite(d["low"].to_numpy(float)) & np.isfinite(d["high"].to_numpy(float))
     d["_cov"] = np.where(banded, (d["observed"] >= d["low"]) & (d["observed"] <= d["high"]), np.nan)
     g = d.groupby(by, observed=True, sort=True)
-    out = pd.DataFrame({
-        "n_series": g["_ae"].count(),
-        "n_failed": g["_failed"].sum().astype(int),
-        "mae": g["_ae"].mean(),
-        "mdae": g["_ae"].median(),
-        "rmsle": np.sqrt(g["_se"].mean()),
-        "mdape": g["_ape"].median(),
-        "coverage": g["_cov"].mean(),
-    })
+    out = pd.DataFrame(
+        {
+            "n_series": g["_ae"].count(),
+            "n_failed": g["_failed"].sum().astype(int),
+            "mae": g["_ae"].mean(),
+            "mdae": g["_ae"].median(),
+            "rmsle": np.sqrt(g["_se"].mean()),
+            "mdape": g["_ape"].median(),
+            "coverage": g["_cov"].mean(),
+        }
+    )
     return out.reset_index()
 
 
@@ -111,10 +126,17 @@ def origins_for(horizons: Iterable[int], test_window: int, tuning_window: int) -
     return pairs
 
 
-def rolling_backtest(series, *, methods: Mapping[str, Callable[[], object]] | None = None,
-                     horizons: Iterable[int] = (3, 6, 12), test_window: int = 6,
-                     tuning_window: int = 6, level: float = 0.8, min_series: int = 30,
-                     progress: Callable[[str], None] | None = None) -> BacktestResult:
+def rolling_backtest(
+    series,
+    *,
+    methods: Mapping[str, Callable[[], object]] | None = None,
+    horizons: Iterable[int] = (3, 6, 12),
+    test_window: int = 6,
+    tuning_window: int = 6,
+    level: float = 0.8,
+    min_series: int = 30,
+    progress: Callable[[str], None] | None = None,
+) -> BacktestResult:
     """Fit every method at every origin and score it at every horizon (see the module doc).
 
     ``methods``: name -> factory (default :func:`default_methods`); a forecaster has
@@ -136,8 +158,9 @@ def rolling_backtest(series, *, methods: Mapping[str, Callable[[], object]] | No
         train = series.truncate(k)
         rows_last = _last_values(train)
         hs = [h for (kk, h) in pairs if kk == k]
-        eligible = {h: (train.n_obs >= 1) & (rows_last >= 1) & (series.n_obs - train.n_obs >= h)
-                    for h in hs}
+        eligible = {
+            h: (train.n_obs >= 1) & (rows_last >= 1) & (series.n_obs - train.n_obs >= h) for h in hs
+        }
         if max(int(e.sum()) for e in eligible.values()) < min_series:
             continue
         if series.as_of is not None:
@@ -149,16 +172,38 @@ def rolling_backtest(series, *, methods: Mapping[str, Callable[[], object]] | No
                 if idx.size < min_series:
                     continue
                 forecast, low, high = _forecast(est, h, level)
-                frames.append(pd.DataFrame({
-                    "method": name, "horizon": h, "origin": k, "split": pairs[(k, h)],
-                    "model": series.ids[idx], "relation": series.relation[idx],
-                    "last": rows_last[idx],
-                    "observed": series.counts[idx, train.n_obs[idx] - 1 + h],
-                    "forecast": forecast[idx], "low": low[idx], "high": high[idx]}))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "method": name,
+                            "horizon": h,
+                            "origin": k,
+                            "split": pairs[(k, h)],
+                            "model": series.ids[idx],
+                            "relation": series.relation[idx],
+                            "last": rows_last[idx],
+                            "observed": series.counts[idx, train.n_obs[idx] - 1 + h],
+                            "forecast": forecast[idx],
+                            "low": low[idx],
+                            "high": high[idx],
+                        }
+                    )
+                )
         if progress is not None:
             progress(f"origin {k} done")
-    cols = ["method", "horizon", "origin", "split", "model", "relation", "last", "observed",
-            "forecast", "low", "high"]
+    cols = [
+        "method",
+        "horizon",
+        "origin",
+        "split",
+        "model",
+        "relation",
+        "last",
+        "observed",
+        "forecast",
+        "low",
+        "high",
+    ]
     pred = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return BacktestResult(predictions=pred, origins=dates)
 
@@ -181,10 +226,21 @@ def _last_values(series: GrowthSeries) -> np.ndarray:
     return out
 
 
-def goal_table(result: BacktestResult, *, split: str = "test", product: str = PRODUCT,
-               baselines: Iterable[str] = ("last_value", "linear", "linear_w3", "damped",
-                                           "damped_w3", "damped_w6"),
-               margin: float = 0.10) -> pd.DataFrame:
+def goal_table(
+    result: BacktestResult,
+    *,
+    split: str = "test",
+    product: str = PRODUCT,
+    baselines: Iterable[str] = (
+        "last_value",
+        "linear",
+        "linear_w3",
+        "damped",
+        "damped_w3",
+        "damped_w6",
+    ),
+    margin: float = 0.10,
+) -> pd.DataFrame:
     """Per horizon: the product's mae/mdae/coverage against the best baseline of that horizon
     (best of every configured baseline, chosen on the same rows: the strictest comparison),
     with the relative gap and whether the goal (``margin`` below the best, coverage 72-88%)

@@ -80,7 +80,11 @@ def _outoftime(gs, edges, args) -> int:
     from analytics.growth.backtest import summarise
     from analytics.growth.outoftime import out_of_time, read_trees, tree_counts
 
-    trees = read_trees(Path(args.trees) / "trees.jsonl.gz")
+    path = Path(args.trees) / "trees.jsonl.gz"
+    if not path.exists():
+        print(f"error: no trees file {path}", file=sys.stderr)
+        return 2
+    trees = read_trees(path)
     counts = tree_counts(trees, edges)
     methods = {k: v for k, v in default_methods().items()}
     rows = out_of_time(gs, counts, methods)
@@ -182,7 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             t = table[table["split"] == split].drop(columns="split")
             if t.empty:
                 continue
-            print(f"{split} rows (origins {sorted(res.predictions.loc[res.predictions['split'] == split, 'origin'].unique())} months before the end):")
+            ks = sorted(int(k) for k in res.predictions.loc[res.predictions["split"] == split,
+                                                             "origin"].unique())
+            print(f"{split} rows (origins {ks} months before the end):")
             print(t.sort_values(["horizon", "mae"]).to_string(
                 index=False, float_format=lambda x: f"{x:.4f}"))
         if getattr(args, "by_relation", False):

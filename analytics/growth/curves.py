@@ -14,6 +14,7 @@ paper's m = 100) this is a bijection with (lambda, mu, sigma).
 Evaluators map theta (n, p) and t (1, T) to (f, J) in "loss space" (raw or log1p counts);
 :func:`batched_lm` fits a batch of independent problems at once.
 """
+
 from __future__ import annotations
 
 import math
@@ -93,18 +94,31 @@ def _bass_eval(theta, t, jac, log):
     f = np.log1p(c) if log else c
     if not jac:
         return f, None
-    dF_dE = -(1.0 + r) / den ** 2
-    dF_dr = -(1.0 - E) * E / den ** 2
+    dF_dE = -(1.0 + r) / den**2
+    dF_dr = -(1.0 - E) * E / den**2
     dE_du = -t * E
-    J = np.stack([c, M * (dF_dE * dE_du * p - dF_dr * r), M * (dF_dE * dE_du * q + dF_dr * r)], axis=1)
+    J = np.stack(
+        [c, M * (dF_dE * dE_du * p - dF_dr * r), M * (dF_dE * dE_du * q + dF_dr * r)], axis=1
+    )
     if log:
         J /= (1.0 + c)[:, None, :]
     return f, J
 
 
-def batched_lm(model: Callable, theta0: np.ndarray, t: np.ndarray, Y: np.ndarray, lo, hi, *,
-               max_iter: int = 200, ftol: float = 1e-10, xtol: float = 1e-10, gtol: float = 1e-12,
-               damping0: float = 1e-3):
+def batched_lm(
+    model: Callable,
+    theta0: np.ndarray,
+    t: np.ndarray,
+    Y: np.ndarray,
+    lo,
+    hi,
+    *,
+    max_iter: int = 200,
+    ftol: float = 1e-10,
+    xtol: float = 1e-10,
+    gtol: float = 1e-12,
+    damping0: float = 1e-3,
+):
     """Projected Levenberg-Marquardt over a batch of independent problems.
 
     model(theta (k,p), t (1,T), jac: bool) -> (f (k,T), J (k,p,T) or None).

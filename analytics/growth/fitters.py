@@ -8,6 +8,7 @@ that only stores, validation in ``fit``, learned attributes ending in ``_``, ``f
 snapshot the raw-count loss gave the better backtest errors and R^2-based fit rate, the log loss
 a lower in-sample RMSLE on synthetic data.  Baselines (logistic, Bass) use the log loss.
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,17 @@ from analytics.growth.curves import (
 )
 from analytics.growth.series import _as_matrix, _last_obs
 
-FLAG_NAMES = ("on_bound", "c_inf_cap", "not_converged", "bad_fit", "jump", "too_short", "too_few",
-              "flat", "not_fitted")
+FLAG_NAMES = (
+    "on_bound",
+    "c_inf_cap",
+    "not_converged",
+    "bad_fit",
+    "jump",
+    "too_short",
+    "too_few",
+    "flat",
+    "not_fitted",
+)
 #: Default cap on the WSB asymptote c_inf relative to the largest observed count (WSBFitter's
 #: ``c_inf_max_ratio``; None = only the fixed 1e8 bound).  A fit that reaches it is flagged
 #: ``c_inf_cap`` (not ok).  Measured on the graph-backed real series (bench/fit.py, holdout 6,
@@ -49,15 +59,19 @@ def _r2_rmsle(Y, pred):
         mean = Y0.sum(1) / np.maximum(n, 1)
         sst = (np.where(W, Y0 - mean[:, None], 0.0) ** 2).sum(1)
         ssr = (np.where(W, Y0 - P0, 0.0) ** 2).sum(1)
-        r2 = np.where(sst > 0, 1.0 - ssr / sst, np.where(ssr <= 1e-12 * np.maximum(1, mean ** 2), 1.0, np.nan))
+        r2 = np.where(
+            sst > 0, 1.0 - ssr / sst, np.where(ssr <= 1e-12 * np.maximum(1, mean**2), 1.0, np.nan)
+        )
         lr = np.where(W, np.log1p(np.maximum(P0, 0)) - np.log1p(Y0), 0.0)
-        rmsle = np.sqrt((lr ** 2).sum(1) / np.maximum(n, 1))
+        rmsle = np.sqrt((lr**2).sum(1) / np.maximum(n, 1))
     r2 = np.where(n > 0, r2, np.nan)
     rmsle = np.where(n > 0, rmsle, np.nan)
     return r2, rmsle
 
 
-def detect_jumps(Y, *, share: float = 0.4, ratio: float = 4.0, min_count: float = 10.0) -> np.ndarray:
+def detect_jumps(
+    Y, *, share: float = 0.4, ratio: float = 4.0, min_count: float = 10.0
+) -> np.ndarray:
     """Flag series with an abrupt step: some month k >= 1 whose increment is
     >= ``share`` of the final count, >= ``min_count`` and >= ``ratio`` times
     the larger of its neighbouring increments (a batch upload, a re-tagging
@@ -95,8 +109,15 @@ class _CurveFitter:
 
     param_names: tuple = ()
 
-    def __init__(self, *, loss: str = "log", max_iter: int = 200, ftol: float = 1e-10,
-                 explore_iter: int = 5, min_points: int = MIN_FIT_POINTS):
+    def __init__(
+        self,
+        *,
+        loss: str = "log",
+        max_iter: int = 200,
+        ftol: float = 1e-10,
+        explore_iter: int = 5,
+        min_points: int = MIN_FIT_POINTS,
+    ):
         self.loss = loss
         self.max_iter = max_iter
         self.ftol = ftol
@@ -113,7 +134,8 @@ class _CurveFitter:
         """Series with fewer observed months than this are not fitted."""
         return max(int(self.min_points), MIN_FIT_POINTS)
 
-    # subclasses: _eval(theta, t, jac, log), _starts(Y, t, yl, tl) -> (n, S, p), _bounds() -> lo, hi, _curve(theta, t)
+    # subclasses: _eval(theta, t, jac, log), _starts(Y, t, yl, tl) -> (n, S, p),
+    # _bounds() -> lo, hi
     def _model(self):
         log = self.loss == "log"
         return lambda th, t, jac: self._eval(th, t, jac, log)
@@ -159,9 +181,16 @@ class _CurveFitter:
             starts = np.clip(starts, lo[:, None, :] + 1e-6, hi[:, None, :] - 1e-6)
             model = self._model()
             # stage 1: short exploration from every start, batched together
-            res = batched_lm(model, starts.reshape(k * S, p), self.t_, np.repeat(Z, S, axis=0),
-                             np.repeat(lo, S, axis=0), np.repeat(hi, S, axis=0),
-                             max_iter=self.explore_iter, ftol=self.ftol)
+            res = batched_lm(
+                model,
+                starts.reshape(k * S, p),
+                self.t_,
+                np.repeat(Z, S, axis=0),
+                np.repeat(lo, S, axis=0),
+                np.repeat(hi, S, axis=0),
+                max_iter=self.explore_iter,
+                ftol=self.ftol,
+            )
             cost = res["cost"].reshape(k, S)
             cost = np.where(np.isfinite(cost), cost, np.inf)
             best = np.argmin(cost, axis=1)
@@ -182,7 +211,10 @@ class _CurveFitter:
                 good = np.isfinite(JTJ).all(axis=(1, 2))
                 cov = np.full_like(JTJ, np.nan)
                 if good.any():
-                    cov[good] = np.linalg.pinv(JTJ[good], rcond=1e-10, hermitian=True) * s2[good, None, None]
+                    cov[good] = (
+                        np.linalg.pinv(JTJ[good], rcond=1e-10, hermitian=True)
+                        * s2[good, None, None]
+                    )
             self.cov_[idx] = cov
             lo_b, hi_b = lo, hi
             g_lo, g_hi = self._bounds()
@@ -272,12 +304,26 @@ class WSBFitter(_CurveFitter):
 
     param_names = ("log_c_inf", "mu", "log_sigma")
 
-    def __init__(self, *, m: float = 100.0, loss: str = "linear", max_iter: int = 200,
-                 ftol: float = 1e-10, explore_iter: int = 5, min_points: int = 6,
-                 min_derivatives: float = 5, r2_min: float = 0.9, rmsle_max: float = 0.5,
-                 c_inf_bounds=(1e-2, 1e8), mu_bounds=(-4.0, 8.0), sigma_bounds=(0.05, 8.0),
-                 jump_share: float = 0.4, jump_ratio: float = 4.0, jump_min_count: float = 10.0,
-                 c_inf_max_ratio: float | None = C_INF_MAX_RATIO):
+    def __init__(
+        self,
+        *,
+        m: float = 100.0,
+        loss: str = "linear",
+        max_iter: int = 200,
+        ftol: float = 1e-10,
+        explore_iter: int = 5,
+        min_points: int = 6,
+        min_derivatives: float = 5,
+        r2_min: float = 0.9,
+        rmsle_max: float = 0.5,
+        c_inf_bounds=(1e-2, 1e8),
+        mu_bounds=(-4.0, 8.0),
+        sigma_bounds=(0.05, 8.0),
+        jump_share: float = 0.4,
+        jump_ratio: float = 4.0,
+        jump_min_count: float = 10.0,
+        c_inf_max_ratio: float | None = C_INF_MAX_RATIO,
+    ):
         self.m = m
         self.loss = loss
         self.max_iter = max_iter
@@ -323,8 +369,12 @@ class WSBFitter(_CurveFitter):
         return lo, hi
 
     def _bounds(self):
-        lo = np.array([math.log(self.c_inf_bounds[0]), self.mu_bounds[0], math.log(self.sigma_bounds[0])])
-        hi = np.array([math.log(self.c_inf_bounds[1]), self.mu_bounds[1], math.log(self.sigma_bounds[1])])
+        lo = np.array(
+            [math.log(self.c_inf_bounds[0]), self.mu_bounds[0], math.log(self.sigma_bounds[0])]
+        )
+        hi = np.array(
+            [math.log(self.c_inf_bounds[1]), self.mu_bounds[1], math.log(self.sigma_bounds[1])]
+        )
         return lo, hi
 
     def _starts(self, Y, t, yl, tl):
@@ -355,10 +405,16 @@ class WSBFitter(_CurveFitter):
             starts.append(np.stack([np.log(cinf), mu, np.log(np.clip(sig, 0.06, 7.0))], axis=1))
         # generic fallback (more starts, e.g. c_inf = 10 or 50 y_max, did not lower the cost on
         # synthetic or real series and cost ~1/6 of the run time each)
-        starts.append(np.stack([np.log(2 * yl), np.log(np.maximum(tl, 1.0)) * 0.5, np.zeros_like(yl)], axis=1))
+        starts.append(
+            np.stack([np.log(2 * yl), np.log(np.maximum(tl, 1.0)) * 0.5, np.zeros_like(yl)], axis=1)
+        )
         # "immediate" start: everything before month 1 (flat series; the box corner mu=-4,
         # sigma=8 is a local minimum of the raw-count loss that the others can fall into)
-        starts.append(np.stack([np.log(1.02 * yl), np.full_like(yl, -1.0), np.full_like(yl, math.log(0.3))], axis=1))
+        starts.append(
+            np.stack(
+                [np.log(1.02 * yl), np.full_like(yl, -1.0), np.full_like(yl, math.log(0.3))], axis=1
+            )
+        )
         st = np.stack(starts, axis=1)
         return np.clip(np.nan_to_num(st), lo + 1e-6, hi - 1e-6)
 
@@ -373,30 +429,57 @@ class WSBFitter(_CurveFitter):
         fitted = self.fitted_
         # the relative cap on c_inf (c_inf_max_ratio x largest count) reached: the asymptote is not
         # identified by the window (still accelerating); reported apart from the fixed box
-        ymax = np.nanmax(np.where(np.isfinite(self._Y), self._Y, 0.0), axis=1) if self._Y.shape[1] else np.zeros(n)
+        ymax = (
+            np.nanmax(np.where(np.isfinite(self._Y), self._Y, 0.0), axis=1)
+            if self._Y.shape[1]
+            else np.zeros(n)
+        )
         if self.c_inf_max_ratio is not None:
             cap = float(self.c_inf_max_ratio) * np.maximum(ymax, 1.0)
             self.c_inf_cap_ = np.where(cap < self.c_inf_bounds[1], cap, np.inf)
         else:
             self.c_inf_cap_ = np.full(n, np.inf)
-        at_cap = fitted & np.isfinite(self.c_inf_cap_) & self.on_bound_params_[:, 0] & (th[:, 0] > math.log(self.c_inf_bounds[0]) + 1)
+        at_cap = (
+            fitted
+            & np.isfinite(self.c_inf_cap_)
+            & self.on_bound_params_[:, 0]
+            & (th[:, 0] > math.log(self.c_inf_bounds[0]) + 1)
+        )
         box = self.on_bound_params_.copy()
         box[:, 0] &= ~at_cap
-        flags = pd.DataFrame({
-            "on_bound": box.any(axis=1),
-            "c_inf_cap": at_cap,
-            "not_converged": fitted & ~self.converged_,
-            "bad_fit": fitted & ~((self.r2_ >= self.r2_min) & (self.rmsle_ <= self.rmsle_max)),
-            "jump": detect_jumps(self._Y, share=self.jump_share, ratio=self.jump_ratio,
-                                 min_count=self.jump_min_count),
-            "too_short": self.n_points_ < self.min_points,
-            "too_few": ~(np.nan_to_num(self.last_y_) >= self.min_derivatives),
-            # no growth inside the window: fits exactly with any early curve, so mu/sigma are unidentified
-            "flat": fitted & (np.nanmin(np.where(np.isfinite(self._Y), self._Y, np.inf), axis=1) == self.last_y_),
-            "not_fitted": ~fitted,
-        }, index=range(n))
+        flags = pd.DataFrame(
+            {
+                "on_bound": box.any(axis=1),
+                "c_inf_cap": at_cap,
+                "not_converged": fitted & ~self.converged_,
+                "bad_fit": fitted & ~((self.r2_ >= self.r2_min) & (self.rmsle_ <= self.rmsle_max)),
+                "jump": detect_jumps(
+                    self._Y,
+                    share=self.jump_share,
+                    ratio=self.jump_ratio,
+                    min_count=self.jump_min_count,
+                ),
+                "too_short": self.n_points_ < self.min_points,
+                "too_few": ~(np.nan_to_num(self.last_y_) >= self.min_derivatives),
+                # no growth inside the window: fits exactly with any early curve, so mu and
+                # sigma are unidentified
+                "flat": fitted
+                & (
+                    np.nanmin(np.where(np.isfinite(self._Y), self._Y, np.inf), axis=1)
+                    == self.last_y_
+                ),
+                "not_fitted": ~fitted,
+            },
+            index=range(n),
+        )
         self.flags_ = flags
-        self.ok_ = fitted & self.converged_ & ~flags[["on_bound", "c_inf_cap", "bad_fit", "jump", "too_short", "too_few", "flat"]].any(axis=1).to_numpy()
+        self.ok_ = (
+            fitted
+            & self.converged_
+            & ~flags[["on_bound", "c_inf_cap", "bad_fit", "jump", "too_short", "too_few", "flat"]]
+            .any(axis=1)
+            .to_numpy()
+        )
         return self
 
     def failed_checks(self) -> list[str]:
@@ -409,39 +492,51 @@ class WSBFitter(_CurveFitter):
             parts = []
             if f["not_fitted"]:
                 if self.n_points_[i] < MIN_FIT_POINTS:
-                    parts.append(f"{int(self.n_points_[i])} monthly point(s) < {MIN_FIT_POINTS}: "
-                                 "not fitted")
+                    parts.append(
+                        f"{int(self.n_points_[i])} monthly point(s) < {MIN_FIT_POINTS}: not fitted"
+                    )
                 else:
                     parts.append("no derivative in the observed months: not fitted")
             else:
                 if f["too_short"]:
                     parts.append(f"{int(self.n_points_[i])} monthly points < {self.min_points}")
                 if f["too_few"]:
-                    parts.append(f"{int(np.nan_to_num(self.last_y_[i])):,} derivatives < "
-                                 f"{self.min_derivatives:g}")
+                    parts.append(
+                        f"{int(np.nan_to_num(self.last_y_[i])):,} derivatives < "
+                        f"{self.min_derivatives:g}"
+                    )
                 if f["bad_fit"]:
                     if not self.r2_[i] >= self.r2_min:
                         parts.append(f"R² {self.r2_[i]:.3f} < {self.r2_min:g}")
                     if not self.rmsle_[i] <= self.rmsle_max:
                         parts.append(f"RMSLE {self.rmsle_[i]:.3f} > {self.rmsle_max:g}")
                 if f["c_inf_cap"]:
-                    parts.append(f"c∞ reached its cap {self.c_inf_cap_[i]:,.0f} "
-                                 f"({self.c_inf_max_ratio:g}× the largest count)")
+                    parts.append(
+                        f"c∞ reached its cap {self.c_inf_cap_[i]:,.0f} "
+                        f"({self.c_inf_max_ratio:g}× the largest count)"
+                    )
                 if f["on_bound"]:
                     for j in np.flatnonzero(self.on_bound_params_[i]):
                         if j == 0 and f["c_inf_cap"]:
                             continue
-                        side = "lower" if self.theta_[i, j] <= lo[j] + 1e-4 * (hi[j] - lo[j]) \
+                        side = (
+                            "lower"
+                            if self.theta_[i, j] <= lo[j] + 1e-4 * (hi[j] - lo[j])
                             else "upper"
+                        )
                         value = math.exp(self.theta_[i, j]) if j != 1 else self.theta_[i, j]
                         label = ("c∞", "μ", "σ")[j]
                         parts.append(f"{label} = {value:.3g} on its {side} bound")
                 if f["not_converged"]:
-                    parts.append(f"the optimiser stopped after {int(self.n_iter_[i])} iterations "
-                                 "without converging")
+                    parts.append(
+                        f"the optimiser stopped after {int(self.n_iter_[i])} iterations "
+                        "without converging"
+                    )
                 if f["jump"]:
-                    parts.append(f"month {int(jump_month[i])} alone added "
-                                 f"{jump_share[i]:.0%} of the derivatives")
+                    parts.append(
+                        f"month {int(jump_month[i])} alone added "
+                        f"{jump_share[i]:.0%} of the derivatives"
+                    )
                 if f["flat"]:
                     parts.append("no new derivative inside the observed months")
             out.append("; ".join(parts))
@@ -451,17 +546,35 @@ class WSBFitter(_CurveFitter):
         """Benchmark definition shared with the curve_fit reference:
         converged, R2 (raw counts) >= r2_min, no parameter on a bound."""
         r2_min = self.r2_min if r2_min is None else r2_min
-        return self.fitted_ & self.converged_ & (self.r2_ >= r2_min) & ~self.on_bound_params_.any(axis=1)
+        return (
+            self.fitted_
+            & self.converged_
+            & (self.r2_ >= r2_min)
+            & ~self.on_bound_params_.any(axis=1)
+        )
 
     def summary(self, horizons: Sequence[int] = (6, 12), level: float = 0.8) -> pd.DataFrame:
         """One row per series: model, lambda, mu, sigma (m = 100 form), c_inf, ok,
         r2, rmsle, flags, n_obs, last, pred_{h}m (+ _low/_high)."""
-        df = pd.DataFrame({
-            "model": self.ids_, "lambda": self.lambda_, "mu": self.mu_, "sigma": self.sigma_,
-            "c_inf": self.c_inf_, "ok": self.ok_, "r2": self.r2_, "rmsle": self.rmsle_,
-            "flags": [";".join(k for k in FLAG_NAMES if row[k]) for row in self.flags_.to_dict("records")],
-            "n_obs": self.n_obs_, "last": self.last_y_, "converged": self.converged_,
-        })
+        df = pd.DataFrame(
+            {
+                "model": self.ids_,
+                "lambda": self.lambda_,
+                "mu": self.mu_,
+                "sigma": self.sigma_,
+                "c_inf": self.c_inf_,
+                "ok": self.ok_,
+                "r2": self.r2_,
+                "rmsle": self.rmsle_,
+                "flags": [
+                    ";".join(k for k in FLAG_NAMES if row[k])
+                    for row in self.flags_.to_dict("records")
+                ],
+                "n_obs": self.n_obs_,
+                "last": self.last_y_,
+                "converged": self.converged_,
+            }
+        )
         for h in horizons:
             p, lo, hi = self.predict_interval(h, level)
             df[f"pred_{h}m"], df[f"pred_{h}m_low"], df[f"pred_{h}m_high"] = p, lo, hi
@@ -477,14 +590,21 @@ class LogisticFitter(_CurveFitter):
         return _logistic_eval(theta, t, jac, log)
 
     def _bounds(self):
-        return (np.array([math.log(1e-2), math.log(1e-3), -100.0]),
-                np.array([math.log(1e8), math.log(20.0), 600.0]))
+        return (
+            np.array([math.log(1e-2), math.log(1e-3), -100.0]),
+            np.array([math.log(1e8), math.log(20.0), 600.0]),
+        )
 
     def _starts(self, Y, t, yl, tl):
         st = []
         for fac, r in ((1.2, 0.3), (3.0, 0.2), (10.0, 0.1), (1.05, 1.0)):
             # K g(t_last) = y_last  =>  t0 = t_last + ln(fac - 1) / r
-            st.append(np.stack([np.log(fac * yl), np.full_like(yl, math.log(r)), tl + math.log(fac - 1.0) / r], axis=1))
+            st.append(
+                np.stack(
+                    [np.log(fac * yl), np.full_like(yl, math.log(r)), tl + math.log(fac - 1.0) / r],
+                    axis=1,
+                )
+            )
         return np.clip(np.stack(st, axis=1), *self._bounds())
 
 
@@ -497,13 +617,24 @@ class BassFitter(_CurveFitter):
         return _bass_eval(theta, t, jac, log)
 
     def _bounds(self):
-        return (np.array([math.log(1e-2), math.log(1e-7), math.log(1e-6)]),
-                np.array([math.log(1e8), math.log(2.0), math.log(5.0)]))
+        return (
+            np.array([math.log(1e-2), math.log(1e-7), math.log(1e-6)]),
+            np.array([math.log(1e8), math.log(2.0), math.log(5.0)]),
+        )
 
     def _starts(self, Y, t, yl, tl):
         st = []
         for fac, p, q in ((1.2, 0.05, 0.3), (3.0, 0.01, 0.2), (10.0, 0.003, 0.1), (1.05, 0.3, 0.1)):
-            st.append(np.stack([np.log(fac * yl), np.full_like(yl, math.log(p)), np.full_like(yl, math.log(q))], axis=1))
+            st.append(
+                np.stack(
+                    [
+                        np.log(fac * yl),
+                        np.full_like(yl, math.log(p)),
+                        np.full_like(yl, math.log(q)),
+                    ],
+                    axis=1,
+                )
+            )
         return np.clip(np.stack(st, axis=1), *self._bounds())
 
 
@@ -564,14 +695,15 @@ class DampedTrend:
         Y, self.ids_ = _as_matrix(Y)
         self.n_obs_, self.last_y_ = _last_obs(Y)
         w = np.minimum(int(self.window), np.maximum(self.n_obs_, 1))
-        before = np.where(self.n_obs_ - 1 - w >= 0,
-                          Y[np.arange(len(Y)), np.maximum(self.n_obs_ - 1 - w, 0)], 0.0)
+        before = np.where(
+            self.n_obs_ - 1 - w >= 0, Y[np.arange(len(Y)), np.maximum(self.n_obs_ - 1 - w, 0)], 0.0
+        )
         self.slope_ = np.where(self.n_obs_ > 0, (self.last_y_ - before) / w, np.nan)
         return self
 
     def predict_ahead(self, h):
         phi, h = float(self.damping), float(h)
-        steps = h if phi == 1.0 else phi * (1.0 - phi ** h) / (1.0 - phi)
+        steps = h if phi == 1.0 else phi * (1.0 - phi**h) / (1.0 - phi)
         return np.maximum(self.last_y_ + self.slope_ * steps, self.last_y_)
 
 

@@ -10,6 +10,7 @@ wide CSV, with the conventions every other module of the package relies on.
   are the same calendar months for all of them: :meth:`GrowthSeries.truncate` is a forecast
   origin k months back.
 """
+
 from __future__ import annotations
 
 import re
@@ -62,7 +63,9 @@ class GrowthSeries:
         if self.info is None:
             self.info = pd.DataFrame(index=range(n))
         if not (len(self.ids) == n == len(self.n_obs) == len(self.relation) == len(self.info)):
-            raise ValueError("GrowthSeries: ids, counts, n_obs, relation and info must have the same length")
+            raise ValueError(
+                "GrowthSeries: ids, counts, n_obs, relation and info must have the same length"
+            )
 
     def __len__(self) -> int:
         return self.counts.shape[0]
@@ -75,9 +78,13 @@ class GrowthSeries:
     def subset(self, mask) -> GrowthSeries:
         idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
         return GrowthSeries(
-            ids=self.ids[idx], counts=self.counts[idx], n_obs=self.n_obs[idx],
-            relation=self.relation[idx], info=self.info.iloc[idx].reset_index(drop=True),
-            dropped=dict(self.dropped), as_of=self.as_of,
+            ids=self.ids[idx],
+            counts=self.counts[idx],
+            n_obs=self.n_obs[idx],
+            relation=self.relation[idx],
+            info=self.info.iloc[idx].reset_index(drop=True),
+            dropped=dict(self.dropped),
+            as_of=self.as_of,
         )
 
     def head(self, k: int) -> GrowthSeries:
@@ -89,22 +96,28 @@ class GrowthSeries:
         n_obs = np.minimum(self.n_obs, k)
         counts = self.counts[:, :k].copy()
         counts[np.arange(counts.shape[1])[None, :] >= n_obs[:, None]] = np.nan
-        return GrowthSeries(self.ids, counts, n_obs, self.relation, self.info.copy(), dict(self.dropped),
-                            self.as_of)
+        return GrowthSeries(
+            self.ids, counts, n_obs, self.relation, self.info.copy(), dict(self.dropped), self.as_of
+        )
 
     def truncate(self, holdout: int) -> GrowthSeries:
         """Drop the last ``holdout`` observed months of every series (for backtests)."""
         n_obs = np.maximum(self.n_obs - int(holdout), 0)
         counts = self.counts.copy()
         counts[np.arange(counts.shape[1])[None, :] >= n_obs[:, None]] = np.nan
-        return GrowthSeries(self.ids, counts, n_obs, self.relation, self.info.copy(), dict(self.dropped),
-                            self.as_of)
+        return GrowthSeries(
+            self.ids, counts, n_obs, self.relation, self.info.copy(), dict(self.dropped), self.as_of
+        )
 
     def to_wide(self) -> pd.DataFrame:
         """Wide frame ``model, 0-month, 1-month, ...`` (NaN after the window)."""
         cols = [f"{k}-month" for k in range(self.counts.shape[1])]
         df = pd.DataFrame(self.counts, columns=cols)
-        model = self.ids if np.all(self.relation == "all") else [f"{i}|{r}" for i, r in zip(self.ids, self.relation)]
+        model = (
+            self.ids
+            if np.all(self.relation == "all")
+            else [f"{i}|{r}" for i, r in zip(self.ids, self.relation)]
+        )
         df.insert(0, "model", list(model))
         return df
 
@@ -113,37 +126,49 @@ class GrowthSeries:
         """Parse/validate a wide frame (see :func:`read_wide_csv`)."""
         if "model" not in df.columns:
             raise GrowthDataError(
-                f"missing required column 'model' (found columns: {', '.join(map(str, df.columns[:8]))}"
-                f"{'...' if len(df.columns) > 8 else ''})")
+                "missing required column 'model' (found columns: "
+                f"{', '.join(map(str, df.columns[:8]))}"
+                f"{'...' if len(df.columns) > 8 else ''})"
+            )
         month_cols = []
         for c in df.columns:
             if c == "model":
                 continue
             m = re.fullmatch(r"\s*(\d+)\s*-\s*months?\s*", str(c))
             if not m:
-                raise GrowthDataError(f"unexpected column {c!r}: expected 'model' and '<k>-month' columns")
+                raise GrowthDataError(
+                    f"unexpected column {c!r}: expected 'model' and '<k>-month' columns"
+                )
             month_cols.append((int(m.group(1)), c))
         if not month_cols:
             raise GrowthDataError("no '<k>-month' columns found")
         month_cols.sort()
         ks = [k for k, _ in month_cols]
         if ks != list(range(len(ks))):
-            raise GrowthDataError(f"month columns must be 0-month, 1-month, ... without gaps (got {ks[:10]})")
+            raise GrowthDataError(
+                f"month columns must be 0-month, 1-month, ... without gaps (got {ks[:10]})"
+            )
         raw = df[[c for _, c in month_cols]]
         vals = raw.apply(pd.to_numeric, errors="coerce")
         bad = vals.isna() & raw.notna() & (raw.astype(str).apply(lambda s: s.str.strip()) != "")
         if bad.to_numpy().any():
             r, c = np.argwhere(bad.to_numpy())[0]
             raise GrowthDataError(
-                f"non-numeric value {raw.iat[r, c]!r} in row {r + 2} (model {df['model'].iat[r]!r}), "
-                f"column {raw.columns[c]!r}; {int(bad.to_numpy().sum())} bad cell(s) in total")
+                f"non-numeric value {raw.iat[r, c]!r} in row {r + 2} "
+                f"(model {df['model'].iat[r]!r}), "
+                f"column {raw.columns[c]!r}; {int(bad.to_numpy().sum())} bad cell(s) in total"
+            )
         counts = vals.to_numpy(dtype=float)
         if np.any(counts[np.isfinite(counts)] < 0):
             r, c = np.argwhere(np.nan_to_num(counts, nan=0.0) < 0)[0]
             raise GrowthDataError(f"negative count in row {r + 2}, column {raw.columns[c]!r}")
         if df["model"].isna().any():
-            raise GrowthDataError(f"empty 'model' value in row {int(np.flatnonzero(df['model'].isna())[0]) + 2}")
-        return cls(ids=df["model"].astype(str).to_numpy(), counts=counts, n_obs=_n_obs_from_counts(counts))
+            raise GrowthDataError(
+                f"empty 'model' value in row {int(np.flatnonzero(df['model'].isna())[0]) + 2}"
+            )
+        return cls(
+            ids=df["model"].astype(str).to_numpy(), counts=counts, n_obs=_n_obs_from_counts(counts)
+        )
 
 
 def _n_obs_from_counts(counts: np.ndarray) -> np.ndarray:
@@ -187,8 +212,14 @@ def coverage_end(dates, *, frac: float = 0.1, window_days: int = 7):
     return d[d.dt.floor("D") == day].max()
 
 
-def derivative_series(edges: pd.DataFrame, *, by_relation: bool = False, as_of=None,
-                      unknown_parent: str = "impute", max_months: int | None = None) -> GrowthSeries:
+def derivative_series(
+    edges: pd.DataFrame,
+    *,
+    by_relation: bool = False,
+    as_of=None,
+    unknown_parent: str = "impute",
+    max_months: int | None = None,
+) -> GrowthSeries:
     """Cumulative derivative counts per base model per month since its creation.
 
     ``edges`` columns: parent, parent_created, child, child_created, relation.
@@ -238,7 +269,11 @@ def derivative_series(edges: pd.DataFrame, *, by_relation: bool = False, as_of=N
         pc = pc.fillna(first_child)
     n_unknown_drop = int(pc.isna().sum())
     if n_unknown_drop:
-        dropped["unknown_parent_created" if unknown_parent == "drop" else "unknown_parent_and_children_dates"] = n_unknown_drop
+        dropped[
+            "unknown_parent_created"
+            if unknown_parent == "drop"
+            else "unknown_parent_and_children_dates"
+        ] = n_unknown_drop
     pc = pc.dropna()
     age_asof = (as_of - pc).dt.total_seconds() / 86400.0 / MONTH_DAYS
     young = age_asof < 1.0
@@ -270,12 +305,20 @@ def derivative_series(edges: pd.DataFrame, *, by_relation: bool = False, as_of=N
     info = kdf[["parent", "relation"]].rename(columns={"parent": "model"}).copy()
     info["parent_created"] = pc.reindex(kdf["parent"]).to_numpy()
     info["parent_date_imputed"] = imputed.reindex(kdf["parent"]).fillna(False).to_numpy(dtype=bool)
-    info["n_undated_children"] = grp["child_created"].apply(lambda s: int(s.isna().sum())).to_numpy() if n else []
-    info["n_after_as_of"] = grp["child_created"].apply(lambda s: int((s > as_of).sum())).to_numpy() if n else []
+    info["n_undated_children"] = (
+        grp["child_created"].apply(lambda s: int(s.isna().sum())).to_numpy() if n else []
+    )
+    info["n_after_as_of"] = (
+        grp["child_created"].apply(lambda s: int((s > as_of).sum())).to_numpy() if n else []
+    )
 
     d = e[~undated & ~after].merge(kdf, on=key if by_relation else ["parent"], how="left")
     if not by_relation:
-        d = d.drop(columns=["relation_y"]).rename(columns={"relation_x": "relation"}) if "relation_y" in d else d
+        d = (
+            d.drop(columns=["relation_y"]).rename(columns={"relation_x": "relation"})
+            if "relation_y" in d
+            else d
+        )
     d_pc = pc.reindex(d["parent"]).to_numpy()
     age = (d["child_created"].to_numpy() - d_pc) / np.timedelta64(1, "D") / MONTH_DAYS
     age = age.astype(float)
@@ -288,11 +331,21 @@ def derivative_series(edges: pd.DataFrame, *, by_relation: bool = False, as_of=N
     np.add.at(counts, (rows[inwin], month[inwin]), 1.0)
     counts = np.cumsum(counts, axis=1)[:, :T] if T else counts[:, :0]
     counts[np.arange(T)[None, :] >= n_obs[:, None]] = np.nan
-    info["n_children"] = np.nan_to_num(counts[np.arange(n), np.maximum(n_obs - 1, 0)]).astype(int) if T else 0
-    info["parent_created_unknown"] = unknown.reindex(kdf["parent"]).fillna(False).to_numpy(dtype=bool)
-    return GrowthSeries(ids=kdf["parent"].to_numpy(dtype=object), counts=counts, n_obs=n_obs,
-                        relation=kdf["relation"].to_numpy(dtype=object), info=info, dropped=dropped,
-                        as_of=as_of)
+    info["n_children"] = (
+        np.nan_to_num(counts[np.arange(n), np.maximum(n_obs - 1, 0)]).astype(int) if T else 0
+    )
+    info["parent_created_unknown"] = (
+        unknown.reindex(kdf["parent"]).fillna(False).to_numpy(dtype=bool)
+    )
+    return GrowthSeries(
+        ids=kdf["parent"].to_numpy(dtype=object),
+        counts=counts,
+        n_obs=n_obs,
+        relation=kdf["relation"].to_numpy(dtype=object),
+        info=info,
+        dropped=dropped,
+        as_of=as_of,
+    )
 
 
 def _as_matrix(Y):
