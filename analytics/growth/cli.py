@@ -102,7 +102,11 @@ def _outoftime(gs, edges, args) -> int:
           f"{int(one['capped'].sum())} with a capped list; July children still listed in "
           f"2025: {one['july_still_listed'].sum():,} of {one['july_children'].sum():,}")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
-        for name, part in (("all", rows), ("lists not capped", rows[~rows["capped"]])):
+        comparable = ~rows["capped"] & (rows["july_still_listed"] >= 0.5 * rows["july_children"])
+        parts = (("all", rows), ("lists not capped", rows[~rows["capped"]]),
+                 ("comparable: not capped, >= half of the July children still listed",
+                  rows[comparable]))
+        for name, part in parts:
             t = summarise(part, ("method",)).sort_values("mae")
             print(f"{name}:")
             print(t.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
