@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Sequence
 
-import numpy as np
 import pandas as pd
 
 from analytics.results import Results, ResultStatus
@@ -61,34 +60,36 @@ class Step:
     run: Callable[..., dict[str, Any]]
 
 
-# -- forecasts ------------------------------------------------------------------------------
-def compute_forecasts(store: GraphStore):
-    """Fit and forecast every base model's derivative series (`analytics.forecasts`)."""
-    from analytics import forecasts as F
+# -- when the observations end, and the forecasts -----------------------------------------------
+def observed_until(store: GraphStore) -> pd.Timestamp | None:
+    """Where the graph's observations end: the end of the densely observed creation dates
+    (`analytics.growth.coverage_end`), so a few records crawled later (the 2025 trees beside
+    the July-2024 listing) do not move "now" for the whole app."""
+    from analytics.growth import coverage_end
 
-    series = F.build_series(q.derivative_edges(store))
-    calibration = F.calibrate(series) if len(series) else None
-    return F.growth_table(series, horizons=FORECAST_HORIZONS, calibration=calibration)
+    return coverage_end(q.model_created_dates(store))
+
+
+def compute_forecasts(store: GraphStore, as_of: pd.Timestamp | None):
+    """Forecast every base model's derivatives (`analytics.forecasts.build_forecasts`)."""
+    from analytics.forecasts import build_forecasts
+
+    return build_forecasts(q.derivative_edges(store), as_of=as_of if as_of is not None else "auto",
+                           horizons=FORECAST_HORIZONS)
 
 
 def growth_rows(table) -> pd.DataFrame:
     """The forecasts table as `GROWTH_PROPERTIES` rows (id + one column per property)."""
-    s = table.summary
-    as_of = table.series.as_of
-    rows = pd.DataFrame({
-        "id": s["model"].astype(str),
-        "derivatives_observed": s["observed_last"].fillna(0).round().astype("int64"),
-        "forecast_as_of": pd.Timestamp(as_of).tz_localize(None) if as_of is not None else pd.NaT,
-        "growth_lambda": s["lambda"], "growth_mu": s["mu"], "growth_sigma": s["sigma"],
-        "growth_c_inf": s["c_inf"], "growth_ok": s["ok"].astype(bool),
-        "growth_flags": s["flags"].fillna("").astype(str),
-        "forecast_method": s["forecast"].astype(str),
-    })
-    for h in FORECAST_HORIZONS:
-        for suffix in ("", "_low", "_high"):
-            col = f"pred_{h}m{suffix}"
-            rows[f"forecast_{h}m{suffix}"] = s[col] if col in s else np.nan
-    return rows[["id", *(name for name, _ in GROWTH_PROPERTIES)]]
+    rows = table.graph_properties()
+    rows["derivatives_observed"] = table.models["derivatives"].to_numpy()
+    when = pd.to_datetime(rows["forecast_as_of"], utc=True)
+    rows["forecast_as_of"] = when.dt.tz_localize(None)
+    names = [name for name, _ in GROWTH_PROPERTIES]
+    missing = [n for n in names if n not in rows]
+    if missing:
+        raise ValueError(f"the forecasts table lacks graph properties {missing}")
+    rows["id"] = rows["id"].astype(str)
+    return rows[["id", *names]]
 
 
 def write_growth_properties(store: GraphStore, rows: pd.DataFrame, *, batch: int = 2000) -> int:
@@ -99,6 +100,8 @@ def write_growth_properties(store: GraphStore, rows: pd.DataFrame, *, batch: int
     for r in records:
         when = r.get("forecast_as_of")
         r["forecast_as_of"] = when.isoformat() if when is not None else None
+        r["derivatives_observed"] = None if r["derivatives_observed"] is None else int(r["derivatives_observed"])
+        r["growth_fit_ok"] = None if r["growth_fit_ok"] is None else bool(r["growth_fit_ok"])
     query = q.set_node_properties(store, Label.MODEL, columns)
     for chunk in chunked(records, batch):
         stmts.append((query, {"rows": chunk}))
@@ -106,16 +109,26 @@ def write_growth_properties(store: GraphStore, rows: pd.DataFrame, *, batch: int
     return len(records)
 
 
+def _as_of(store: GraphStore, memo: Memo) -> pd.Timestamp | None:
+    if "as_of" not in memo.values:
+        memo.values["as_of"] = observed_until(store)
+    return memo.values["as_of"]
+
+
 def _forecasts_graph(store: GraphStore, results: Results | None, memo: Memo) -> dict[str, Any]:
-    table = compute_forecasts(store)
+    table = compute_forecasts(store, _as_of(store, memo))
     memo.values[FORECASTS] = table
-    n = write_growth_properties(store, growth_rows(table))
-    return {"base_models": n, "ok_fits": int(table.summary["ok"].sum()) if n else 0}
+    n = write_growth_properties(store, growth_rows(table)) if len(table) else 0
+    return {"base_models": n, "fit_ok": int(table.models["growth_fit_ok"].sum()) if n else 0}
 
 
 def _forecasts_files(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
-    table = memo.values.get(FORECASTS) or compute_forecasts(store)
-    results.save_object(FORECASTS, table)
+    table = memo.values.get(FORECASTS)
+    if table is None:
+        table = compute_forecasts(store, _as_of(store, memo))
+    staged = results.staging_folder(FORECASTS)
+    table.save(staged)
+    results.commit_folder(FORECASTS, staged)
     return {"base_models": len(table)}
 
 
@@ -124,9 +137,10 @@ def _about(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     """What the graph was loaded from: its ingest sources, and whether it is the shipped sample."""
     runs = q.ingest_runs(store, 1000)
     sources = sorted(set(runs["source"].dropna())) if len(runs) else []
+    as_of = _as_of(store, memo)
     about = {"sources": sources,
              "sample": bool(sources) and all(s.startswith(SAMPLE_SOURCE_PREFIX) for s in sources),
-             "runs": len(runs)}
+             "runs": len(runs), "observed_until": None if as_of is None else as_of.isoformat()}
     results.save_json(ABOUT, about)
     return about
 

@@ -336,6 +336,14 @@ def derivatives_by_month(store: GraphStore, model_id: str) -> pd.DataFrame:
         f"{d.rel_type('e')} AS rel, count(*) AS n", {"id": model_id})
 
 
+def model_created_dates(store: GraphStore) -> pd.Series:
+    """Creation dates of every real (non-stub) model with a known date: where the graph's
+    observations end is read from them (`analytics.pipeline.observed_until`)."""
+    df = store.frame("MATCH (m:Model) WHERE (m.stub IS NULL OR m.stub = false) AND "
+                     "m.createdAt IS NOT NULL RETURN m.createdAt AS createdAt")
+    return pd.to_datetime(df["createdAt"], utc=True)
+
+
 def model_ids_downloads(store: GraphStore) -> pd.DataFrame:
     """Every model id with its downloads (the type-ahead index's input): id, downloads."""
     return store.frame("MATCH (m:Model) RETURN m.id AS id, m.downloads AS downloads")

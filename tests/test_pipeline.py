@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from analytics import pipeline as P
@@ -43,26 +44,34 @@ def test_first_load_refreshes_every_result(mini_graph_root, monkeypatch):
 
 def test_growth_properties_are_queryable_in_cypher(mini_graph_root):
     """What the Forecasts page shows is what `MATCH (m:Model) WHERE m.forecast_12m …` finds."""
-    table = Results(current_generation_of(mini_graph_root)).load_object(P.FORECASTS)
+    from analytics.forecasts import ForecastTable
+
+    results = Results(current_generation_of(mini_graph_root))
+    table = ForecastTable.load(results.folder(P.FORECASTS))
     store = open_store(read_only=True, root=mini_graph_root)
     try:
         got = store.frame("MATCH (m:Model) WHERE m.forecast_method IS NOT NULL RETURN m.id AS id, "
-                          "m.forecast_12m AS f12, m.forecast_12m_low AS lo, m.growth_ok AS ok, "
+                          "m.forecast_12m AS f12, m.forecast_12m_low AS lo, m.growth_fit_ok AS ok, "
                           "m.growth_mu AS mu, m.derivatives_observed AS n, "
                           "m.forecast_as_of AS as_of")
         big = store.rows("MATCH (m:Model) WHERE m.forecast_12m > 50 RETURN m.id AS id")
     finally:
         store.close()
-    s = table.summary.set_index("model")
-    assert set(got["id"]) == set(s.index)
+    s = table.models.set_index("model")
+    assert set(got["id"]) == set(s.index) and len(got) > 10
     for r in got.itertuples():
-        assert math.isclose(r.f12, s.at[r.id, "pred_12m"], rel_tol=1e-9)
-        assert bool(r.ok) == bool(s.at[r.id, "ok"])
-        assert r.n == round(s.at[r.id, "observed_last"])
-        want_mu = s.at[r.id, "mu"]
+        assert math.isclose(r.f12, s.at[r.id, "forecast_12m"], rel_tol=1e-9)
+        assert bool(r.ok) == bool(s.at[r.id, "growth_fit_ok"])
+        assert r.n == s.at[r.id, "derivatives"]
+        want_mu = s.at[r.id, "growth_mu"]
         assert (np.isnan(r.mu) and np.isnan(want_mu)) or math.isclose(r.mu, want_mu, rel_tol=1e-9)
-    assert {r["id"] for r in big} == set(s.index[s["pred_12m"] > 50])
-    assert got["as_of"].nunique() == 1
+    assert {r["id"] for r in big} == set(s.index[s["forecast_12m"] > 50])
+    # each series ends with its last complete month (months count from the base's creation),
+    # at most a month before the graph's observations end
+    about = results.load_json(P.ABOUT)
+    end = pd.Timestamp(about["observed_until"]).tz_localize(None)
+    assert str(table.meta["as_of"])[:10] == about["observed_until"][:10]
+    assert (got["as_of"] <= end).all() and (got["as_of"] > end - pd.Timedelta(days=32)).all()
 
 
 def current_generation_of(root):
