@@ -4,11 +4,12 @@ Run: `streamlit run app.py` (graph from HUBATLAS_DB, or Neo4j when NEO4J_URI is 
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
 
-from analytics.pipeline import Refresh
+from analytics.pipeline import SEARCH, Refresh, build_now
 from ingest.seed import seed_first_run
 from pages.common import about_banner
 
@@ -27,12 +28,17 @@ PAGES = [
 @st.cache_resource(show_spinner="First run: loading a first graph (the shipped sample when the "
                                 "Hub cannot be reached)…")
 def _first_run() -> str | None:
-    """Once per process: a first graph when none exists, with its derived results."""
+    """Once per process: a first graph when none exists, with its derived results; the
+    search index (the slow one: every model's text is embedded) follows in the background."""
     try:
-        seeded = seed_first_run(refresh=Refresh())
+        seeded = seed_first_run(refresh=Refresh(skip=(SEARCH,)))
     except Exception as e:  # noqa: BLE001 - shown to the user, the app keeps running
         return f"Could not load a first graph: {e}"
-    return None if seeded is None else f"First run: loaded {seeded.origin} data ({seeded.note})."
+    if seeded is None:
+        return None
+    threading.Thread(target=build_now, args=([SEARCH],), name="first-run-search",
+                     daemon=True).start()
+    return f"First run: loaded {seeded.origin} data ({seeded.note})."
 
 
 st.set_page_config(page_title="Hub Atlas", page_icon="🕸️", layout="wide")  # no :material: favicon: fetched from fonts.gstatic.com

@@ -222,6 +222,19 @@ class Refresh:
         return done
 
 
+def build_now(names: Sequence[str], *, steps: Sequence[Step] = STEPS) -> list[ResultStatus]:
+    """Run the named file-stage steps on the current generation, read-only (e.g. the first
+    run's search index, built after the app has opened)."""
+    from graph.store import open_store
+
+    chosen = [s for s in steps if s.name in set(names) and s.stage == "files"]
+    store = open_store(read_only=True)
+    try:
+        return Refresh(chosen).build(store, store.generation())
+    finally:
+        store.close()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -11,6 +11,7 @@ from graph import queries as q
 from pages.common import md_text
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+REPO = Path(APP).parent
 PHI2 = "microsoft/phi-2"
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 
@@ -202,13 +203,15 @@ def test_console_engine_error(graph_env):
 
 
 # -- error states ----------------------------------------------------------------------
-@pytest.mark.parametrize("page", [None, "pages/lineage.py", "pages/console.py"])
+@pytest.mark.parametrize("page", ["pages/lineage.py", "pages/console.py", "pages/overview.py"])
 def test_empty_graph_message(tmp_path, monkeypatch, page):
+    """A page opened with no graph says how to load one (the app itself seeds first: see
+    tests/test_seed.py)."""
     monkeypatch.setenv("HUBATLAS_DB", str(tmp_path / "empty"))
     monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = _app(page)
+    at = AppTest.from_file(str(REPO / page), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "No graph loaded yet" in _texts(at.info)
 

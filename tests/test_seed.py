@@ -69,9 +69,17 @@ def test_snapshot_setting_wins(fresh, monkeypatch):
     assert done.origin == "snapshot" and done.report.loaded["model"] <= 25
 
 
-def test_app_labels_sample_data(fresh, monkeypatch):
+def test_app_first_run_loads_and_labels_the_sample(fresh, monkeypatch):
+    """The app itself, opened on an empty folder with the Hub unreachable: it loads the
+    shipped sample (search index in the background) and labels every page."""
+    import streamlit as st
+
     monkeypatch.setenv("HF_ENDPOINT", _closed_port())
-    seed.seed_first_run(refresh=job_without_search())
-    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120).run()
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=300).run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("Sample data" in i.value for i in at.sidebar.info)
+    assert current_generation() is not None
+    assert {m.label: m.value for m in at.metric}["Models"].replace(",", "") == str(
+        Results(current_generation()).load_object("overview").nodes["Model"])
+    st.cache_resource.clear()
