@@ -39,9 +39,7 @@ NONE = "(none)"
 
 def _year_month(store: GraphStore, expr: str) -> str:
     """An integer yyyymm of a timestamp expression, in the store's dialect."""
-    if store.dialect.name == "kuzu":
-        return f"date_part('year', {expr}) * 100 + date_part('month', {expr})"
-    return f"{expr}.year * 100 + {expr}.month"
+    return store.dialect.year_month(expr)
 
 
 def _month_from_ym(ym: pd.Series) -> pd.Series:

@@ -19,9 +19,9 @@ from typing import Callable
 
 from graph import queries as q
 from graph.generations import Generations
-from graph.kuzu_store import KuzuStore
 from graph.schema import Label, Rel
 from graph.store import GraphStore, chunked, db_root, neo4j_configured
+from graph.store import open_embedded as KuzuStore  # TODO(cron): rename at the call sites
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
 from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
