@@ -16,15 +16,22 @@ derived results (`<generation>/results/lineage/`).
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from graph.schema import REL_TO_RELATION
+
+
+def _codes(values: pa.Array, ids: pa.Array) -> np.ndarray:
+    return pc.index_in(values, value_set=ids).to_numpy(zero_copy_only=False)
+
 
 #: relation types in sorted order: a code's order is its name's order (tie-breaks match Cypher's)
 REL_NAMES: tuple[str, ...] = tuple(sorted(REL_TO_RELATION))
@@ -46,25 +53,16 @@ class Walk:
 
 class LineageIndex:
     """Adjacency arrays over every model that has a lineage edge; node i is `ids[i]` (sorted,
-    so a smaller index is a smaller id) and `models.iloc[i]` its properties."""
+    so a smaller index is a smaller id) and row i of `table` its properties."""
 
-    def __init__(self, edges: pd.DataFrame, models: pd.DataFrame):
-        """`edges`: child, parent, rel (relation type names); `models`: one row per model
-        named in `edges` with an `id` column (more rows are ignored)."""
-        ids = np.unique(np.concatenate([edges["child"].to_numpy(dtype=object),
-                                        edges["parent"].to_numpy(dtype=object)]))
-        self.ids = ids.astype(object)
-        self._pos = pd.Index(self.ids)
-        self.child = self._pos.get_indexer(edges["child"]).astype(np.int64)
-        self.parent = self._pos.get_indexer(edges["parent"]).astype(np.int64)
-        self.rel = pd.Index(REL_NAMES).get_indexer(edges["rel"]).astype(np.int8)
-        if (self.rel < 0).any():
-            raise ValueError(f"unknown relation types: {set(edges['rel']) - set(REL_NAMES)}")
-        self.models = (models.drop_duplicates("id").set_index("id").reindex(self.ids)
-                       .rename_axis("id").reset_index())
-        # taken row by row on every call: one contiguous Arrow table (pandas' own `take` on
-        # Arrow-backed strings was most of a call's time)
-        self._table = pa.Table.from_pandas(self.models, preserve_index=False).combine_chunks()
+    def __init__(self, table: pa.Table, child: np.ndarray, parent: np.ndarray, rel: np.ndarray):
+        """`table`: one row per node, sorted by a unique `id` column, with the models'
+        properties; `child`, `parent`: node indices of each edge; `rel`: REL_NAMES codes."""
+        self.table = table.combine_chunks()
+        self.ids = self.table.column("id").to_numpy(zero_copy_only=False)
+        self.child = np.asarray(child, dtype=np.int64)
+        self.parent = np.asarray(parent, dtype=np.int64)
+        self.rel = np.asarray(rel, dtype=np.int8)
         self._relations = pa.array([REL_TO_RELATION[r] for r in REL_NAMES])
         n = len(self.ids)
         # edges grouped by parent (walking down) and by child (walking up), each group sorted
@@ -76,27 +74,44 @@ class LineageIndex:
 
     # -- construction --------------------------------------------------------------------
     @classmethod
+    def from_frames(cls, edges: pd.DataFrame, models: pd.DataFrame) -> "LineageIndex":
+        """From `edges` (child, parent, rel: relation type names) and `models` (an `id`
+        column and the properties to return; rows for models not in `edges` are ignored,
+        missing ones get nulls)."""
+        child = pa.array(edges["child"], type=pa.string())
+        parent = pa.array(edges["parent"], type=pa.string())
+        ids = pc.unique(pa.concat_arrays([child, parent]))
+        ids = ids.take(pc.sort_indices(ids))
+        rel = pc.index_in(pa.array(edges["rel"], type=pa.string()),
+                          value_set=pa.array(REL_NAMES))
+        if rel.null_count:
+            raise ValueError(f"unknown relation types: {set(edges['rel']) - set(REL_NAMES)}")
+        props = pa.Table.from_pandas(models.drop_duplicates("id"), preserve_index=False)
+        rows = pc.index_in(ids, value_set=props.column("id").cast(pa.string()))
+        table = pa.table({"id": ids, **{name: props.column(name).take(rows)
+                                        for name in props.column_names if name != "id"}})
+        return cls(table, _codes(child, ids), _codes(parent, ids),
+                   rel.to_numpy(zero_copy_only=False))
+
+    @classmethod
     def build(cls, store) -> "LineageIndex":
-        """Read the lineage subgraph of `store` (two queries; ~2-5 s on the full graph)."""
+        """Read the lineage subgraph of `store` (two queries; ~2-10 s on the full graph)."""
         from graph import queries as q
 
         edges = q.lineage_edges(store)
         ids = sorted(set(edges["child"]) | set(edges["parent"]))
-        return cls(edges, q.models_frame(store, ids))
+        return cls.from_frames(edges, q.models_frame(store, ids))
 
     def save(self, folder: Path) -> Path:
         """Write the index under `folder/lineage/` (atomically: a reader sees all or none)."""
         out = Path(folder) / RESULTS_NAME
         tmp = out.with_name(out.name + ".tmp")
         tmp.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"child": self.ids[self.child].astype(str),
-                                 "parent": self.ids[self.parent].astype(str),
-                                 "rel": np.asarray(REL_NAMES, dtype=object)[self.rel]}),
+        pq.write_table(self.table, tmp / "nodes.parquet")
+        pq.write_table(pa.table({"child": self.child.astype(np.int32),
+                                 "parent": self.parent.astype(np.int32), "rel": self.rel}),
                        tmp / "edges.parquet")
-        self.models.to_parquet(tmp / "models.parquet", index=False)
         if out.exists():
-            import shutil
-
             shutil.rmtree(out)
         tmp.rename(out)
         return out
@@ -106,11 +121,11 @@ class LineageIndex:
         """The index saved under `folder/lineage/`, or None if there is none."""
         src = Path(folder) / RESULTS_NAME
         try:
-            edges = pd.read_parquet(src / "edges.parquet")
-            models = pd.read_parquet(src / "models.parquet")
+            table = pq.read_table(src / "nodes.parquet")
+            edges = pq.read_table(src / "edges.parquet")
         except FileNotFoundError:
             return None
-        return cls(edges, models)
+        return cls(table, *(edges.column(c).to_numpy() for c in ("child", "parent", "rel")))
 
     # -- lookups -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -118,7 +133,8 @@ class LineageIndex:
 
     def node(self, model_id: str) -> int:
         """Index of `model_id`, -1 when it has no lineage edge at all."""
-        return int(self._pos.get_indexer([model_id])[0])
+        i = int(np.searchsorted(self.ids, model_id))
+        return i if i < len(self.ids) and self.ids[i] == model_id else -1
 
     def walk(self, start: int, max_depth: int, *, up: bool) -> Walk:
         """Breadth-first from node `start` to parents (up) or children (down), `max_depth`
@@ -170,9 +186,9 @@ class LineageIndex:
         properties, the `extra` columns, relation; rows in walk order or `order`."""
         sel = np.arange(len(walk)) if order is None else order
         nodes = walk.node[sel]
-        props = self._table.take(nodes)
+        props = self.table.take(nodes)
         cols = {"id": props.column("id"), "depth": pa.array(walk.depth[sel]),
-                via_name: self._table.column("id").take(walk.via[sel])}
+                via_name: self.table.column("id").take(walk.via[sel])}
         cols.update((name, props.column(name)) for name in props.column_names if name != "id")
         cols.update((name, pa.array(values[sel])) for name, values in (extra or {}).items())
         cols["relation"] = self._relations.take(walk.rel[sel])
@@ -180,5 +196,5 @@ class LineageIndex:
 
     def downloads(self, nodes: np.ndarray) -> np.ndarray:
         """The models' download counts (NaN where unknown)."""
-        col = self._table.column("downloads").take(nodes)
+        col = self.table.column("downloads").take(nodes)
         return col.to_numpy(zero_copy_only=False).astype(np.float64)

@@ -165,7 +165,7 @@ def _toy(edges: list[tuple[str, str, str]]) -> LineageIndex:
     frame = pd.DataFrame(edges, columns=["child", "parent", "rel"])
     ids = sorted(set(frame["child"]) | set(frame["parent"]))
     models = pd.DataFrame({"id": ids, "downloads": np.arange(len(ids), dtype=float)})
-    return LineageIndex(frame, models)
+    return LineageIndex.from_frames(frame, models)
 
 
 def test_index_walk_ties_cycles_and_caps():
@@ -220,7 +220,7 @@ def test_store_uses_the_saved_index_of_its_generation(mini_graph_copy):
     # a saved index without phi-2's children: the store must answer from it, not rebuild
     pruned = edges[edges["parent"] != PHI2]
     ids = sorted(set(pruned["child"]) | set(pruned["parent"]))
-    LineageIndex(pruned, pd.DataFrame({"id": ids})).save(path.parent / "results")
+    LineageIndex.from_frames(pruned, pd.DataFrame({"id": ids})).save(path.parent / "results")
     store = open_store(read_only=True, root=mini_graph_copy)
     try:
         assert full > 0 and q.family_size(store, PHI2) == 0
@@ -275,6 +275,24 @@ def test_real_trees_both_paths_match_the_reference(trees_graph, tmp_path):
         assert len(tree_roots) >= 20 and checked > 1500
     finally:
         walked.close()
+
+
+def check_real_family(store, model: str, edges: pd.DataFrame) -> int:
+    """Descendants, family size and the deepest descendant's ancestors of `model` against the
+    BFS reference and the engine's own recursive match (used on the full snapshot by
+    tests/test_shared_data.py, which builds that graph once)."""
+    want = reference_walk(edges, model, 10, up=False)
+    got = q.descendants(store, model, 10)
+    assert as_walk(got, "parent") == want
+    assert q.family_size(store, model) == len(want)
+    raw = store.frame(f"MATCH p = (c:Model)-[:{q.LINEAGE_TYPES}*1..10]->(m:Model {{id: $id}}) "
+                      "RETURN c.id AS id, min(length(p)) AS depth", {"id": model})
+    assert dict(zip(raw["id"], raw["depth"])) == dict(zip(got["id"], got["depth"]))
+    deepest = max(want, key=lambda i: (want[i][0], i))
+    up = q.ancestors(store, deepest)
+    assert as_walk(up, "child") == reference_walk(edges, deepest, 10, up=True)
+    assert model in set(up["id"])
+    return len(want)
 
 
 def test_relation_names_cover_the_schema():
