@@ -177,6 +177,12 @@ def _lineage_index(store: GraphStore) -> LineageIndex | None:
     return get() if get is not None else None
 
 
+def prepare_lineage(store: GraphStore) -> None:
+    """Load the store's lineage index now, if it has one (a start-up warm-up, so the first
+    lineage request does not wait 2-10 s for it on the full graph)."""
+    _lineage_index(store)
+
+
 def lineage_edges(store: GraphStore) -> pd.DataFrame:
     """Every lineage edge: child, parent, rel (relation type). The input of `LineageIndex`."""
     rel = store.dialect.rel_type("e")

@@ -27,7 +27,12 @@ DEFAULT_DB = Path(__file__).resolve().parent.parent / "data" / "graph"
 
 @runtime_checkable
 class GraphStore(Protocol):
-    """What the rest of the app needs from a graph database."""
+    """What the rest of the app needs from a graph database.
+
+    Optional: a store whose data cannot change under it (an embedded generation opened
+    read-only) also offers `lineage_index() -> graph.lineage_index.LineageIndex | None`,
+    which `graph.queries` uses for lineage walks instead of a query per level.
+    """
 
     dialect: Dialect
     read_only: bool

@@ -99,8 +99,9 @@ def search_index():
 
 
 def warm_up_in_background() -> None:
-    """Open the store, build the id index and the search index in a background thread
-    (once per generation) so the first type-ahead or search does not wait for them."""
+    """Open the store, build the id index, the lineage index and the search index in a
+    background thread (once per generation) so the first type-ahead, lineage view or search
+    does not wait for them."""
     import threading
 
     from streamlit import runtime
@@ -117,6 +118,9 @@ def warm_up_in_background() -> None:
     def work() -> None:
         try:
             _id_index(key)
+            from graph.queries import prepare_lineage
+
+            prepare_lineage(_open_store(key))
             if os.environ.get("HUBATLAS_WARM_SEARCH", "1") != "0":
                 # The slowest cold start (about a minute on 760k models). It shares the GIL
                 # and the cores with the pages meanwhile: they render ~2x slower for that

@@ -160,6 +160,18 @@ def test_limit_and_empty(indexed, walked):
         assert q.descendant_counts(store, "no/such-model") == {n: 0 for n in LINEAGE_RELS}
 
 
+def test_prepare_lineage_loads_the_index_once(mini_graph_root, walked):
+    store = open_store(read_only=True, root=mini_graph_root)
+    try:
+        q.prepare_lineage(store)
+        index = store.lineage_index()
+        assert index is not None and store.lineage_index() is index and len(index) > 100
+    finally:
+        store.close()
+    q.prepare_lineage(walked)  # a writable store has none: nothing to do
+    assert walked.lineage_index() is None
+
+
 # -- the index on its own --------------------------------------------------------------------
 def _toy(edges: list[tuple[str, str, str]]) -> LineageIndex:
     frame = pd.DataFrame(edges, columns=["child", "parent", "rel"])
