@@ -25,20 +25,22 @@ def cli() -> None:
               help="A derived result not to rebuild (e.g. search); repeatable.")
 def refresh(skip_steps) -> None:
     """Rebuild the derived results of the current generation."""
-    from analytics.pipeline import Refresh
+    from analytics.pipeline import GROWTH_PROPERTIES_STEP, STEPS, Refresh, build_now
     from graph.store import neo4j_configured, open_store
 
-    job = Refresh(skip=skip_steps)
     try:
-        store = open_store(read_only=not neo4j_configured())
+        if neo4j_configured():  # the graph changes in place: both stages, as an ingest runs them
+            job, store = Refresh(skip=skip_steps), open_store(read_only=False)
+            try:
+                done = job.before_publish(store, store.generation())
+                done += job.after_publish(store, store.generation())
+            finally:
+                store.close()
+        else:  # a published generation is read-only: every step but the graph properties
+            done = build_now([s.name for s in STEPS if s.name not in skip_steps
+                              and s.name != GROWTH_PROPERTIES_STEP])
     except GraphError as e:
         raise click.ClickException(str(e))
-    try:
-        if neo4j_configured():
-            job.enrich(store)
-        done = job.build(store, store.generation())
-    finally:
-        store.close()
     for s in done:
         click.echo(f"{s.name:<18} {s.seconds:>7.1f} s  {'ok' if s.ok else 'FAILED: ' + str(s.error)}")
     sys.exit(0 if all(s.ok for s in done) else 1)

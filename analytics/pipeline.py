@@ -1,17 +1,20 @@
-"""The scheduled job's analytics: every derived result, refreshed after each ingest.
+"""The scheduled job's analytics: every derived result, refreshed with each ingest.
 
 Two stages, so pages never fit, embed or scan the whole graph on a request:
 
-1. `Refresh.enrich(store)` runs on the graph *before* it is published (the embedded staging
-   copy, or Neo4j in place) and writes the results users query in Cypher into it — per base
-   model its WSB parameters and forecasts (`graph.schema.GROWTH_PROPERTIES`).
-2. `Refresh.build(store, results)` runs *after* publishing, on the new generation opened
-   read-only, and stores everything else as files beside it (`analytics.results`): the
-   overview aggregates, the id index, the forecasts table, the search index…
+1. `Refresh.before_publish(store, generation)` runs on the new graph while it is still private
+   (the embedded staging copy, or Neo4j before the run is marked finished). It writes what
+   users query in Cypher into the graph — per base model its WSB parameters and forecasts
+   (`graph.schema.GROWTH_PROPERTIES`) — and stores the quick results as files of the new
+   generation (overview, id index, lineage index, forecasts), so they are there the moment
+   the generation is published.
+2. `Refresh.after_publish(store, generation)` runs on the published generation, read-only,
+   for the slow results (the search index), while the app already shows the new graph.
 
 Each step is isolated: one that fails is recorded with its error in the generation's manifest
 and the others still run, so a bad result never stops the cron job or the publish. Pages read
-a result from the newest generation that has it ready (`analytics.results.find_ready`).
+a result from the newest generation that has it ready (`analytics.results.find_ready`); the
+generation is marked complete when every step succeeded (pruning keeps the newest such).
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ from graph.store import Generation, GraphStore, chunked
 log = logging.getLogger(__name__)
 
 #: names of the stored results (file stems under the generation's results folder)
-GROWTH_PROPERTIES_STEP = "growth_properties"  # the graph stage's forecasts, as Model properties
+GROWTH_PROPERTIES_STEP = "growth_properties"  # the forecasts, as Model properties
 ABOUT = "about"
+LINEAGE = "lineage"
 OVERVIEW = "overview"
 ID_INDEX = "id_index"
 FORECASTS = "forecasts"
@@ -43,9 +47,13 @@ FORECAST_HORIZONS = (3, 6, 12)
 
 
 
+BEFORE_PUBLISH = "before_publish"
+AFTER_PUBLISH = "after_publish"
+
+
 @dataclass
 class Memo:
-    """What the enrich stage computed, handed to the build stage of the same job."""
+    """What one step computed that a later step of the same job reuses (e.g. the forecasts)."""
 
     values: dict[str, Any] = field(default_factory=dict)
 
@@ -56,7 +64,7 @@ class Step:
     for the manifest (counts, sizes)."""
 
     name: str
-    stage: str  # "graph" (before publish, may write into the graph) or "files" (after publish)
+    stage: str  # BEFORE_PUBLISH (may write into the graph) or AFTER_PUBLISH (read-only)
     run: Callable[..., dict[str, Any]]
 
 
@@ -115,7 +123,7 @@ def _as_of(store: GraphStore, memo: Memo) -> pd.Timestamp | None:
     return memo.values["as_of"]
 
 
-def _forecasts_graph(store: GraphStore, results: Results | None, memo: Memo) -> dict[str, Any]:
+def _forecasts_graph(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     table = compute_forecasts(store, _as_of(store, memo))
     memo.values[FORECASTS] = table
     n = write_growth_properties(store, growth_rows(table)) if len(table) else 0
@@ -159,6 +167,15 @@ def _id_index(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]
     return {"ids": len(frame)}
 
 
+def _lineage(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    """The in-memory lineage index the embedded store's lineage walks load (graph.lineage_index)."""
+    from graph.lineage_index import LineageIndex
+
+    index = LineageIndex.build(store)
+    index.save(results.dir)
+    return {"models": len(index)}
+
+
 def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     from analytics.retrieval import build_search
 
@@ -168,12 +185,13 @@ def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
 
 
 STEPS: tuple[Step, ...] = (
-    Step(GROWTH_PROPERTIES_STEP, "graph", _forecasts_graph),
-    Step(ABOUT, "files", _about),
-    Step(OVERVIEW, "files", _overview),
-    Step(ID_INDEX, "files", _id_index),
-    Step(FORECASTS, "files", _forecasts_files),
-    Step(SEARCH, "files", _search),
+    Step(GROWTH_PROPERTIES_STEP, BEFORE_PUBLISH, _forecasts_graph),
+    Step(FORECASTS, BEFORE_PUBLISH, _forecasts_files),
+    Step(ABOUT, BEFORE_PUBLISH, _about),
+    Step(OVERVIEW, BEFORE_PUBLISH, _overview),
+    Step(ID_INDEX, BEFORE_PUBLISH, _id_index),
+    Step(LINEAGE, BEFORE_PUBLISH, _lineage),
+    Step(SEARCH, AFTER_PUBLISH, _search),
 )
 
 
@@ -187,23 +205,20 @@ class Refresh:
         self.memo = Memo()
         self.report: list[ResultStatus] = []
 
-    def enrich(self, store: GraphStore) -> list[ResultStatus]:
-        """The graph stage, on a writable store before it is published."""
-        return self._run("graph", store, None)
+    def before_publish(self, store: GraphStore, generation: Generation) -> list[ResultStatus]:
+        """The first stage, on the new graph before it is published (writable)."""
+        return self._run(BEFORE_PUBLISH, store, Results(generation))
 
-    def build(self, store: GraphStore, generation: Generation) -> list[ResultStatus]:
-        """The files stage, on the published generation; records the graph stage's outcome
-        beside its own, and marks the generation's results complete when every step is ok."""
+    def after_publish(self, store: GraphStore, generation: Generation) -> list[ResultStatus]:
+        """The second stage, on the published generation (read-only); marks the generation's
+        results complete when every step of both stages succeeded."""
         results = Results(generation)
-        enriched = list(self.report)
-        for status in enriched:  # the graph stage ran before the generation had a folder
-            results.record(status)
-        done = self._run("files", store, results)
-        if all(s.ok for s in [*enriched, *done]):
+        done = self._run(AFTER_PUBLISH, store, results)
+        if all(s.ok for s in results.status().values()) and all(s.ok for s in self.report):
             results.mark_complete()
         return done
 
-    def _run(self, stage: str, store: GraphStore, results: Results | None) -> list[ResultStatus]:
+    def _run(self, stage: str, store: GraphStore, results: Results) -> list[ResultStatus]:
         done = []
         for step in (s for s in self.steps if s.stage == stage):
             started = time.perf_counter()
@@ -215,22 +230,25 @@ class Refresh:
                 status = ResultStatus(step.name, False, _now(), _since(started),
                                       f"{type(e).__name__}: {e}",
                                       {"traceback": traceback.format_exc(limit=8)})
-            if results is not None:
-                results.record(status)
+            results.record(status)
             done.append(status)
         self.report.extend(done)
         return done
 
 
 def build_now(names: Sequence[str], *, steps: Sequence[Step] = STEPS) -> list[ResultStatus]:
-    """Run the named file-stage steps on the current generation, read-only (e.g. the first
-    run's search index, built after the app has opened)."""
+    """Run the named steps on the current generation, read-only, as the second stage does
+    (e.g. the first run's search index, built after the app has opened). Steps that write
+    into the graph cannot run on a published embedded generation and are refused."""
     from graph.store import open_store
 
-    chosen = [s for s in steps if s.name in set(names) and s.stage == "files"]
+    chosen = [s for s in steps if s.name in set(names)]
+    if any(s.name == GROWTH_PROPERTIES_STEP for s in chosen):
+        raise ValueError(f"{GROWTH_PROPERTIES_STEP} writes into the graph: it runs with an ingest")
     store = open_store(read_only=True)
     try:
-        return Refresh(chosen).build(store, store.generation())
+        return Refresh([Step(s.name, AFTER_PUBLISH, s.run) for s in chosen]).after_publish(
+            store, store.generation())
     finally:
         store.close()
 

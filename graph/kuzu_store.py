@@ -1,4 +1,10 @@
-"""The embedded default: Kùzu 0.11 in-process, one database file per graph generation."""
+"""The embedded default: LadybugDB (or Kùzu 0.11) in-process, one database file per generation.
+
+The engine module comes from `graph.engine` (`HUBATLAS_ENGINE`); both engines share this code,
+their Cypher dialect (`graph.dialect.KUZU`) and their Python API. A database written by the
+other engine, another storage format or another schema is refused before the engine sees it
+(`graph.generations.check_compatible`), and a writable open stamps the database's marker.
+"""
 from __future__ import annotations
 
 import os
@@ -6,12 +12,14 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-import kuzu
 import pandas as pd
 import pyarrow as pa
 
 from graph.dialect import KUZU
+from graph.engine import engine
 from graph.errors import GraphError, QueryError, QueryTimeout
+from graph.generations import EngineMarker, check_compatible
+from graph.lineage_index import LineageIndex
 from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
 from graph.store import Generation
 
@@ -62,9 +70,9 @@ def _translate(e: Exception) -> GraphError:
 
 
 class KuzuStore:
-    """`GraphStore` over one Kùzu database file.
+    """`GraphStore` over one database file of the embedded engine (LadybugDB or Kùzu).
 
-    A Kùzu file admits one read-write process or any number of read-only ones, so the app
+    Such a file admits one read-write process or any number of read-only ones, so the app
     opens generations read-only and ingest writes a fresh generation (see `graph.generations`).
     """
 
@@ -74,16 +82,23 @@ class KuzuStore:
                  buffer_pool_mb: int = _BUFFER_MB):
         self.path = Path(path)
         self.read_only = read_only
+        self.engine = engine()
+        check_compatible(self.path)
+        mod = self.engine.module
         try:
-            self._db = kuzu.Database(str(self.path), read_only=read_only,
-                                     buffer_pool_size=buffer_pool_mb * 1024 * 1024)
+            self._db = mod.Database(str(self.path), read_only=read_only,
+                                    buffer_pool_size=buffer_pool_mb * 1024 * 1024)
         except RuntimeError as e:
-            raise GraphError(f"cannot open graph {self.path}: {e}") from e
-        self._conn = kuzu.Connection(self._db)
-        # A Kùzu connection is not safe for concurrent use; Streamlit runs sessions in threads.
+            raise GraphError(f"cannot open graph {self.path} with {self.engine.describe()}: "
+                             f"{e}") from e
+        self._conn = mod.Connection(self._db)
+        # A connection is not safe for concurrent use; Streamlit runs sessions in threads.
         self._lock = threading.RLock()
+        self._lineage: LineageIndex | None = None
+        self._lineage_lock = threading.Lock()
         if not read_only:
             self.ensure_schema()
+            EngineMarker.current().write(self.path)
 
     # -- reading -------------------------------------------------------------------------
     def _execute(self, query: str, params: dict[str, Any] | None = None):
@@ -126,15 +141,23 @@ class KuzuStore:
         folder = self.path.parent
         return Generation("embedded", folder.name, folder)
 
+    def lineage_index(self) -> LineageIndex | None:
+        """The lineage subgraph in memory, for `graph.queries`' lineage walks; None when the
+        store is writable (its data can change). Loaded from the generation's saved results
+        (`<generation>/results/lineage/`) when there, else read from the graph on first use."""
+        if not self.read_only:
+            return None
+        with self._lineage_lock:
+            if self._lineage is None:
+                self._lineage = (LineageIndex.load(self.path.parent / "results")
+                                 or LineageIndex.build(self))
+            return self._lineage
+
     # -- writing -------------------------------------------------------------------------
     def ensure_schema(self) -> None:
-        """Create missing tables, and add properties declared since a graph was created."""
         with self._lock:
             for stmt in schema_ddl():
                 self._execute(stmt)
-            for spec in NODES:
-                for name, typ in spec.properties[1:]:
-                    self._execute(f"ALTER TABLE {spec.label.value} ADD IF NOT EXISTS {name} {typ}")
 
     def write(self, queries: Sequence[tuple[str, dict[str, Any]]]) -> None:
         with self._lock:

@@ -1,10 +1,12 @@
-"""The `GraphStore` interface and `open_store()`, which picks the backend from the environment.
+"""The `GraphStore` interface, and the one place that picks the backend from the environment.
 
-- Default: the embedded Kùzu engine, data under `HUBATLAS_DB` (default `./data/graph`).
+- Default: the embedded engine (`HUBATLAS_ENGINE`: LadybugDB, or Kùzu 0.11.3; see
+  `graph.engine`), data under `HUBATLAS_DB` (default `./data/graph`).
 - `NEO4J_URI` set: Neo4j 5 through the official driver (`NEO4J_USER`, `NEO4J_PASSWORD`,
   `NEO4J_DATABASE`).
 
-Everything above `graph/` talks to a `GraphStore`; driver errors become `graph.errors` types.
+Everything above `graph/` talks to a `GraphStore` from `open_store` (or, for ingest writing a
+generation, `open_embedded`); driver errors become `graph.errors` types.
 """
 from __future__ import annotations
 
@@ -49,7 +51,12 @@ class Generation:
 
 @runtime_checkable
 class GraphStore(Protocol):
-    """What the rest of the app needs from a graph database."""
+    """What the rest of the app needs from a graph database.
+
+    Optional: a store whose data cannot change under it (an embedded generation opened
+    read-only) also offers `lineage_index() -> graph.lineage_index.LineageIndex | None`,
+    which `graph.queries` uses for lineage walks instead of a query per level.
+    """
 
     dialect: Dialect
     read_only: bool
@@ -131,7 +138,6 @@ def open_store(*, read_only: bool = True, root: Path | None = None) -> GraphStor
 
         return Neo4jStore.from_env(read_only=read_only)
     from graph.generations import Generations
-    from graph.kuzu_store import KuzuStore
 
     gens = Generations(root or db_root())
     path = gens.current_path()
@@ -141,7 +147,22 @@ def open_store(*, read_only: bool = True, root: Path | None = None) -> GraphStor
 
             raise GraphEmpty(f"no graph yet in {gens.root}: run `python -m ingest run` first")
         path = gens.new_staging("adhoc")
-    return KuzuStore(path, read_only=read_only)
+    return open_embedded(path, read_only=read_only)
+
+
+def open_embedded(path: Path | str, *, read_only: bool = False,
+                  buffer_pool_mb: int | None = None) -> GraphStore:
+    """The embedded engine's store over one database file (ingest: a staging generation).
+
+    Raises `graph.generations.GraphIncompatible` if the file was written by another engine,
+    storage format or schema, `graph.engine.EngineUnavailable` if `HUBATLAS_ENGINE` cannot be
+    loaded. A writable open creates the file if needed and stamps its engine marker.
+    """
+    from graph.kuzu_store import KuzuStore
+
+    if buffer_pool_mb is None:
+        return KuzuStore(path, read_only=read_only)
+    return KuzuStore(path, read_only=read_only, buffer_pool_mb=buffer_pool_mb)
 
 
 @contextmanager

@@ -19,9 +19,17 @@ from typing import Any, Callable, Protocol
 
 from graph import queries as q
 from graph.generations import Generations
-from graph.kuzu_store import KuzuStore
 from graph.schema import Label, Rel
-from graph.store import Generation, GraphStore, chunked, db_root, neo4j_configured, open_store
+from graph.store import (
+    Generation,
+    GraphStore,
+    chunked,
+    db_root,
+    neo4j_configured,
+    neo4j_generation,
+    open_embedded,
+    open_store,
+)
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
 from ingest.loader import (
@@ -42,13 +50,13 @@ BATCH_SIZE = 2000
 class Refresher(Protocol):
     """Derived results refreshed by the run (`analytics.pipeline.Refresh`; wired by the CLI).
 
-    `enrich` runs on the loaded graph before it is published (it may write into it), `build`
-    on the published generation, read-only. Failures are theirs to record: a run publishes
-    whatever they do."""
+    `before_publish` runs on the loaded graph before it is published (it may write into it,
+    and stores files under the new generation's folder), `after_publish` on the published
+    generation, read-only. Failures are theirs to record: a run publishes whatever they do."""
 
-    def enrich(self, store: GraphStore) -> list[Any]: ...
+    def before_publish(self, store: GraphStore, generation: Generation) -> list[Any]: ...
 
-    def build(self, store: GraphStore, generation: Generation) -> list[Any]: ...
+    def after_publish(self, store: GraphStore, generation: Generation) -> list[Any]: ...
 
 
 @dataclass
@@ -170,7 +178,7 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
                      batch_size, full, refresh: Refresher | None) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
-        store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
+        store = open_embedded(staging_dir / "graph.kuzu", read_only=False)
         run = q.running_run(store)
         if run and run["mode"] == "incremental" and run["source"] == source.name:
             report = _run_batches(store, source, run["id"], limit, since, progress,
@@ -182,7 +190,7 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     first_load = gens.current_path() is None
     path = gens.new_staging(run_id, copy_current=not first_load)
-    store = KuzuStore(path, read_only=False)
+    store = open_embedded(path, read_only=False)
     if first_load:
         report = _run_bulk(store, source, run_id, limit, since, progress)
     else:
@@ -203,18 +211,22 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
+    # the generation this run will publish: Neo4j names it by the run once it has finished
+    generation = store.generation()
+    if generation.backend == "neo4j":
+        generation = neo4j_generation(report.run_id)
     if refresh is not None:
-        report.analytics += refresh.enrich(store)
+        report.analytics += refresh.before_publish(store, generation)
     _record_end(store, report)
     if refresh is not None:
-        report.analytics += refresh.build(store, store.generation())
+        report.analytics += refresh.after_publish(store, generation)
     return report
 
 
-def _finish(gens: Generations, store: KuzuStore, staging_dir: Path, report: RunReport,
+def _finish(gens: Generations, store: GraphStore, staging_dir: Path, report: RunReport,
             refresh: Refresher | None) -> RunReport:
-    if refresh is not None:
-        report.analytics += refresh.enrich(store)
+    if refresh is not None:  # its files land in the staging folder and are published with it
+        report.analytics += refresh.before_publish(store, store.generation())
     _record_end(store, report)
     store.checkpoint()
     store.close()
@@ -222,7 +234,7 @@ def _finish(gens: Generations, store: KuzuStore, staging_dir: Path, report: RunR
     if refresh is not None:
         reader = open_store(read_only=True, root=gens.root)
         try:
-            report.analytics += refresh.build(reader, reader.generation())
+            report.analytics += refresh.after_publish(reader, reader.generation())
         finally:
             reader.close()
     return report
@@ -249,7 +261,7 @@ def _start_run(store: GraphStore, report: RunReport, since: datetime | None,
                                        "since": iso_utc(since), "recordLimit": limit})])
 
 
-def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
+def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
               progress) -> RunReport:
     report = RunReport(run_id, source.name, "bulk")
     _start_run(store, report, since, limit)

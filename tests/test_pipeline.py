@@ -87,7 +87,7 @@ def _boom(store, results, memo):
 
 def test_a_failing_result_is_recorded_and_the_run_still_publishes(env_root):
     before = Generations(env_root).current_name()
-    steps = (P.Step("broken", "graph", _boom), P.Step("broken_files", "files", _boom),
+    steps = (P.Step("broken", P.BEFORE_PUBLISH, _boom), P.Step("broken_files", P.AFTER_PUBLISH, _boom),
              *(s for s in P.STEPS if s.name in (P.OVERVIEW, P.ABOUT)))
     report = ingest(SnapshotSource(MINI_SNAPSHOT), root=env_root, limit=20, refresh=P.Refresh(steps))
     gen = current_generation()
@@ -98,13 +98,13 @@ def test_a_failing_result_is_recorded_and_the_run_still_publishes(env_root):
     assert status[P.OVERVIEW].ok and status[P.ABOUT].ok
     assert not Results(gen).complete  # so pruning keeps an older, complete generation
     assert [a["name"] for a in report.as_dict()["analytics"]] == \
-        ["broken", "broken_files", P.ABOUT, P.OVERVIEW]
+        ["broken", P.ABOUT, P.OVERVIEW, "broken_files"]
 
 
 def test_pages_fall_back_to_the_newest_generation_with_the_result(env_root):
     first = current_generation()
     # a new generation whose overview failed: readers keep the previous one's
-    broken = (P.Step(P.OVERVIEW, "files", _boom),)
+    broken = (P.Step(P.OVERVIEW, P.BEFORE_PUBLISH, _boom),)
     ingest(SnapshotSource(MINI_SNAPSHOT), root=env_root, limit=10, refresh=P.Refresh(broken))
     second = current_generation()
     found = find_ready(P.OVERVIEW, second)
@@ -117,11 +117,7 @@ def test_pages_fall_back_to_the_newest_generation_with_the_result(env_root):
     found = find_ready(P.OVERVIEW, third)
     assert found is not None and found.results.generation.name == first.name
     # once the current generation's result is built, it is the one found
-    store = open_store(read_only=True)
-    try:
-        P.Refresh([s for s in P.STEPS if s.name == P.OVERVIEW]).build(store, store.generation())
-    finally:
-        store.close()
+    P.build_now([P.OVERVIEW])
     found = find_ready(P.OVERVIEW, third)
     assert found.current and found.results.generation.name == third.name
 
