@@ -30,8 +30,7 @@ import pandas as pd
 from ingest.errors import RecordError
 from ingest.lineage import _TYPED, infer_relation, normalise_id, parse_api_base_models
 from ingest.records import ModelRecord
-from ingest.relation_features import (RELATION_CLASSES, author_habits, link_frame,
-                                      untyped_tags)
+from ingest.relation_features import RELATION_CLASSES, author_habits, link_frame, untyped_tags
 from ingest.sources import SnapshotSource
 
 _TREE_LISTS = {"children": "finetune", "adapters": "adapter", "quantized": "quantized",

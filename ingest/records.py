@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 
-from ingest.errors import RecordError
 from ingest.cards import card_text_links
+from ingest.errors import RecordError
 from ingest.lineage import BaseModelLink, parse_api_base_models, parse_base_models
 
 #: The Hub back-filled every model and dataset created before March 2022 with this date

@@ -25,9 +25,16 @@ import pandas as pd
 
 from ingest.cards import DEFINITE_PATTERNS
 from ingest.records import ModelRecord
-from ingest.relation_features import (NUMERIC_COLUMNS, RELATION_CLASSES, author_habits,
-                                      build_vocabulary, feature_matrix, link_frame, link_tokens,
-                                      model_frame)
+from ingest.relation_features import (
+    NUMERIC_COLUMNS,
+    RELATION_CLASSES,
+    author_habits,
+    build_vocabulary,
+    feature_matrix,
+    link_frame,
+    link_tokens,
+    model_frame,
+)
 
 logger = logging.getLogger(__name__)
 

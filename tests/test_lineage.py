@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.lineage import (UNRESOLVED_REASONS, IdResolver, normalise_id,
-                            parse_api_base_models, parse_base_models)
+from ingest.lineage import UNRESOLVED_REASONS, IdResolver, normalise_id, parse_api_base_models, parse_base_models
 from ingest.records import ModelRecord
 from tests.conftest import shared_data_or_skip
 

@@ -147,13 +147,12 @@ def test_live_hub_fields_and_typed_parents(tmp_path):
 
 def test_older_graph_gains_the_new_properties(tmp_path):
     """A generation created before a property was declared is migrated when opened to write."""
-    import kuzu
-
+    from graph.engine import engine
     from graph.kuzu_store import KuzuStore
 
     path = tmp_path / "old.kuzu"
-    db = kuzu.Database(str(path))
-    conn = kuzu.Connection(db)
+    db = engine().module.Database(str(path))  # the configured engine, as the store opens it
+    conn = engine().module.Connection(db)
     conn.execute("CREATE NODE TABLE Model(id STRING, downloads INT64, stub BOOLEAN, "
                  "PRIMARY KEY (id))")
     conn.execute("CREATE (:Model {id: 'a/b', downloads: 3, stub: false})")
@@ -201,7 +200,7 @@ def test_lineage_page_shows_the_edge_source(graph_root, monkeypatch):
 
 
 def test_lineage_graph_edges_carry_the_source(graph_root):
-    from graph import insights
+    from analytics import family as insights
 
     store = open_store(read_only=True, root=graph_root)
     try:

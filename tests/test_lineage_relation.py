@@ -8,8 +8,14 @@ import pytest
 
 from ingest.lineage_eval import grouped_folds, hide_recorded, listing_shape, scores
 from ingest.records import ModelRecord
-from ingest.relation_features import (NUMERIC_COLUMNS, author_habits, feature_matrix,
-                                      link_frame, link_tokens, model_frame)
+from ingest.relation_features import (
+    NUMERIC_COLUMNS,
+    author_habits,
+    feature_matrix,
+    link_frame,
+    link_tokens,
+    model_frame,
+)
 from ingest.relation_model import MODEL_PATH, RelationTyper, retype_links, shipped_typer
 from tests.conftest import shared_data_or_skip
 
@@ -185,7 +191,7 @@ def test_scores_and_folds():
 
 def test_family_grouped_accuracy_on_the_typed_links():
     """The issue's goal, on links from families the model never saw, for both input shapes."""
-    from ingest.lineage_eval import labelled_links, evaluate
+    from ingest.lineage_eval import evaluate, labelled_links
 
     trees = shared_data_or_skip("trees-2025")
     listing = shared_data_or_skip("hub-2024-07")

@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.embeddings import model_texts
-from analytics.recommend import (TRACE_FEATURES, BaseModelTracer, scrub_base_mentions,
-                                 scrubbed_texts)
+from analytics.recommend import TRACE_FEATURES, BaseModelTracer, scrub_base_mentions, scrubbed_texts
 from analytics.retrieval import build_search
 from graph import retrieval_queries as rq
 from tests.test_retrieval import retrieval_root
