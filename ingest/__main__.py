@@ -80,7 +80,8 @@ def _print_report(r: dict) -> None:
     if r["skipped"]:
         click.echo("  skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r["skipped"].items())))
     if any(r["rejects"].values()):
-        click.echo("  rejected by reason:")
+        click.echo("  rejected by reason (field problems end in (dropped) or (kept): "
+                   "the rest of the record landed):")
         for k, v in sorted(r["rejects"].items(), key=lambda kv: -kv[1]):
             click.echo(f"    {k:<40} {v:>9,}")
     else:
