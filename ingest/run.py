@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from graph import queries as q
+from graph.errors import GraphError
 from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
 from graph.schema import Label, Rel
@@ -142,14 +143,20 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
                      batch_size, full) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
-        store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
-        run = q.running_run(store)
+        try:
+            store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
+            run = q.running_run(store)
+        except GraphError:
+            # killed while the staging copy was being made: nothing in it was committed by
+            # the run, so start again from the published generation (else every rerun fails)
+            store, run = None, None
         if run and run["mode"] == "incremental" and run["source"] == source.name:
             report = _run_batches(store, source, run["id"], limit, since, progress,
                                   batch_size, resume=run)
             return _finish(gens, store, staging_dir, report)
         # a bulk first load cannot be resumed half-way: start it again from nothing
-        store.close()
+        if store is not None:
+            store.close()
         gens.discard(staging_dir)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     first_load = gens.current_path() is None

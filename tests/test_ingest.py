@@ -336,3 +336,19 @@ def test_endpoint_credentials_never_printed_or_stored(tmp_path, caplog):
         ingest(source, root=tmp_path / "down")
     assert "canary-secret-42" not in str(err.value) and "***@127.0.0.1:9" in str(err.value)
     assert "canary-secret-42" not in caplog.text and repr(source.hub).count("***") == 1
+
+
+def test_a_staging_copy_cut_short_by_a_kill_is_started_again(tmp_path):
+    """kill -9 while the staging copy of the live graph is written leaves a file that cannot
+    be opened: the next run must start again, not fail on it for good."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    for db in (clean, killed):
+        cli("run", "--snapshot", str(MINI_SNAPSHOT), "--limit", "60", db=db)
+    live = Generations(killed).current_path()
+    staging = killed / "staging-20990101T000000-cut"
+    staging.mkdir()
+    (staging / live.name).write_bytes(live.read_bytes()[: live.stat().st_size // 5])
+    for db in (clean, killed):
+        cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", db=db)
+    assert content_counts(killed) == content_counts(clean)
+    assert not staging.exists() and Generations(killed).pending_staging() is None
