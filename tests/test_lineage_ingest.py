@@ -234,14 +234,17 @@ def test_incremental_batches_see_the_authors_whole_history(graph_root):
 
 def test_incremental_run_types_new_links(graph_root, tmp_path):
     import shutil
+    from datetime import datetime, timedelta, timezone
 
     root = tmp_path / "graph"
     shutil.copytree(graph_root, root)
     snap = tmp_path / "later"
     snap.mkdir()
+    # newer than the graph's watermark, but not in the future (future dates are dropped)
+    created = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
     (snap / "models.jsonl").write_text(json.dumps(
         {"id": "u/later-lora", "tags": ["peft", "base_model:a/base"], "library_name": "peft",
-         "createdAt": "2030-01-01T00:00:00.000Z"}) + "\n")
+         "createdAt": created}) + "\n")
     report = ingest(SnapshotSource(snap), root=root)
     assert report.mode == "incremental" and report.loaded["model"] == 1
     assert _edges(root)[("u/later-lora", "a/base")] == ("ADAPTER_OF", True, "tag")
