@@ -364,17 +364,23 @@ def _retype_statements(store: GraphStore, typed: dict[str, ModelRecord],
     for chunk in chunked(sorted(want), 2000):
         for r in store.rows(q.lineage_edge_types(store), {"ids": list(chunk)}):
             have.setdefault(r["child"], {})[r["parent"]] = r["rel"]
+
+    def wanted(child: str, parent: str) -> tuple[Rel, dict] | None:
+        # a stored edge may still point at a stub that now resolves (relinked below)
+        edges = want[child]
+        return edges.get(parent) or edges.get(resolver.resolve(parent)[0])
+
     # children whose stored edges are all still given, some now with another type
-    changed = sorted(c for c, edges in want.items() if c in have
-                     and all(p in edges for p in have[c])
-                     and any(edges[p][0].value != rel for p, rel in have[c].items()))
+    changed = sorted(c for c in want if c in have
+                     and all(wanted(c, p) for p in have[c])
+                     and any(wanted(c, p)[0].value != rel for p, rel in have[c].items()))
     if not changed:
         return [], 0
     by_rel: dict[Rel, list[dict]] = {}
     for child in changed:
-        for parent in have[child]:
-            rel, row = want[child][parent]
-            by_rel.setdefault(rel, []).append(row)
+        for parent in have[child]:  # the stored target is kept: relinking moves it later
+            rel, row = wanted(child, parent)
+            by_rel.setdefault(rel, []).append({**row, "dst": parent})
     stmts = [(q.delete_out_rels(rel, Label.MODEL), {"ids": list(chunk)})
              for rel in dict.fromkeys(LINEAGE_RELS.values()) for chunk in chunked(changed, 2000)]
     for rel, rels in by_rel.items():

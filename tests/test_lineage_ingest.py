@@ -273,3 +273,43 @@ def test_author_history_remembers_earlier_batches_of_the_run(graph_root):
     assert habits.loc["zz", "author_quant_share"] == pytest.approx(0.5)
     assert again.loc["zz", "author_log_models"] == pytest.approx(np.log1p(2))
     assert with_graph.loc["u", "author_log_models"] == pytest.approx(np.log1p(10))
+
+
+def test_incremental_run_retypes_with_the_whole_runs_habits(graph_root, tmp_path, monkeypatch):
+    """Each batch is typed with the habits seen so far; once the run has read every record its
+    links are retyped with all of them (what a clean load of the same records would do)."""
+    import shutil
+    from dataclasses import replace
+    from datetime import datetime, timedelta, timezone
+
+    import ingest.run as run
+
+    seen: list[int] = []
+
+    def typer_by_run_size(models, *, habits=None, typer=None):
+        # stands in for the learnt typer: its answer depends on how many of the author's
+        # models it is shown ('quantized' once it sees both of u2's records)
+        n = len(models)
+        seen.append(n)
+        for m in models:
+            m.base_models = tuple(replace(b, relation="quantized" if n > 1 else "finetune")
+                                  if b.inferred else b for b in m.base_models)
+        return n
+
+    monkeypatch.setattr(run, "retype_links", typer_by_run_size)
+    root = tmp_path / "graph"
+    shutil.copytree(graph_root, root)
+    snap = tmp_path / "later"
+    snap.mkdir()
+    created = (datetime.now(timezone.utc) - timedelta(hours=1)).isoformat()
+    (snap / "models.jsonl").write_text("".join(json.dumps(
+        {"id": f"u2/later-{i}", "tags": ["base_model:a/base"], "createdAt": created}) + "\n"
+        for i in range(2)))
+    report = ingest(SnapshotSource(snap), root=root, batch_size=1)
+    assert report.mode == "incremental" and report.loaded["model"] == 2
+    assert seen == [1, 1, 2]  # two batches of one, then the whole run
+    assert report.loaded["retyped_children"] == 2
+    edges = _edges(root)
+    for i in range(2):
+        assert edges[(f"u2/later-{i}", "a/base")] == ("QUANTIZED_OF", True, "tag")
+    assert sum(1 for (c, _), _v in edges.items() if c.startswith("u2/")) == 2
