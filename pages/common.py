@@ -85,12 +85,13 @@ def id_index():
     return _id_index(generation_key())
 
 
-@st.cache_resource(max_entries=1, show_spinner="Loading the search index (vectors come from "
-                                                "the cache; about a minute on the full graph)…")
+@st.cache_resource(max_entries=1, show_spinner="Loading the search index…")
 def _search_index(key: str):
-    from analytics.retrieval import build_search
+    from analytics.retrieval import open_search
 
-    return build_search(_open_store(key))[0]
+    # the generation's saved index (memory-mapped, < 1 s); built and saved if missing
+    return open_search(_open_store(key), root=None if neo4j_configured() else
+                       Path(key.rsplit(":", 1)[0]))
 
 
 def search_index():

@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from analytics.recommend import build_recommender, build_tracer, trace_unlinked
+from analytics.recommend import build_tracer, open_recommender, trace_unlinked
 from analytics.retrieval import SearchFilters
-from pages.common import generation_key, require_store, search_index
+from pages.common import generation_key, get_store, require_store, search_index
 
 ANY = "(any)"
 
@@ -22,7 +22,18 @@ def _search(version: str):
 
 @st.cache_resource(show_spinner="Preparing recommendations…")
 def _recommender(version: str):
-    return build_recommender(_search(version))
+    # the generation's saved state (written by the batch job); fitted and saved if missing
+    return open_recommender(_search(version), _store(version), root=_root(version))
+
+
+def _root(version: str):
+    from pathlib import Path
+
+    return None if version.startswith("neo4j:") else Path(version.rsplit(":", 1)[0])
+
+
+def _store(version: str):
+    return get_store()
 
 
 @st.cache_resource(show_spinner="Learning the base-model tracer…")
@@ -55,14 +66,26 @@ def _trace(version: str, model_id: str, k: int):
     return trace_unlinked(_tracer(version), model_id, k=k)
 
 
-def _lineage_link(model_id: str) -> str:
-    return f"[Open **{model_id}** on the Lineage page](lineage?model={quote(model_id, safe='/')})"
+HUB = "https://huggingface.co/"
+
+
+def _lineage_link(model_id: str) -> None:
+    """A link to the Lineage page in this tab and session (st.page_link); a relative markdown
+    link where the page is run on its own (tests)."""
+    label = f"Open {model_id} on the Lineage page"
+    try:
+        st.page_link("pages/lineage.py", label=label, icon=":material/account_tree:",
+                     query_params={"model": model_id})
+    except Exception:  # noqa: BLE001 - no navigation (the page run alone): a plain link
+        st.markdown(f"[{label}](./lineage?model={quote(model_id, safe='/')})")
+    st.markdown(f"[{model_id} on the Hub ↗]({HUB}{quote(model_id, safe='/')})")
 
 
 def main() -> None:
     st.title("Search models")
-    st.caption("Which model should I start from? Hybrid search: meaning (MiniLM embeddings), "
-               "matching words in ids and tags, and adoption (downloads, likes, derivatives).")
+    st.caption("Which model should I start from? The query is read for what it names (a model, "
+               "a family, a task), then ranked by meaning (MiniLM embeddings), matching words in "
+               "ids and tags, and adoption (downloads, likes, derivatives).")
     require_store()  # an empty graph gets its message here
     version = generation_key()
     search = _search(version)
@@ -70,6 +93,10 @@ def main() -> None:
 
     query = st.text_input("What do you need?", value=st.query_params.get("q", ""),
                           placeholder="e.g. german named entity recognition")
+    if query.strip() and st.query_params.get("q") != query:
+        st.query_params["q"] = query  # the URL carries the query: shareable, survives reloads
+    elif not query.strip() and "q" in st.query_params:
+        del st.query_params["q"]
     with st.expander("Filters", expanded=False):
         c1, c2, c3 = st.columns(3)
         task = c1.selectbox("Task", [ANY, *opts["task"]])
@@ -102,18 +129,30 @@ def main() -> None:
     if res.empty:
         st.warning("No model matches these filters.")
         return
+    if (res["confidence"] == "low").all():
+        st.warning(f"No model clearly matches **{query}**: nothing names it or its task, and "
+                   "the closest meanings are weak. The results below are guesses.")
+    table = res.assign(id=HUB + res["id"])  # shown as the id, links to the Hub
     st.dataframe(
-        res[["id", "score", "reason", "semantic", "lexical", "popularity", "pipelineTag",
-             "libraryName", "license", "downloads", "likes", "family_size", "relation"]],
+        table[["id", "pipelineTag", "downloads", "license", "confidence", "score", "reason",
+               "semantic", "lexical", "name", "popularity", "libraryName", "likes",
+               "family_size", "relation"]],
         hide_index=True, width="stretch",
-        column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                       "semantic": st.column_config.NumberColumn(format="%.2f"),
-                       "lexical": st.column_config.NumberColumn(format="%.2f"),
-                       "popularity": st.column_config.NumberColumn(format="%.2f"),
-                       "family_size": st.column_config.NumberColumn("derivatives")})
+        column_config={
+            "id": st.column_config.LinkColumn("model", display_text=r"https://huggingface\.co/(.*)",
+                                               help="opens the model on the Hub"),
+            "pipelineTag": st.column_config.TextColumn("task"),
+            "downloads": st.column_config.NumberColumn(format="localized"),
+            "license": st.column_config.TextColumn("licence"),
+            "score": st.column_config.NumberColumn(format="%.3f"),
+            "semantic": st.column_config.NumberColumn(format="%.2f"),
+            "lexical": st.column_config.NumberColumn(format="%.2f"),
+            "name": st.column_config.NumberColumn(format="%.2f"),
+            "popularity": st.column_config.NumberColumn("adoption", format="%.2f"),
+            "family_size": st.column_config.NumberColumn("derivatives")})
 
     picked = st.selectbox("Look closer at", res["id"].tolist())
-    st.markdown(_lineage_link(picked))
+    _lineage_link(picked)
     left, right = st.columns(2)
     with left:
         st.subheader("Similar models")
