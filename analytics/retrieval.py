@@ -137,10 +137,13 @@ def _key_hash(keys) -> np.ndarray:
     return pd.util.hash_array(np.asarray(list(keys), dtype=object), categorize=False)
 
 
-def _lookup(vocab: pa.Array, terms: Sequence[str]) -> np.ndarray:
-    """Column of each term in `vocab` (-1 when unknown), without building a dict."""
+def _lookup(vocab: pa.Array | dict, terms: Sequence[str]) -> np.ndarray:
+    """Column of each term in `vocab` (a sorted term array, or its term → column dict; -1
+    when unknown)."""
     if not len(terms):
         return np.zeros(0, np.int64)
+    if isinstance(vocab, dict):
+        return np.fromiter((vocab.get(t, -1) for t in terms), np.int64, len(terms))
     idx = pc.index_in(pa.array(list(terms), pa.string()), value_set=vocab)
     return idx.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
@@ -177,8 +180,12 @@ class HybridSearch(BaseEstimator):
     encoder : TextEncoder or None, default=None
         Encodes queries; must be the encoder that made the fitted vectors (None: default one).
     w_dense, w_lexical, w_name, w_exact, w_task, w_popularity : float
-        Weights of the semantic cosine, the lexical TF-IDF cosine, the name match (coverage ×
-        precision), an exact name, a task match and adoption (each in [0, 1]).
+        Weights of the semantic cosine, the lexical TF-IDF cosine, the name match (coverage² ×
+        precision), an exact name (× adoption), a task match and adoption (each in [0, 1]).
+    name_precision : float, default=0.25
+        How much the share of the name the query covers counts in the name match (0: only
+        coverage counts; 1: ``whisper small`` prefers ``whisper-small`` to
+        ``whisper-small-hi`` as much as it prefers a match to none).
     min_semantic : float, default=0.5
         Below this cosine, a result that neither names nor matches the query's task is low
         confidence.
@@ -217,7 +224,8 @@ class HybridSearch(BaseEstimator):
 
     def __init__(self, *, encoder: TextEncoder | None = None, w_dense: float = 1.0,
                  w_lexical: float = 0.2, w_name: float = 0.6, w_exact: float = 0.6,
-                 w_task: float = 0.25, w_popularity: float = 0.5, min_semantic: float = 0.5,
+                 w_task: float = 0.25, w_popularity: float = 0.5, name_precision: float = 0.25,
+                 min_semantic: float = 0.5,
                  coarse_dim: int = 64, n_candidates: int = 1000, common_df: float = 0.05,
                  fast_queries: bool = True, random_state=0):
         self.encoder = encoder
@@ -227,6 +235,7 @@ class HybridSearch(BaseEstimator):
         self.w_exact = w_exact
         self.w_task = w_task
         self.w_popularity = w_popularity
+        self.name_precision = name_precision
         self.min_semantic = min_semantic
         self.coarse_dim = coarse_dim
         self.n_candidates = n_candidates
@@ -360,7 +369,8 @@ class HybridSearch(BaseEstimator):
                "task_offsets_")
     _SPARSE = ("terms_", "terms_rows_", "names_", "name_or_author_")
     _PARAMS = ("w_dense", "w_lexical", "w_name", "w_exact", "w_task", "w_popularity",
-               "min_semantic", "coarse_dim", "n_candidates", "common_df", "fast_queries")
+               "name_precision", "min_semantic", "coarse_dim", "n_candidates", "common_df",
+               "fast_queries")
 
     def save(self, folder: str | Path) -> Path:
         """Write the fitted index to `folder` (replaced whole, atomically by a rename).
@@ -372,7 +382,7 @@ class HybridSearch(BaseEstimator):
         ``name_vocab.arrow`` (terms); ``table.arrow`` (display columns, Arrow IPC, memory-
         mapped); ``models.parquet`` (the full model rows, read only by the recommender and
         tracer); ``created.npy`` (int64 ns)."""
-        check_is_fitted(self, "ids_")
+        check_is_fitted(self, "n_models_")
         folder = Path(folder)
         tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
         if tmp.exists():
@@ -460,7 +470,6 @@ class HybridSearch(BaseEstimator):
         self.categories_ = {c: (np.load(folder / f"codes.{c}.npy", mmap_mode="r"),
                                 {v: i for i, v in enumerate(names)})
                             for c, names in man["categories"].items()}
-        self.ids_ = self.table_.column("id").to_numpy(zero_copy_only=False)
         self.n_models_ = int(man["n_models"])
         self.build_info_ = man.get("build_info")
         self._folder = str(folder)
@@ -485,6 +494,18 @@ class HybridSearch(BaseEstimator):
     @models_frame_.setter
     def models_frame_(self, frame: pd.DataFrame) -> None:
         self._models_frame = frame
+
+    @property
+    def ids_(self) -> np.ndarray:
+        """Model ids, row order (object array; after `load`, built on first use)."""
+        ids = self.__dict__.get("_ids")
+        if ids is None:
+            ids = self._ids = self.table_.column("id").to_numpy(zero_copy_only=False)
+        return ids
+
+    @ids_.setter
+    def ids_(self, ids) -> None:
+        self._ids = np.asarray(ids, dtype=object)
 
     @property
     def row_of_(self) -> dict:
@@ -554,7 +575,7 @@ class HybridSearch(BaseEstimator):
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean row mask for `filters` (None when nothing is filtered); the last few masks
         are kept, since people page through one set of filters with many queries."""
-        check_is_fitted(self, "ids_")
+        check_is_fitted(self, "n_models_")
         if filters is None or filters.is_empty():
             return None
         key = repr(filters)
@@ -629,14 +650,31 @@ class HybridSearch(BaseEstimator):
         out[order] = vecs @ qv.astype(np.float32)
         return out
 
+    def _terms_dict(self, name: str) -> dict:
+        """term → column of `vocab_` / `name_vocab_`, built on the first query (~0.3 s on the
+        full graph; hashing 480k terms per query would cost ~1 s each time)."""
+        d = self.__dict__.get(f"_dict_{name}")
+        if d is None:
+            d = {t: i for i, t in enumerate(getattr(self, name).to_pylist())}
+            self.__dict__[f"_dict_{name}"] = d
+        return d
+
     def _query_terms(self, query: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """The query's TF-IDF vector over known terms (as `TfidfVectorizer(sublinear_tf=True)`
         makes it): (columns, l2-normalised weights, terms)."""
+        last = self.__dict__.get("_last_terms")
+        if last is not None and last[0] == query:
+            return last[1]
+        out = self._query_terms_uncached(query)
+        self._last_terms = (query, out)
+        return out
+
+    def _query_terms_uncached(self, query: str):
         toks = lexical_tokens(query)
         if not toks:
             return np.zeros(0, np.int64), np.zeros(0, np.float32), []
         uniq, counts = np.unique(np.asarray(toks, dtype=object), return_counts=True)
-        cols = _lookup(self.vocab_, uniq.tolist())
+        cols = _lookup(self._terms_dict("vocab_"), uniq.tolist())
         known = cols >= 0
         cols, counts, terms = cols[known], counts[known], uniq[known].tolist()
         if not len(cols):
@@ -677,7 +715,7 @@ class HybridSearch(BaseEstimator):
         """Per model: query name tokens in its name ∪ author, in its name; and the number of
         query name tokens (unknown ones count: nothing can cover them)."""
         toks = list(parsed.name_tokens)
-        cols = _lookup(self.name_vocab_, toks)
+        cols = _lookup(self._terms_dict("name_vocab_"), toks)
         cols = cols[cols >= 0]
         if not len(cols):
             z = np.zeros(self.n_models_, np.float32)
@@ -699,7 +737,7 @@ class HybridSearch(BaseEstimator):
         ``v1`` (the ranking before query understanding), ``dense`` (cosine only),
         ``lexical`` (TF-IDF only) and ``hub`` (every query word a substring of the id, most
         downloaded first: what the Hub's search box does)."""
-        check_is_fitted(self, "ids_")
+        check_is_fitted(self, "n_models_")
         if not isinstance(query, str) or not query.strip():
             raise ValueError("query must be a non-empty string")
         if int(k) < 1:
@@ -762,14 +800,17 @@ class HybridSearch(BaseEstimator):
             precision = np.where(self.name_len_[cand] > 0,
                                  name[cand] / np.maximum(self.name_len_[cand], 1), 0.0)
             qh = _key_hash([parsed.key])[0]
-            exact = ((self.name_key_[cand] == qh) | (self.id_key_[cand] == qh)).astype(np.float32)
-            if not parsed.name_tokens:  # only task words ("NER"): a model named so is no answer
-                exact[:] = 0.0
+            # An exact name counts as much as the model is used: the canonical "sdxl" is not an
+            # unused repo that happens to be called so.
+            exact = ((self.name_key_[cand] == qh) | (self.id_key_[cand] == qh)).astype(
+                np.float32) * feats["popularity"]
             codes, lookup = self.categories_["pipelineTag"]
             want = [lookup[t] for t in parsed.tasks]
             task = np.isin(codes[cand], want).astype(np.float32) if want else \
                 np.zeros(len(cand), np.float32)
-            feats.update({"name": (cover ** 2 * (0.5 + 0.5 * precision)).astype(np.float32),
+            prec_w = float(self.name_precision)
+            feats.update({"name": (cover ** 2 * (1 - prec_w + prec_w * precision)
+                                   ).astype(np.float32),
                           "name_coverage": cover.astype(np.float32), "exact": exact,
                           "task": task})
             score = (self.w_dense * feats["semantic"] + self.w_lexical * feats["lexical"]
@@ -859,7 +900,7 @@ class HybridSearch(BaseEstimator):
 
     def options(self) -> dict[str, list[str]]:
         """Values the filters can take: task, library, license, relation."""
-        check_is_fitted(self, "ids_")
+        check_is_fitted(self, "n_models_")
         out = {}
         for attr, col in (("task", "pipelineTag"), ("library", "libraryName"),
                           ("license", "license")):
