@@ -224,7 +224,7 @@ class HybridSearch(BaseEstimator):
 
     def __init__(self, *, encoder: TextEncoder | None = None, w_dense: float = 1.0,
                  w_lexical: float = 0.2, w_name: float = 0.6, w_exact: float = 0.6,
-                 w_task: float = 0.25, w_popularity: float = 0.5, name_precision: float = 0.25,
+                 w_task: float = 0.25, w_popularity: float = 0.8, name_precision: float = 0.25,
                  min_semantic: float = 0.5,
                  coarse_dim: int = 64, n_candidates: int = 1000, common_df: float = 0.05,
                  fast_queries: bool = True, random_state=0):
