@@ -199,10 +199,16 @@ class TextEncoder:
 
     # -- loading -----------------------------------------------------------------------
     def _tokenizer(self):
+        """The model's own fast tokenizer (``tokenizer.json``) through the `tokenizers`
+        library: the same ids as transformers' AutoTokenizer, without importing transformers
+        (and torch) — what made a cold query take seconds."""
         if self._tok is None:
-            from transformers import AutoTokenizer
+            from tokenizers import Tokenizer
 
-            self._tok = AutoTokenizer.from_pretrained(str(model_dir()))
+            tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+            tok.no_padding()
+            tok.enable_truncation(self.max_seq_length)
+            self._tok = tok
         return self._tok
 
     def _load(self):
@@ -244,11 +250,10 @@ class TextEncoder:
         self._load()
         tok = self._tokenizer()
         # Tokenise once (fast, Rust), sort by token length, batch: minimal padding.
-        enc = tok(texts, truncation=True, max_length=self.max_seq_length, padding=False,
-                  return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        enc = [e.ids for e in tok.encode_batch(texts)]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=len(enc))
         order = np.argsort(lengths, kind="stable")
-        pad = tok.pad_token_id or 0
+        pad = tok.token_to_id("[PAD]") or 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             width = int(lengths[idx].max())

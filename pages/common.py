@@ -119,10 +119,9 @@ def warm_up_in_background() -> None:
         try:
             _id_index(key)
             if os.environ.get("HUBATLAS_WARM_SEARCH", "1") != "0":
-                # The slowest cold start (about a minute on 760k models). It shares the GIL
-                # and the cores with the pages meanwhile: they render ~2x slower for that
-                # minute, in exchange for a Search page that is ready when first opened.
-                _search_index(key)
+                # The saved index memory-maps in < 1 s; the query encoder (ONNX session and
+                # tokenizer) is loaded here too, so the first search does not wait for it.
+                _search_index(key).encode_query("warm up")
         except Exception:  # noqa: BLE001 - a failed warm-up just means a cold first search
             _WARMED.pop("key", None)
 
