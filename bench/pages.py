@@ -325,9 +325,9 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     specs.append(PageSpec("lineage (picker)", "/lineage", title="Lineage"))
     specs.append(PageSpec("console (run example)", "/console", dataframes=1, click_run=True,
                           title="Cypher console"))
-    if (REPO / "pages" / "forecasts.py").exists():
+    if (REPO / "app_pages" / "forecasts.py").exists():
         specs.append(PageSpec("forecasts", "/forecasts"))
-    if (REPO / "pages" / "search.py").exists():
+    if (REPO / "app_pages" / "search.py").exists():
         specs.append(PageSpec("search (query)", "/search?q=sentiment+analysis+for+tweets",
                               dataframes=1, title="Search"))
     return specs

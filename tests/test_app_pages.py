@@ -7,8 +7,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_pages.common import md_text
 from graph import queries as q
-from pages.common import md_text
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 REPO = Path(APP).parent
@@ -78,7 +78,7 @@ def test_overview(graph_env):
 
 # -- lineage ---------------------------------------------------------------------------
 def test_lineage_deep_link(graph_env):
-    at = _app("pages/lineage.py", model=PHI2)
+    at = _app("app_pages/lineage.py", model=PHI2)
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
@@ -95,7 +95,7 @@ def test_lineage_deep_link(graph_env):
 
 
 def test_lineage_depth_sort_and_filter(graph_env):
-    at = _app("pages/lineage.py", model=PHI2)
+    at = _app("app_pages/lineage.py", model=PHI2)
     at.slider(key="depth").set_value(1).run()
     _ok(at)
     assert len(_frame(at, *DESC, without=NO_DRIFT)) == 41
@@ -108,7 +108,7 @@ def test_lineage_depth_sort_and_filter(graph_env):
 
 
 def test_lineage_ancestors_and_roots(graph_env):
-    at = _app("pages/lineage.py", model="BramVanroy/fietje-2-chat")
+    at = _app("app_pages/lineage.py", model="BramVanroy/fietje-2-chat")
     _ok(at)
     anc = _frame(at, "is_root")
     assert list(anc["depth"]) == [1, 2, 3]
@@ -117,17 +117,17 @@ def test_lineage_ancestors_and_roots(graph_env):
 
 
 def test_lineage_large_family_is_capped(graph_env):
-    at = _app("pages/lineage.py", model=SDXL)
+    at = _app("app_pages/lineage.py", model=SDXL)
     _ok(at)
     assert "licence" in _texts(at.warning)  # SDXL has licence drift in the mini graph
     assert len(_frame(at, "drift")) > 0
 
 
 def test_lineage_type_ahead(graph_env):
-    at = _app("pages/lineage.py")
+    at = _app("app_pages/lineage.py")
     _ok(at)
     assert "Type part of a model id" in _texts(at.info)
-    at.text_input(key="lineage_model_text").input("phi-2").run()
+    at.text_input(key="lineage_model_text").input("phi-").run()
     _ok(at)
     box = at.selectbox(key="lineage_model_choice")
     assert PHI2 in box.options and box.options[0] == PHI2  # most downloaded prefix match first
@@ -137,22 +137,44 @@ def test_lineage_type_ahead(graph_env):
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
 
 
+@pytest.mark.parametrize("typed", ["phi-2", "MICROSOFT/PHI-2"])
+def test_lineage_picker_resolves_a_legacy_name_or_case(graph_env, typed):
+    at = _app("app_pages/lineage.py")
+    at.text_input(key="lineage_model_text").input(typed).run()
+    _ok(at)
+    assert at.subheader[0].value == md_text(PHI2)  # microsoft/phi-2 dominates its copies
+
+
+def test_lineage_stub_says_what_it_is(graph_env):
+    from graph.store import open_store
+
+    store = open_store(read_only=True, root=graph_env)
+    stub = store.rows(f"MATCH (c:Model)-[:{q.LINEAGE_TYPES}]->(m:Model) WHERE m.stub = true "
+                      "RETURN m.id AS id ORDER BY id LIMIT 1")[0]["id"]
+    store.close()
+    at = _app("app_pages/lineage.py", model=stub)
+    _ok(at)
+    text = _texts(at.warning)
+    assert "is named as a base by" in text and "not found on the Hub as of" in text
+    assert "open on the Hub" not in _texts(at.caption)
+
+
 def test_lineage_unknown_id(graph_env):
-    at = _app("pages/lineage.py", model="no-such-org/no-such-model")
+    at = _app("app_pages/lineage.py", model="no-such-org/no-such-model")
     _ok(at)
     assert "No model id contains" in _texts(at.warning)
     assert not at.get("bidi_component")
 
 
 def test_lineage_model_without_lineage(graph_env):
-    at = _app("pages/lineage.py", model="selfish/model")
+    at = _app("app_pages/lineage.py", model="selfish/model")
     _ok(at)
     assert "has no lineage" in _texts(at.info)
 
 
 # -- console ---------------------------------------------------------------------------
 def test_console_runs_a_read_query(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     _ok(at)
     at.text_area(key="console_query").input(
         "MATCH (m:Model) RETURN m.id AS id, m.likes AS likes ORDER BY likes DESC LIMIT 7").run()
@@ -164,7 +186,7 @@ def test_console_runs_a_read_query(graph_env):
 
 
 def test_console_example_picker(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.selectbox(key="console_example").set_value("Models per library").run()
     assert "USES_LIBRARY" in at.text_area(key="console_query").value
     at.button(key="console_run").click().run()
@@ -181,7 +203,7 @@ def test_console_example_picker(graph_env):
 def test_console_refuses_writes_and_graph_is_unchanged(graph_env, query):
     from graph.store import open_store
 
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.text_area(key="console_query").input(query).run()
     at.button(key="console_run").click().run()
     assert not at.exception
@@ -195,7 +217,7 @@ def test_console_refuses_writes_and_graph_is_unchanged(graph_env, query):
 
 
 def test_console_engine_error(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.text_area(key="console_query").input("MATCH (m:NoSuchLabel) RETURN m").run()
     at.button(key="console_run").click().run()
     assert not at.exception
@@ -203,7 +225,7 @@ def test_console_engine_error(graph_env):
 
 
 # -- error states ----------------------------------------------------------------------
-@pytest.mark.parametrize("page", ["pages/lineage.py", "pages/console.py", "pages/overview.py"])
+@pytest.mark.parametrize("page", ["app_pages/lineage.py", "app_pages/console.py", "app_pages/overview.py"])
 def test_empty_graph_message(tmp_path, monkeypatch, page):
     """A page opened with no graph says how to load one (the app itself seeds first: see
     tests/test_seed.py)."""

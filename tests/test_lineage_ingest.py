@@ -177,7 +177,7 @@ def test_lineage_page_shows_the_edge_source(graph_root, monkeypatch):
     st.cache_resource.clear()
     def page(model: str) -> AppTest:
         at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
-        at.switch_page("pages/lineage.py")
+        at.switch_page("app_pages/lineage.py")
         at.query_params["model"] = model
         at.run()
         assert not at.exception and not at.error
