@@ -70,6 +70,13 @@ class RelSpec:
     doc: str
 
 
+#: properties the scheduled job's batch builders write after ingest (analytics.licences), not
+#: ingest: the licence verdict against the parents, the worst one up the primary chain, and
+#: the root that chain ends at; and the verdict of each lineage edge
+DERIVED_MODEL_PROPS: tuple[tuple[str, str], ...] = (
+    ("licenseVerdict", "STRING"), ("licenseChainVerdict", "STRING"), ("familyRoot", "STRING"))
+DERIVED_LINEAGE_PROPS: tuple[tuple[str, str], ...] = (("licenseVerdict", "STRING"),)
+
 _REPO_COMMON = (("id", "STRING"), ("author", "STRING"), ("createdAt", "TIMESTAMP"),
                 ("lastModified", "TIMESTAMP"), ("likes", "INT64"))
 
@@ -77,7 +84,8 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec(Label.MODEL, _REPO_COMMON + (
         ("downloads", "INT64"), ("pipelineTag", "STRING"), ("libraryName", "STRING"),
         ("tags", "STRING[]"), ("gated", "STRING"), ("parameters", "INT64"),
-        ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN")),
+        ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN"))
+        + DERIVED_MODEL_PROPS,
         "A model repo. createdAt is null where the Hub back-filled 2022-03-02; stub=true for a "
         "parent named by a base_model tag that is not (yet) a known model."),
     NodeSpec(Label.DATASET, _REPO_COMMON + (
@@ -103,7 +111,7 @@ NODES: tuple[NodeSpec, ...] = (
         "One ingest run; counts and rejects are JSON objects; cursor = source records done."),
 )
 
-_LINEAGE_PROPS = (("inferred", "BOOLEAN"), ("source", "STRING"))
+_LINEAGE_PROPS = (("inferred", "BOOLEAN"), ("source", "STRING")) + DERIVED_LINEAGE_PROPS
 _M, _D, _S = Label.MODEL, Label.DATASET, Label.SPACE
 _AUTHORS = (Label.USER, Label.ORGANIZATION)
 
