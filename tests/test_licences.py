@@ -350,4 +350,4 @@ def test_full_graph_audit(full_store):
     counts = audit.verdict_counts().set_index("verdict")["models"]
     assert counts["conflict"] > 4000 and counts["missing"] > 15_000  # measured 4,787; 18,304
     top = audit.top_families(5)["root"].tolist()
-    assert "unsloth/llama-3-8b-bnb-4bit" in top and "stabilityai/stable-diffusion-xl-base-1.0" in top
+    assert {"unsloth/llama-3-8b-bnb-4bit", "stabilityai/stable-diffusion-xl-base-1.0"} <= set(top)
