@@ -1,0 +1,115 @@
+"""Compare 2–5 models side by side: family size by relation and generation, growth curves
+and forecasts on one chart, licence mix, top derivatives.
+
+`compare_models` runs a handful of per-model queries (each a family read, well under a
+second on the full graph) and a WSB fit of just these models' series through
+`analytics.forecasts` (a thin call: build_series → growth_table → curves).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from graph.schema import LINEAGE_RELS
+from graph.store import GraphStore
+
+MAX_MODELS = 5
+OVERVIEW_COLUMNS = ["id", "author", "license", "createdAt", "downloads", "likes", "descendants",
+                    "direct", "generations", *LINEAGE_RELS]
+
+
+@dataclass
+class Comparison:
+    """Frames, each with a `model` column (in the order asked):
+
+    overview: one row per model (OVERVIEW_COLUMNS; relation columns count descendants at
+        any depth by the relation of their own edge, direct = depth 1).
+    by_generation: model, depth, relation, n.
+    licence_mix: model, licence, n, share (descendants; '(none)' = no licence stated).
+    top_derivatives: model, id, depth, relation, downloads, likes, license.
+    curves: `analytics.forecasts.curves` rows (model, t, date, kind, value, low, high).
+    missing: asked ids not in the graph.
+    """
+
+    overview: pd.DataFrame
+    by_generation: pd.DataFrame
+    licence_mix: pd.DataFrame
+    top_derivatives: pd.DataFrame
+    curves: pd.DataFrame
+    missing: list[str]
+
+
+def licence_mix(desc: pd.DataFrame, top: int = 6) -> pd.DataFrame:
+    """Descendants per stated licence, the `top` commonest named, the rest '(other)'."""
+    if desc.empty:
+        return pd.DataFrame(columns=["licence", "n", "share"])
+    lic = desc["license"].astype(object).where(desc["license"].notna() & (desc["license"] != ""),
+                                               "(none)")
+    counts = lic.value_counts()
+    named = [c for c in counts.index if c != "(none)"][:top]
+    lic = lic.where(lic.isin(named + ["(none)"]), "(other)")
+    out = lic.value_counts().rename_axis("licence").rename("n").reset_index()
+    out["share"] = out["n"] / out["n"].sum()
+    return out
+
+
+def growth_curves(edges: pd.DataFrame, model_ids: list[str], *,
+                  months_ahead: int = 12) -> pd.DataFrame:
+    """Observed cumulative derivatives, WSB fit and forecast (or the last value where the fit
+    is not trusted) of the given base models, from their `derivative_edges` rows."""
+    from analytics import forecasts as F
+
+    series = F.build_series(edges)
+    if len(series.ids) == 0:
+        return pd.DataFrame(columns=["model", "t", "date", "kind", "value", "low", "high"])
+    table = F.growth_table(series)
+    return F.curves(table, model_ids, months_ahead=months_ahead)
+
+
+def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
+                   max_depth: int = 10, top: int = 10, months_ahead: int = 12) -> Comparison:
+    """Everything the Compare page shows for up to `MAX_MODELS` models."""
+    from graph import queries as q
+    from graph import views_queries as vq
+
+    ids = list(dict.fromkeys(model_ids))[:MAX_MODELS]
+    overview, gens, mixes, tops, missing = [], [], [], [], []
+    for mid in ids:
+        model = q.get_model(store, mid)
+        if model is None:
+            missing.append(mid)
+            continue
+        desc = q.descendants(store, mid, max_depth)
+        per_rel = desc["relation"].value_counts() if len(desc) else pd.Series(dtype=int)
+        overview.append({"id": mid, "author": model.get("author"), "license": model.get("license"),
+                         "createdAt": model.get("createdAt"), "downloads": model.get("downloads"),
+                         "likes": model.get("likes"), "descendants": len(desc),
+                         "direct": int((desc["depth"] == 1).sum()) if len(desc) else 0,
+                         "generations": int(desc["depth"].max()) if len(desc) else 0,
+                         **{r: int(per_rel.get(r, 0)) for r in LINEAGE_RELS}})
+        if len(desc):
+            g = desc.groupby(["depth", "relation"]).size().rename("n").reset_index()
+            gens.append(g.assign(model=mid))
+            tops.append(desc.sort_values(["downloads", "id"], ascending=[False, True],
+                                         na_position="last").head(top)
+                        [["id", "depth", "relation", "downloads", "likes", "license"]]
+                        .assign(model=mid))
+        mixes.append(licence_mix(desc).assign(model=mid))
+    found = [o["id"] for o in overview]
+    curves = growth_curves(vq.derivative_edges_of(store, found), found,
+                           months_ahead=months_ahead) if found else pd.DataFrame()
+
+    def cat(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
+        frames = [f for f in frames if len(f)]
+        if not frames:
+            return pd.DataFrame(columns=cols)
+        return pd.concat(frames, ignore_index=True)[cols]
+
+    return Comparison(
+        overview=pd.DataFrame(overview, columns=OVERVIEW_COLUMNS),
+        by_generation=cat(gens, ["model", "depth", "relation", "n"]),
+        licence_mix=cat(mixes, ["model", "licence", "n", "share"]),
+        top_derivatives=cat(tops, ["model", "id", "depth", "relation", "downloads", "likes",
+                                   "license"]),
+        curves=curves, missing=missing)
