@@ -16,6 +16,10 @@ HERE = Path(__file__).resolve().parent
 PAGES = [
     ("pages/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("pages/licences.py", "Licence audit", ":material/gavel:", "licences"),
+    ("pages/publishers.py", "Publishers", ":material/groups:", "publishers"),
+    ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ("pages/trends.py", "Trends", ":material/show_chart:", "trends"),
     ("pages/forecasts.py", "Forecasts", ":material/trending_up:", "forecasts"),
     ("pages/search.py", "Search", ":material/search:", "search"),
     ("pages/console.py", "Cypher console", ":material/terminal:", "console"),

@@ -26,6 +26,8 @@ class Comparison:
     overview: one row per model (OVERVIEW_COLUMNS; relation columns count descendants at
         any depth by the relation of their own edge, direct = depth 1).
     by_generation: model, depth, relation, n.
+    by_relation: model, relation, n (descendants per relation, zeros left out).
+    by_depth: model, depth, n (descendants per generation).
     licence_mix: model, licence, n, share (descendants; '(none)' = no licence stated).
     top_derivatives: model, id, depth, relation, downloads, likes, license.
     curves: `analytics.forecasts.curves` rows (model, t, date, kind, value, low, high).
@@ -34,6 +36,8 @@ class Comparison:
 
     overview: pd.DataFrame
     by_generation: pd.DataFrame
+    by_relation: pd.DataFrame
+    by_depth: pd.DataFrame
     licence_mix: pd.DataFrame
     top_derivatives: pd.DataFrame
     curves: pd.DataFrame
@@ -106,9 +110,14 @@ def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
             return pd.DataFrame(columns=cols)
         return pd.concat(frames, ignore_index=True)[cols]
 
+    ov = pd.DataFrame(overview, columns=OVERVIEW_COLUMNS)
+    by_gen = cat(gens, ["model", "depth", "relation", "n"])
+    by_rel = ov.melt(id_vars="id", value_vars=list(LINEAGE_RELS), var_name="relation",
+                     value_name="n").rename(columns={"id": "model"})
     return Comparison(
-        overview=pd.DataFrame(overview, columns=OVERVIEW_COLUMNS),
-        by_generation=cat(gens, ["model", "depth", "relation", "n"]),
+        overview=ov, by_generation=by_gen,
+        by_relation=by_rel[by_rel["n"] > 0].reset_index(drop=True),
+        by_depth=by_gen.groupby(["model", "depth"], as_index=False, sort=False)["n"].sum(),
         licence_mix=cat(mixes, ["model", "licence", "n", "share"]),
         top_derivatives=cat(tops, ["model", "id", "depth", "relation", "downloads", "likes",
                                    "license"]),

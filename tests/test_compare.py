@@ -42,6 +42,8 @@ def test_generations_licences_and_top_derivatives(mini_store, comparison):
     gen = comparison.by_generation
     assert gen.groupby("model")["n"].sum().to_dict() == \
         comparison.overview.set_index("id")["descendants"].to_dict()
+    assert comparison.by_depth.groupby("model")["n"].sum().to_dict() == \
+        comparison.by_relation.groupby("model")["n"].sum().to_dict()
     mix = comparison.licence_mix
     assert mix.groupby("model")["share"].sum().round(9).eq(1.0).all()
     phi = mix[mix["model"] == PHI2].set_index("licence")["n"]
