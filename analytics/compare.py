@@ -1,9 +1,9 @@
 """Compare 2–5 models side by side: family size by relation and generation, growth curves
 and forecasts on one chart, licence mix, top derivatives.
 
-`compare_models` runs a handful of per-model queries (each a family read, well under a
-second on the full graph) and a WSB fit of just these models' series through
-`analytics.forecasts` (a thin call: build_series → growth_table → curves).
+`compare_models` reads each model's family once (`graph.queries.descendants`, ~1-4 s for the
+largest families on the full graph) and fits WSB to just these models' series of direct
+derivatives through `analytics.forecasts` (a thin call: build_series → growth_table → curves).
 """
 from __future__ import annotations
 
@@ -75,10 +75,9 @@ def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
                    max_depth: int = 10, top: int = 10, months_ahead: int = 12) -> Comparison:
     """Everything the Compare page shows for up to `MAX_MODELS` models."""
     from graph import queries as q
-    from graph import views_queries as vq
 
     ids = list(dict.fromkeys(model_ids))[:MAX_MODELS]
-    overview, gens, mixes, tops, missing = [], [], [], [], []
+    overview, gens, mixes, tops, missing, direct = [], [], [], [], [], []
     for mid in ids:
         model = q.get_model(store, mid)
         if model is None:
@@ -100,9 +99,18 @@ def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
                         [["id", "depth", "relation", "downloads", "likes", "license"]]
                         .assign(model=mid))
         mixes.append(licence_mix(desc).assign(model=mid))
+        # the direct children are the growth series' input (`derivative_edges` rows)
+        kids = desc[desc["depth"] == 1] if len(desc) else desc
+        direct.append(pd.DataFrame({
+            "parent": mid, "parent_created": pd.Timestamp(model["createdAt"])
+            if model.get("createdAt") is not None else pd.NaT,
+            "child": kids["id"].to_numpy(), "child_created": pd.to_datetime(kids["createdAt"]),
+            "relation": kids["relation"].to_numpy()}))
     found = [o["id"] for o in overview]
-    curves = growth_curves(vq.derivative_edges_of(store, found), found,
-                           months_ahead=months_ahead) if found else pd.DataFrame()
+    edges = pd.concat([d for d in direct if len(d)], ignore_index=True) if any(
+        len(d) for d in direct) else pd.DataFrame(columns=["parent", "parent_created", "child",
+                                                            "child_created", "relation"])
+    curves = growth_curves(edges, found, months_ahead=months_ahead) if found else pd.DataFrame()
 
     def cat(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
         frames = [f for f in frames if len(f)]

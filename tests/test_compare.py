@@ -57,6 +57,19 @@ def test_generations_licences_and_top_derivatives(mini_store, comparison):
     assert phi_top["downloads"].iat[0] == desc["downloads"].max()
 
 
+def test_growth_series_input_equals_the_derivative_edges(mini_store):
+    """The curves are built from each model's direct children: the same rows as
+    graph.queries.derivative_edges restricted to those parents."""
+    from analytics import forecasts as F
+    from graph import views_queries as vq
+
+    ids = [PHI2, GPT2]
+    direct = C.growth_curves(vq.derivative_edges_of(mini_store, ids), ids)
+    mine = C.compare_models(mini_store, ids).curves
+    pd.testing.assert_frame_equal(direct.reset_index(drop=True), mine.reset_index(drop=True))
+    assert len(F.build_series(vq.derivative_edges_of(mini_store, ids)).ids) == 2
+
+
 def test_growth_curves_on_one_chart(comparison):
     cv = comparison.curves
     assert set(cv["model"]) == {PHI2, GPT2, SDXL}
