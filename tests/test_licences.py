@@ -240,6 +240,15 @@ def test_llama_family_has_conflicts_in_the_mini_graph(audit):
     assert pub["conflict"].is_monotonic_decreasing and pub["conflict"].iat[0] > 0
 
 
+def test_one_build_per_read_only_store(mini_store, audit, mini_graph_copy):
+    assert L.build_licence_audit(mini_store) is audit  # the publisher index reuses it
+    store = _writable(mini_graph_copy)
+    try:  # a writable store may change between builds: never reused
+        assert L.build_licence_audit(store) is not L.build_licence_audit(store)
+    finally:
+        store.close()
+
+
 def test_save_and_load_roundtrip(audit, tmp_path):
     audit.save(tmp_path)
     back = L.LicenceAudit.load(tmp_path)
