@@ -322,6 +322,13 @@ def author_links(author: str, *, container: Any = None) -> None:
     row.markdown(f"[Hub]({hub_url(author)}) · [Author page]({own})")
 
 
+def _blank(value: Any) -> bool:
+    try:
+        return value is None or bool(value != value) or value == ""
+    except (TypeError, ValueError):  # pd.NA
+        return True
+
+
 def link_columns(df, **columns: tuple[str, str]):
     """Add a relative link column per `name=(page, param)` built from the column `name`, and
     the `column_config` that shows each as a link labelled with the id itself: returns
@@ -331,7 +338,6 @@ def link_columns(df, **columns: tuple[str, str]):
     for col, (page, param) in columns.items():
         if col not in df:
             continue
-        df[col] = [None if v is None or v != v else page_url(page, **{param: str(v)})
-                   for v in df[col]]
+        df[col] = [None if _blank(v) else page_url(page, **{param: str(v)}) for v in df[col]]
         config[col] = st.column_config.LinkColumn(col, display_text=rf"{param}=(.*)")
     return df, config
