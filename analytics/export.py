@@ -35,8 +35,7 @@ NODE_ATTRS: dict[str, str] = {
     "pipelineTag": "string", "libraryName": "string", "parameters": "long", "gated": "string",
     "stub": "boolean", "licenseVerdict": "string", "licenseChainVerdict": "string",
     "familyRoot": "string"}
-EDGE_ATTRS: dict[str, str] = {"relation": "string", "inferred": "boolean", "evidence": "string",
-                              "licenseVerdict": "string"}
+EDGE_ATTRS: dict[str, str] = {"relation": "string", "inferred": "boolean", "evidence": "string"}
 GRAPH_ATTRS: dict[str, str] = {"focus": "string", "max_depth": "long", "nodes": "long",
                                "edges": "long", "outside_parents": "long"}
 
@@ -47,7 +46,7 @@ _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 @dataclass
 class FamilyGraph:
     """nodes: one row per model (id + NODE_ATTRS except label); edges: source (derivative),
-    target (base), relation, inferred, evidence, licenseVerdict."""
+    target (base), relation, inferred, evidence."""
 
     focus: str
     nodes: pd.DataFrame
@@ -83,7 +82,7 @@ def family_graph(store: GraphStore, model_id: str, *, max_depth: int = 10,
     inside = edges["parent"].isin(set(ids))
     edges = edges[inside].rename(columns={"child": "source", "parent": "target",
                                           "source": "evidence"})
-    edges = edges[["source", "target", "relation", "inferred", "evidence", "licenseVerdict"]]
+    edges = edges[["source", "target", "relation", "inferred", "evidence"]]
     return FamilyGraph(focus=model_id, nodes=nodes,
                        edges=edges.sort_values(["source", "target"]).reset_index(drop=True),
                        max_depth=int(max_depth), outside_parents=int((~inside).sum()))

@@ -688,31 +688,19 @@ def build_licence_audit(store: GraphStore | None = None) -> LicenceAudit:
     return audit
 
 
-def write_licence_verdicts(store: GraphStore, audit: LicenceAudit, *,
-                           batch: int = 5000) -> dict[str, int]:
+def write_licence_verdicts(store: GraphStore, audit: LicenceAudit) -> dict[str, int]:
     """Write the verdicts into a writable store (the staging copy, before it is published):
-    `Model.licenseVerdict`, `licenseChainVerdict`, `familyRoot` and `licenseVerdict` on every
-    lineage relation. Earlier values are cleared first. Returns the rows written per kind."""
+    `Model.licenseVerdict`, `licenseChainVerdict` and `familyRoot`, replacing earlier values
+    in one transaction. Per-edge verdicts stay in the saved audit (`LicenceAudit.edges`).
+    Returns the rows written."""
+    import pyarrow as pa
+
     from graph import views_queries as vq
 
-    vq.ensure_view_properties(store)
-    stmts: list[tuple[str, dict]] = list(vq.clear_licence_verdicts())
     m = audit.models
-    rows = [{"id": i, "verdict": v, "chain": c, "root": r}
-            for i, v, c, r in zip(m["id"], m["verdict"], m["chain_verdict"], m["root"])]
-    for chunk in _chunks(rows, batch):
-        stmts.append((vq.set_model_licence_verdicts(), {"rows": chunk}))
-    written = {"models": len(rows)}
-    for rel, group in audit.edges.groupby("relation"):
-        erows = [{"src": c, "dst": p, "verdict": v}
-                 for c, p, v in zip(group["child"], group["parent"], group["verdict"])]
-        for chunk in _chunks(erows, batch):
-            stmts.append((vq.set_edge_licence_verdicts(rel), {"rows": chunk}))
-        written[rel] = len(erows)
-    store.write(stmts)
-    return written
-
-
-def _chunks(rows: list, size: int) -> Iterable[list]:
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
+    models = pa.table({"id": pa.array(m["id"].astype(object), pa.string()),
+                       "verdict": pa.array(m["verdict"].astype(object), pa.string()),
+                       "chain": pa.array(m["chain_verdict"].astype(object), pa.string()),
+                       "root": pa.array(m["root"].astype(object), pa.string())})
+    vq.write_licence_verdicts(store, models)
+    return {"models": models.num_rows}

@@ -10,12 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
 from graph import queries as q
 from graph.schema import (
-    DERIVED_LINEAGE_PROPS,
     DERIVED_MODEL_PROPS,
-    LINEAGE_RELS,
     NODE_SPECS,
     REL_SPECS,
     REL_TO_RELATION,
@@ -69,28 +68,21 @@ def table_columns(store: GraphStore, table: Label | Rel) -> set[str] | None:
 
 
 def ensure_view_properties(store: GraphStore) -> None:
-    """Add the derived properties of `graph.schema` to a graph created before they existed.
+    """Add the derived Model properties of `graph.schema` to a graph created before them.
 
     Neo4j is schema-free; Kùzu needs `ALTER TABLE … ADD IF NOT EXISTS` (a no-op when there)."""
     if store.dialect.name != "kuzu":
         return
-    stmts = [(f"ALTER TABLE {Label.MODEL.value} ADD IF NOT EXISTS {name} {typ}", {})
-             for name, typ in DERIVED_MODEL_PROPS]
-    stmts += [(f"ALTER TABLE {rel.value} ADD IF NOT EXISTS {name} {typ}", {})
-              for rel in LINEAGE_RELS.values() for name, typ in DERIVED_LINEAGE_PROPS]
-    store.write(stmts)
+    store.write([(f"ALTER TABLE {Label.MODEL.value} ADD IF NOT EXISTS {name} {typ}", {})
+                 for name, typ in DERIVED_MODEL_PROPS])
 
 
 def clear_licence_verdicts() -> list[tuple[str, dict]]:
-    """Statements that remove earlier verdicts (models and lineage edges)."""
+    """Statements that remove earlier verdicts."""
     names = [n for n, _ in DERIVED_MODEL_PROPS]
     sets = ", ".join(f"m.{n} = NULL" for n in names)
     where = " OR ".join(f"m.{n} IS NOT NULL" for n in names)
-    out = [(f"MATCH (m:{Label.MODEL.value}) WHERE {where} SET {sets}", {})]
-    for rel in LINEAGE_RELS.values():
-        out.append((f"MATCH ()-[e:{rel.value}]->() WHERE e.licenseVerdict IS NOT NULL "
-                    "SET e.licenseVerdict = NULL", {}))
-    return out
+    return [(f"MATCH (m:{Label.MODEL.value}) WHERE {where} SET {sets}", {})]
 
 
 def set_model_licence_verdicts() -> str:
@@ -101,11 +93,32 @@ def set_model_licence_verdicts() -> str:
             "m.familyRoot = r.root")
 
 
-def set_edge_licence_verdicts(relation: str) -> str:
-    """`$rows` of {src, dst, verdict} → licenseVerdict on the `relation` edge child → parent."""
-    rel = LINEAGE_RELS[relation]  # raises KeyError for anything but a lineage relation name
-    return (f"UNWIND $rows AS r MATCH (c:Model {{id: r.src}})-[e:{rel.value}]->"
-            "(p:Model {id: r.dst}) SET e.licenseVerdict = r.verdict")
+def write_licence_verdicts(store: GraphStore, models: pa.Table, *, batch: int = 5000,
+                           load_from: bool | None = None) -> None:
+    """Replace every stored verdict in one transaction: clear, then set.
+
+    models: id, verdict, chain, root. Kùzu reads the Arrow table with `LOAD FROM` (one
+    statement: 116k models in ~6 s on the full graph, where `UNWIND $rows` batches cost
+    ~2 ms a row); Neo4j gets UNWIND batches (load_from=False forces them on Kùzu too)."""
+    ensure_view_properties(store)
+    stmts = clear_licence_verdicts()
+    if load_from is None:
+        load_from = store.dialect.name == "kuzu"
+    if not load_from:
+        stmts += [(set_model_licence_verdicts(), {"rows": chunk})
+                  for chunk in _batches(models.to_pylist(), batch)]
+    elif models.num_rows:
+        # Kùzu's LOAD FROM scans a Python variable of that name in the calling frames
+        model_rows = models  # noqa: F841
+        stmts.append((f"LOAD FROM model_rows MATCH (m:{Label.MODEL.value} {{id: id}}) "
+                      "SET m.licenseVerdict = verdict, m.licenseChainVerdict = chain, "
+                      "m.familyRoot = root", {}))
+    store.write(stmts)
+
+
+def _batches(rows: list, size: int):
+    for i in range(0, len(rows), size):
+        yield rows[i:i + size]
 
 
 def stored_licence_verdicts(store: GraphStore) -> pd.DataFrame:
@@ -114,15 +127,6 @@ def stored_licence_verdicts(store: GraphStore) -> pd.DataFrame:
                        "RETURN m.id AS id, m.licenseVerdict AS licenseVerdict, "
                        "m.licenseChainVerdict AS licenseChainVerdict, "
                        "m.familyRoot AS familyRoot")
-
-
-def stored_edge_verdicts(store: GraphStore) -> pd.DataFrame:
-    """Lineage edges with a stored verdict: child, parent, relation, licenseVerdict."""
-    d = store.dialect
-    return _relation(store.frame(
-        f"MATCH (c:Model)-[e:{_LINEAGE}]->(p:Model) WHERE e.licenseVerdict IS NOT NULL "
-        f"RETURN c.id AS child, p.id AS parent, {d.rel_type('e')} AS rel, "
-        "e.licenseVerdict AS licenseVerdict"))
 
 
 # -- publishers ------------------------------------------------------------------------------
@@ -229,7 +233,7 @@ def models_by_id(store: GraphStore, model_ids: list[str]) -> pd.DataFrame:
 
 def lineage_edges_from(store: GraphStore, model_ids: list[str]) -> pd.DataFrame:
     """Every lineage edge leaving the given models: child, parent, relation, and the edge
-    properties (inferred, source, licenseVerdict)."""
+    properties (inferred, source)."""
     d = store.dialect
     props = "".join(f", e.{p} AS {p}"
                     for p in _present(store, Rel.FINETUNE_OF, _EXPORT_EDGE_PROPS))

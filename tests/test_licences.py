@@ -273,15 +273,17 @@ def test_write_verdicts_into_the_graph_and_query_them(mini_graph_copy):
         expected = audit.models.set_index("id")
         assert len(stored) == len(expected)
         assert (stored["licenseVerdict"] == expected.loc[stored.index, "verdict"]).all()
+        assert (stored["licenseChainVerdict"] ==
+                expected.loc[stored.index, "chain_verdict"]).all()
         assert (stored["familyRoot"] == expected.loc[stored.index, "root"]).all()
         # what a user types in the console
-        n = store.rows("MATCH (c:Model)-[e:FINETUNE_OF|ADAPTER_OF|QUANTIZED_OF|MERGE_OF|"
-                       "DERIVED_FROM]->(p:Model) WHERE e.licenseVerdict = 'conflict' "
+        n = store.rows("MATCH (m:Model) WHERE m.licenseVerdict = 'conflict' "
                        "RETURN count(*) AS n")[0]["n"]
-        assert n == (audit.edges["verdict"] == "conflict").sum() > 0
-        edges = vq.stored_edge_verdicts(store)
-        assert len(edges) == len(audit.edges)
-        # idempotent, and stale verdicts are cleared: drop one edge's licence and rewrite
+        assert n == (audit.models["verdict"] == "conflict").sum() > 0
+        top = store.rows("MATCH (m:Model) WHERE m.licenseVerdict = 'conflict' "
+                         "RETURN m.familyRoot AS family, count(*) AS n ORDER BY n DESC LIMIT 1")
+        assert top[0]["family"] == audit.top_families(1)["root"].iat[0]
+        # idempotent, and stale verdicts are cleared: drop one licence and rewrite
         store.write([("MATCH (m:Model {id: 'BramVanroy/fietje-2-chat'}) SET m.license = NULL",
                       {})])
         again = L.build_licence_audit(store)
@@ -292,6 +294,41 @@ def test_write_verdicts_into_the_graph_and_query_them(mini_graph_copy):
         assert len(vq.stored_licence_verdicts(store)) == len(again.models)
     finally:
         store.close()
+    # a later generation reopens the graph and writes again (the scheduled job's case)
+    store = _writable(mini_graph_copy)
+    try:
+        L.write_licence_verdicts(store, L.build_licence_audit(store))
+        assert len(vq.stored_licence_verdicts(store)) == len(again.models)
+    finally:
+        store.close()
+
+
+def test_unwind_path_writes_what_load_from_writes(mini_graph_copy, tmp_path):
+    """Neo4j's UNWIND batches and Kùzu's LOAD FROM store the same verdicts, and a model
+    that lost its verdict is cleared."""
+    import shutil
+
+    import pyarrow as pa
+
+    other = tmp_path / "other"
+    shutil.copytree(mini_graph_copy, other)
+    got = []
+    for root, load_from in ((mini_graph_copy, True), (other, False)):
+        store = _writable(root)
+        try:
+            audit = L.build_licence_audit(store)
+            m = audit.models
+            models = pa.table({"id": m["id"].astype(object), "verdict": m["verdict"].astype(object),
+                               "chain": m["chain_verdict"].astype(object),
+                               "root": m["root"].astype(object)})
+            vq.write_licence_verdicts(store, models, batch=50, load_from=load_from)
+            vq.write_licence_verdicts(store, models.slice(1), batch=50, load_from=load_from)
+            got.append(vq.stored_licence_verdicts(store).sort_values("id")
+                       .reset_index(drop=True))
+        finally:
+            store.close()
+    pd.testing.assert_frame_equal(got[0], got[1])
+    assert len(got[0]) == len(audit.models) - 1
 
 
 def test_write_adds_the_columns_to_a_graph_created_before_them(tmp_path, monkeypatch):
@@ -304,15 +341,11 @@ def test_write_adds_the_columns_to_a_graph_created_before_them(tmp_path, monkeyp
     from ingest.sources import SnapshotSource
     from tests.conftest import MINI_SNAPSHOT
 
-    derived = {n for n, _ in S.DERIVED_MODEL_PROPS + S.DERIVED_LINEAGE_PROPS}
+    derived = {n for n, _ in S.DERIVED_MODEL_PROPS}
     nodes = tuple(replace(n, properties=tuple(p for p in n.properties if p[0] not in derived))
                   for n in S.NODES)
-    rels = tuple(replace(r, properties=tuple(p for p in r.properties if p[0] not in derived))
-                 for r in S.RELS)
     monkeypatch.setattr(ks, "NODES", nodes)
-    monkeypatch.setattr(ks, "RELS", rels)
     monkeypatch.setattr(ks, "NODE_SPECS", {n.label: n for n in nodes})
-    monkeypatch.setattr(ks, "REL_SPECS", {r.rel: r for r in rels})
     ingest(SnapshotSource(MINI_SNAPSHOT), root=tmp_path)
     store = _writable(tmp_path)
     try:
@@ -322,9 +355,7 @@ def test_write_adds_the_columns_to_a_graph_created_before_them(tmp_path, monkeyp
         L.write_licence_verdicts(store, audit)
         assert {"licenseVerdict", "licenseChainVerdict", "familyRoot"} <= \
             vq.table_columns(store, vq.Label.MODEL)
-        assert "licenseVerdict" in vq.table_columns(store, vq.Rel.FINETUNE_OF)
         assert len(vq.stored_licence_verdicts(store)) == len(audit.models)
-        assert len(vq.stored_edge_verdicts(store)) == len(audit.edges)
     finally:
         store.close()
 

@@ -62,7 +62,7 @@ def test_models_by_id_and_edges_from(mini_store):
     assert m["id"].tolist() == ["microsoft/phi-2"] and "licenseVerdict" in m
     e = vq.lineage_edges_from(mini_store, ["BramVanroy/fietje-2"])
     assert e[["parent", "relation"]].values.tolist() == [["microsoft/phi-2", "finetune"]]
-    assert {"inferred", "source", "licenseVerdict"} <= set(e.columns)
+    assert {"inferred", "source"} <= set(e.columns)
 
 
 def test_observations_and_runs(mini_store):
@@ -74,10 +74,10 @@ def test_observations_and_runs(mini_store):
     assert vq.repeated_observations(mini_store).empty
 
 
-def test_write_builders_take_identifiers_only_from_the_schema():
-    with pytest.raises(KeyError):
-        vq.set_edge_licence_verdicts("HAS_LICENSE")
-    assert "FINETUNE_OF" in vq.set_edge_licence_verdicts("finetune")
+def test_clear_statements_touch_only_the_derived_properties():
+    (stmt, params), = vq.clear_licence_verdicts()
+    assert "licenseVerdict" in stmt and "familyRoot" in stmt and params == {}
+    assert "license " not in stmt and "SET m.license =" not in stmt
 
 
 def test_table_columns_lists_the_declared_properties(mini_store):
