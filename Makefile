@@ -4,17 +4,18 @@
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt | md5sum | cut -c1-8)
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-test.txt | md5sum | cut -c1-8)
 PORT    ?= 8501
 
 .PHONY: app test install bench
 
-$(STAMP): requirements.txt requirements-test.txt
+$(STAMP): pyproject.toml requirements.txt requirements-test.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU wheel first, so nothing resolves torch to a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
+	# the project itself, editable, with its declared dependencies (pyproject.toml)
+	$(BIN)/pip install -q -r requirements-test.txt
 	rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP)

@@ -1,18 +1,21 @@
-"""Hub Atlas: the Streamlit entry point. Wires config and pages together, nothing else.
+"""Hub Atlas: the Streamlit entry point. Wires config, the first-run seed and pages together.
 
 Run: `streamlit run app.py` (graph from HUBATLAS_DB, or Neo4j when NEO4J_URI is set).
 """
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
 
-from pages.common import maybe_seed, warm_up_in_background
+from analytics.pipeline import SEARCH, Refresh, build_now
+from ingest.seed import seed_first_run
+from pages.common import about_banner
 
 HERE = Path(__file__).resolve().parent
 
-# (file, title, icon, url path); pages written by others are listed once their file exists
+# (file, title, icon, url path)
 PAGES = [
     ("pages/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
@@ -25,9 +28,27 @@ PAGES = [
     ("pages/console.py", "Cypher console", ":material/terminal:", "console"),
 ]
 
+
+@st.cache_resource(show_spinner="First run: loading a first graph (the shipped sample when the "
+                                "Hub cannot be reached)…")
+def _first_run() -> str | None:
+    """Once per process: a first graph when none exists, with its derived results; the
+    search index (the slow one: every model's text is embedded) follows in the background."""
+    try:
+        seeded = seed_first_run(refresh=Refresh(skip=(SEARCH,)))
+    except Exception as e:  # noqa: BLE001 - shown to the user, the app keeps running
+        return f"Could not load a first graph: {e}"
+    if seeded is None:
+        return None
+    threading.Thread(target=build_now, args=([SEARCH],), name="first-run-search",
+                     daemon=True).start()
+    return f"First run: loaded {seeded.origin} data ({seeded.note})."
+
+
 st.set_page_config(page_title="Hub Atlas", page_icon="🕸️", layout="wide")  # no :material: favicon: fetched from fonts.gstatic.com
-maybe_seed()
-warm_up_in_background()
-pages = [st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(i == 0))
-         for i, (path, title, icon, url) in enumerate(PAGES) if (HERE / path).exists()]
-st.navigation(pages).run()
+problem = _first_run()
+if problem and problem.startswith("Could not"):
+    st.sidebar.warning(problem)
+about_banner()
+st.navigation([st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(i == 0))
+               for i, (path, title, icon, url) in enumerate(PAGES)]).run()

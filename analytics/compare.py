@@ -1,18 +1,22 @@
 """Compare 2–5 models side by side: family size by relation and generation, growth curves
 and forecasts on one chart, licence mix, top derivatives.
 
-`compare_models` reads each model's family once (`graph.queries.descendants`, ~1-4 s for the
-largest families on the full graph) and fits WSB to just these models' series of direct
-derivatives through `analytics.forecasts` (a thin call: build_series → growth_table → curves).
+`compare_models` reads each model's family once (`graph.queries.descendants`, per id) and takes
+the growth curves and forecasts from the forecasts table the scheduled job stored
+(`analytics.forecasts.ForecastTable`): nothing is fitted on a page request.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from graph.schema import LINEAGE_RELS
 from graph.store import GraphStore
+
+if TYPE_CHECKING:
+    from analytics.forecasts import ForecastTable
 
 MAX_MODELS = 5
 OVERVIEW_COLUMNS = ["id", "author", "license", "createdAt", "downloads", "likes", "descendants",
@@ -30,7 +34,7 @@ class Comparison:
     by_depth: model, depth, n (descendants per generation).
     licence_mix: model, licence, n, share (descendants; '(none)' = no licence stated).
     top_derivatives: model, id, depth, relation, downloads, likes, license.
-    curves: `analytics.forecasts.curves` rows (model, t, date, kind, value, low, high).
+    curves: `growth_curves` rows (model, date, kind, value, low, high).
     missing: asked ids not in the graph.
     """
 
@@ -58,26 +62,60 @@ def licence_mix(desc: pd.DataFrame, top: int = 6) -> pd.DataFrame:
     return out
 
 
-def growth_curves(edges: pd.DataFrame, model_ids: list[str], *,
+CURVE_COLUMNS = ["model", "date", "kind", "value", "low", "high"]
+
+
+def growth_curves(forecasts: "ForecastTable | None", model_ids: list[str], *,
                   months_ahead: int = 12) -> pd.DataFrame:
-    """Observed cumulative derivatives, WSB fit and forecast (or the last value where the fit
-    is not trusted) of the given base models, from their `derivative_edges` rows."""
+    """The stored curves of the given base models, one frame for one chart: observed
+    cumulative derivatives per month, the WSB curve where its fit passed every check, and the
+    forecast median with its 80% band from the last observed month up to `months_ahead`
+    (CURVE_COLUMNS; kind is observed, fit or forecast). Models without a forecast (no dated
+    derivatives) are left out."""
     from analytics import forecasts as F
 
-    series = F.build_series(edges)
-    if len(series.ids) == 0:
-        return pd.DataFrame(columns=["model", "t", "date", "kind", "value", "low", "high"])
-    table = F.growth_table(series)
-    return F.curves(table, model_ids, months_ahead=months_ahead)
+    if forecasts is None or not len(forecasts):
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    series, paths = F.chart_data(forecasts, model_ids)
+    frames = []
+    for mid in model_ids:
+        obs = series[series["model"] == mid]
+        if obs.empty:
+            continue
+        frames.append(pd.DataFrame({"model": mid, "date": obs["date"], "kind": "observed",
+                                    "value": obs["observed"], "low": None, "high": None}))
+        fit = obs[obs["wsb_fit"].notna()]
+        if len(fit):
+            frames.append(pd.DataFrame({"model": mid, "date": fit["date"], "kind": "fit",
+                                        "value": fit["wsb_fit"], "low": None, "high": None}))
+        path = paths[(paths["model"] == mid) & (paths["months_ahead"] <= months_ahead)]
+        if len(path):
+            last = obs.iloc[-1]
+            start = pd.DataFrame({"model": [mid], "date": [last["date"]], "kind": ["forecast"],
+                                  "value": [last["observed"]], "low": [last["observed"]],
+                                  "high": [last["observed"]]})
+            frames.append(pd.concat([start, pd.DataFrame({
+                "model": mid, "date": path["date"], "kind": "forecast",
+                "value": path["forecast"], "low": path["low"], "high": path["high"]})]))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    out = pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]
+    out["date"] = pd.to_datetime(out["date"], utc=True)
+    for col in ("value", "low", "high"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
+    return out
 
 
 def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
-                   max_depth: int = 10, top: int = 10, months_ahead: int = 12) -> Comparison:
-    """Everything the Compare page shows for up to `MAX_MODELS` models."""
+                   forecasts: "ForecastTable | None" = None, max_depth: int = 10,
+                   top: int = 10, months_ahead: int = 12) -> Comparison:
+    """Everything the Compare page shows for up to `MAX_MODELS` models: per-id graph reads,
+    and the curves from the stored `forecasts` table (none without one)."""
     from graph import queries as q
 
     ids = list(dict.fromkeys(model_ids))[:MAX_MODELS]
-    overview, gens, mixes, tops, missing, direct = [], [], [], [], [], []
+    overview, gens, mixes, tops, missing = [], [], [], [], []
     for mid in ids:
         model = q.get_model(store, mid)
         if model is None:
@@ -99,18 +137,8 @@ def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
                         [["id", "depth", "relation", "downloads", "likes", "license"]]
                         .assign(model=mid))
         mixes.append(licence_mix(desc).assign(model=mid))
-        # the direct children are the growth series' input (`derivative_edges` rows)
-        kids = desc[desc["depth"] == 1] if len(desc) else desc
-        direct.append(pd.DataFrame({
-            "parent": mid, "parent_created": pd.Timestamp(model["createdAt"])
-            if model.get("createdAt") is not None else pd.NaT,
-            "child": kids["id"].to_numpy(), "child_created": pd.to_datetime(kids["createdAt"]),
-            "relation": kids["relation"].to_numpy()}))
     found = [o["id"] for o in overview]
-    edges = pd.concat([d for d in direct if len(d)], ignore_index=True) if any(
-        len(d) for d in direct) else pd.DataFrame(columns=["parent", "parent_created", "child",
-                                                            "child_created", "relation"])
-    curves = growth_curves(edges, found, months_ahead=months_ahead) if found else pd.DataFrame()
+    curves = growth_curves(forecasts, found, months_ahead=months_ahead)
 
     def cat(frames: list[pd.DataFrame], cols: list[str]) -> pd.DataFrame:
         frames = [f for f in frames if len(f)]

@@ -1,241 +1,323 @@
-"""Glue for the Forecasts page: series + WSB fits + forecasts with fallback + ranking, as frames.
+"""The forecasts table: built once per graph generation, read by the Forecasts page.
 
-Everything here is pure (numpy/pandas over :mod:`analytics.growth`): no Streamlit, no Cypher.
-The page calls :func:`build_series` once per graph generation, :func:`growth_table` once per
-(generation, points used, horizons), and the small helpers below per widget.
+:func:`build_forecasts` (lineage edges -> :class:`ForecastTable`) is the batch entry point of the
+scheduled job; :func:`forecast_series` does the same from a ready :class:`GrowthSeries` (the CLI
+uses it, so ``python -m analytics.growth fit`` and the page show the same numbers).  It
 
-What the page shows as a forecast
----------------------------------
-Only fits that pass every check (``ok``) are extrapolated.  For any other base model the
-forecast is the last observed count (the ``wsb_or_last`` rule, which the backtest found no
-worse than any other method), and :func:`reasons` says why the WSB fit was not used.
+1. fits the WSB curve to every base model (the seed paper's parameters: immediacy μ,
+   longevity σ, fitness λ, asymptote c∞, with the checks a fit must pass);
+2. forecasts every base model with the pooled rate model
+   (:class:`~analytics.growth.pooled.PooledRateForecaster`: median and calibrated 80% band,
+   integers, at 3, 6 and 12 months and for every month of the next 12);
+3. measures the method where it can be measured: a rolling-origin backtest of the same
+   method at the latest origins with observed outcomes, per horizon and per size group
+   (:data:`~analytics.growth.backtest.SIZE_LABELS`), so each forecast can say how far off the
+   method was for series like it.
 
-Bands
------
-The fitter's delta-method band is far too narrow on real series (backtest coverage of its
-nominal 80% band on ok fits: ~0.3-0.45).  :func:`calibrate` measures, on a holdout backtest of
-the same graph, the quantiles of the log error of ok WSB forecasts per horizon; the page's band
-is the forecast shifted by those quantiles (widened by sqrt(h / holdout) beyond the holdout).
+No fitting happens after the build: the page functions below are lookups and formatting.
+
+Columns of :attr:`ForecastTable.models` (one row per base model; the ``growth_*`` and
+``forecast_*`` names are the graph property names of :meth:`ForecastTable.graph_properties`):
+
+========================  ======================================================================
+model, author             base-model id and its ``org``
+parent_created            creation date (the first dated derivative's where unknown)
+parent_date_imputed       creation date unknown in the graph (Hub back-fill), imputed
+series_end                end of the last complete month observed (``forecast_as_of``)
+growth_months             complete months observed
+derivatives               derivatives at ``series_end`` (direct children, all relation types)
+size_group                1, 2-4, 5-19, 20-99 or 100+ derivatives
+growth_lambda             WSB fitness λ (paper form, m = 100)
+growth_mu, growth_sigma   WSB immediacy μ and longevity σ
+growth_c_inf              WSB asymptote c∞ = 100 (e^λ − 1)
+growth_r2, growth_rmsle   fit quality (R² on counts, RMSLE on log1p counts)
+growth_fit_ok             the fit passes every check (parameters are meaningful)
+growth_fit_flags          ``;``-joined failed checks (analytics.growth.FLAG_NAMES)
+growth_fit_failed         the failed checks in words with their values ("RMSLE 0.62 > 0.5")
+forecast_method           method of the forecast ("pooled rate"; "last value" without history)
+forecast_{h}m             median forecast of the cumulative count ``h`` months after series_end
+forecast_{h}m_low/_high   its calibrated 80% band (integers; never below ``derivatives``)
+forecast_growth_{h}m      forecast_{h}m − derivatives (what the ranking sorts by)
+forecast_error_{h}m       median absolute % error of the method at horizon h in backtest, for
+                          base models of the same size group (NaN: not measurable)
+forecast_error_basis_{h}m the size group that error was measured on ("all": the group had too
+                          few series in the backtest, measured on all base models)
+========================  ======================================================================
+
+:attr:`ForecastTable.series`: model, month (0-based), date (end of the month), observed,
+wsb_fit (the WSB curve of an ok fit).  :attr:`ForecastTable.paths`: model, months_ahead
+(1..12), date, forecast, low, high.  :attr:`ForecastTable.skill`: horizon, size_group, method,
+n_series, mae, mdae, mdape, coverage of the backtest behind ``forecast_error_*``.
 """
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analytics.growth import (FLAG_NAMES, MONTH_DAYS, GrowthSeries, WSBFitter, derivative_series,
-                              rank_models)
+from analytics.growth.backtest import PRODUCT, SIZE_BINS, SIZE_LABELS, rolling_backtest
+from analytics.growth.fitters import FLAG_NAMES, LastValue, WSBFitter
+from analytics.growth.pooled import METHOD_NAME, METHOD_TEXT, PooledRateForecaster
+from analytics.growth.series import MONTH_DAYS, GrowthSeries, derivative_series
 
-DEFAULT_HORIZONS = (6, 12)
+HORIZONS = (3, 6, 12)
+PATH_MONTHS = 12
+LEVEL = 0.8
+FORMAT_VERSION = 1
+GRAPH_PROPERTIES = (
+    "growth_lambda", "growth_mu", "growth_sigma", "growth_c_inf", "growth_r2", "growth_rmsle",
+    "growth_fit_ok", "growth_fit_flags", "forecast_method", "forecast_as_of",
+    *(f"forecast_{h}m{s}" for h in HORIZONS for s in ("", "_low", "_high")),
+)
 
-#: One sentence per flag, for users (the order of FLAG_NAMES).
+#: One sentence per WSB check, for users (the order of FLAG_NAMES).
 FLAG_REASONS = {
-    "on_bound": "a parameter sits on the edge of its allowed range, so the curve's timing is not identified",
-    "c_inf_cap": "the curve would keep growing past 100x the observed count: the series is still "
-                 "accelerating and its final size cannot be estimated yet",
+    "on_bound": "a parameter sits on the edge of its allowed range",
+    "c_inf_cap": "the curve would keep growing past 100× the observed count",
     "not_converged": "the optimiser did not converge",
-    "bad_fit": "the curve does not follow the observed months (R² < 0.9 or RMSLE > 0.5)",
+    "bad_fit": "the curve does not follow the observed months",
     "jump": "one abrupt jump (a batch upload or re-tagging) dominates the series",
-    "too_short": "fewer than 6 monthly points",
-    "too_few": "fewer than 5 derivatives",
-    "flat": "no growth inside the observed window, so the timing parameters are not identified",
-    "not_fitted": "fewer than 3 monthly points or no derivative: nothing to fit",
+    "too_short": "too few monthly points",
+    "too_few": "too few derivatives",
+    "flat": "no growth inside the observed window",
+    "not_fitted": "nothing to fit",
 }
 
 
-def build_series(edges: pd.DataFrame, *, as_of="auto") -> GrowthSeries:
-    """Monthly cumulative derivative counts per base model from ``derivative_edges`` output.
-
-    ``as_of="auto"`` ends the window where the dense coverage of the graph ends
-    (:func:`analytics.growth.coverage_end`), not at the last stray date of a later crawl."""
-    if edges is None or len(edges) == 0 or edges["child_created"].notna().sum() == 0:
-        return GrowthSeries(ids=np.array([], dtype=object), counts=np.zeros((0, 0)), n_obs=np.zeros(0, int))
-    return derivative_series(edges, as_of=as_of)
-
-
 @dataclass
-class GrowthTable:
-    """Result of :func:`growth_table` (picklable, so it can live in ``st.cache_data``).
+class ForecastTable:
+    """Forecasts of every base model, with what the page needs to draw them (module doc)."""
 
-    series      : the full observed series.
-    fitter      : the fitted WSBFitter (rows in ``series`` order).
-    summary     : one row per base model (see :func:`growth_table`).
-    horizons    : forecast horizons in ``summary``.
-    points_used : months the fit saw (None = all observed months).
-    calibration : :func:`calibrate` output used for the bands (None = the fitter's own band).
-    """
+    models: pd.DataFrame
+    series: pd.DataFrame
+    paths: pd.DataFrame
+    skill: pd.DataFrame
+    meta: dict = field(default_factory=dict)
 
-    series: GrowthSeries
-    fitter: WSBFitter
-    summary: pd.DataFrame
-    horizons: tuple
-    points_used: int | None = None
-    level: float = 0.8
-    calibration: pd.DataFrame | None = None
-    row: dict = field(default_factory=dict)
+    _FILES = ("models", "series", "paths", "skill")
 
     def __len__(self) -> int:
-        return len(self.summary)
+        return len(self.models)
+
+    def __post_init__(self):
+        self._row = {m: i for i, m in enumerate(self.models["model"])}
+
+    @property
+    def row(self) -> dict:
+        """model id -> row of :attr:`models`."""
+        return self._row
+
+    def save(self, folder: Path | str) -> Path:
+        """Write ``<folder>/{models,series,paths,skill}.parquet`` and ``meta.json``."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in self._FILES:
+            getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
+        (folder / "meta.json").write_text(json.dumps(self.meta, indent=1, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str) -> ForecastTable:
+        """Read a table written by :meth:`save` (FileNotFoundError when there is none)."""
+        folder = Path(folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{folder}: forecasts format {meta.get('format_version')!r}, "
+                             f"expected {FORMAT_VERSION}")
+        parts = {name: pd.read_parquet(folder / f"{name}.parquet") for name in cls._FILES}
+        return cls(meta=meta, **parts)
+
+    def graph_properties(self) -> pd.DataFrame:
+        """``id`` plus the properties to set on each base model's node (names: module doc)."""
+        m = self.models
+        out = pd.DataFrame({"id": m["model"]})
+        out["forecast_as_of"] = m["series_end"]
+        for c in GRAPH_PROPERTIES:
+            if c in m.columns:
+                out[c] = m[c]
+        return out
 
 
-def growth_table(series: GrowthSeries, *, horizons: Sequence[int] = DEFAULT_HORIZONS,
-                 points_used: int | None = None, level: float = 0.8,
-                 calibration: pd.DataFrame | None = None, **fitter_params) -> GrowthTable:
-    """Fit WSB to every series (optionally on its first ``points_used`` months only) and
-    tabulate parameters, checks and forecasts.
+# ------------------------------------------------------------------------------ the builder
+def build_forecasts(edges: pd.DataFrame, *, as_of, horizons: Sequence[int] = HORIZONS,
+                    level: float = LEVEL, skill_origins: int = 3) -> ForecastTable:
+    """Forecasts of every base model from lineage edges (``graph.queries.derivative_edges``).
 
-    ``summary`` columns: model, author, parent_created, parent_date_imputed, n_obs (observed
-    months), months_used, last (count at the end of the fitted window), observed_last (count
-    at the end of all observed months), lambda, mu, sigma (paper form, m = 100), c_inf, r2,
-    rmsle, flags, ok, reason, forecast ("wsb" or "last value"), and per horizon h:
-    pred_{h}m (the shown forecast), pred_{h}m_low / _high (band, NaN for the fallback),
-    wsb_{h}m (the raw WSB value, whatever its flags), observed_{h}m (the observed count h
-    months after the fitted window when it exists: a built-in backtest when points_used is set).
+    ``as_of`` is where the source's coverage ends (e.g. 2024-07-11 for the July-2024 listing;
+    ``"auto"``: :func:`analytics.growth.coverage_end` of the child dates).  Everything is
+    learned from months up to ``as_of``.
     """
+    t0 = time.perf_counter()
+    if edges is None or len(edges) == 0 or edges["child_created"].notna().sum() == 0:
+        series = GrowthSeries(ids=np.array([], dtype=object), counts=np.zeros((0, 0)),
+                              n_obs=np.zeros(0, int))
+    else:
+        series = derivative_series(edges, as_of=as_of)
+    return forecast_series(series, horizons=horizons, level=level, skill_origins=skill_origins,
+                           _t0=t0)
+
+
+def forecast_series(series: GrowthSeries, *, horizons: Sequence[int] = HORIZONS,
+                    level: float = LEVEL, skill_origins: int = 3, _t0: float | None = None
+                    ) -> ForecastTable:
+    """:func:`build_forecasts` from a ready series batch (``skill_origins=0``: no backtest)."""
+    t0 = time.perf_counter() if _t0 is None else _t0
     horizons = tuple(sorted({int(h) for h in horizons}))
-    if not horizons or min(horizons) < 1:
+    if not horizons or horizons[0] < 1:
         raise ValueError(f"horizons must be positive integers, got {horizons}")
-    if points_used is not None and int(points_used) < 1:
-        raise ValueError(f"points_used must be >= 1, got {points_used}")
-    fit_series = series.head(int(points_used)) if points_used is not None else series
-    est = WSBFitter(**fitter_params).fit(fit_series)
-    base = est.summary(horizons=(), level=level)
-    ok = base["ok"].to_numpy()
-    last = base["last"].to_numpy(dtype=float)
+    n = len(series)
     info = series.info
-    df = pd.DataFrame({
-        "model": series.ids,
-        "author": [_author(m) for m in series.ids],
-        "parent_created": info["parent_created"].to_numpy() if "parent_created" in info else pd.NaT,
-        "parent_date_imputed": (info["parent_date_imputed"].to_numpy(dtype=bool)
-                                if "parent_date_imputed" in info else False),
-        "n_obs": series.n_obs,
-        "months_used": fit_series.n_obs,
-        "last": last,
-        "observed_last": _last_values(series.counts, series.n_obs),
+    last = np.zeros(n)
+    has = series.n_obs > 0
+    last[has] = series.counts[np.flatnonzero(has), series.n_obs[has] - 1]
+    created = (pd.to_datetime(info["parent_created"], utc=True) if "parent_created" in info
+               else pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]"))
+    end = created + pd.to_timedelta(series.n_obs * MONTH_DAYS, unit="D")
+    models = pd.DataFrame({
+        "model": series.ids.astype(str),
+        "author": [m.split("/", 1)[0] if "/" in m else "" for m in series.ids.astype(str)],
+        "parent_created": created.to_numpy(),
+        "parent_date_imputed": (info["parent_date_imputed"].to_numpy(bool)
+                                if "parent_date_imputed" in info else np.zeros(n, bool)),
+        "series_end": end.to_numpy(),
+        "growth_months": series.n_obs.astype(int),
+        "derivatives": last.astype(int),
     })
-    for c in ("lambda", "mu", "sigma", "c_inf", "r2", "rmsle", "flags", "ok"):
-        df[c] = base[c].to_numpy()
-    df["reason"] = [reason_text(f) for f in df["flags"]]
-    df["forecast"] = np.where(ok, "wsb", "last value")
+    models["size_group"] = pd.cut(models["derivatives"], SIZE_BINS, labels=SIZE_LABELS).astype(str)
+    wsb = WSBFitter().fit(series) if n else None
+    pooled = PooledRateForecaster(level=level).fit(series) if n else None
+    _wsb_columns(models, wsb)
+    paths = _forecast_columns(models, pooled, horizons, series)
+    skill = _skill(series, horizons, level, skill_origins) if n and skill_origins else \
+        pd.DataFrame(columns=["horizon", "size_group", "method", "n_series", "mae", "mdae",
+                              "mdape", "coverage"])
     for h in horizons:
-        wsb, lo, hi = _band(est, h, level, calibration)
-        df[f"pred_{h}m"] = np.where(ok, wsb, last)
-        df[f"pred_{h}m_low"] = np.where(ok, lo, np.nan)
-        df[f"pred_{h}m_high"] = np.where(ok, hi, np.nan)
-        df[f"wsb_{h}m"] = wsb
-        k = fit_series.n_obs - 1 + h
-        inwin = (fit_series.n_obs > 0) & (k < series.n_obs)
-        obs = np.full(len(df), np.nan)
-        if inwin.any():
-            obs[inwin] = series.counts[np.flatnonzero(inwin), k[inwin]]
-        df[f"observed_{h}m"] = obs
-    return GrowthTable(series=series, fitter=est, summary=df, horizons=horizons,
-                       points_used=None if points_used is None else int(points_used), level=level,
-                       calibration=calibration, row={m: i for i, m in enumerate(series.ids)})
+        models[f"forecast_error_{h}m"], models[f"forecast_error_basis_{h}m"] = \
+            _typical_error(skill, h, models["size_group"])
+    curve = _series_frame(series, models, wsb)
+    meta = {
+        "format_version": FORMAT_VERSION, "as_of": str(series.as_of) if series.as_of is not None
+        else None, "horizons": list(horizons), "path_months": PATH_MONTHS, "level": level,
+        "method": METHOD_NAME, "method_text": METHOD_TEXT, "n_series": n,
+        "n_forecast": int(models[f"forecast_{horizons[0]}m"].notna().sum()),
+        "n_fit_ok": int(models["growth_fit_ok"].sum()), "skill_origins": int(skill_origins),
+        "built_at": pd.Timestamp.now(tz="UTC").isoformat(),
+    }
+    if pooled is not None:
+        meta["pooled"] = {"damping": pooled.damping_, "dispersion": list(pooled.dispersion_),
+                          "tail": pooled.tail_all_,
+                          "tail_by_size": [None if not np.isfinite(x) else float(x)
+                                           for x in pooled.tail_],
+                          "n_train": int(pooled.n_train_),
+                          "n_calibration": int(pooled.n_calibration_),
+                          "calibration_coverage": pooled.calibration_coverage_,
+                          "has_model": pooled.rate_model_ is not None}
+    meta["build_seconds"] = round(time.perf_counter() - t0, 2)
+    return ForecastTable(models=models, series=curve, paths=paths, skill=skill, meta=meta)
 
 
-def reason_text(flags: str) -> str:
-    """User-facing explanation of a ``;``-joined flag string ('' -> '')."""
-    names = [f for f in str(flags or "").split(";") if f]
-    if "not_fitted" in names:  # says it all
-        names = [f for f in names if f not in ("too_short", "too_few")]
-    return "; ".join(FLAG_REASONS.get(f, f) for f in names)
+def _wsb_columns(models: pd.DataFrame, wsb: WSBFitter | None) -> None:
+    n = len(models)
+    if wsb is None:
+        for c in ("growth_lambda", "growth_mu", "growth_sigma", "growth_c_inf", "growth_r2",
+                  "growth_rmsle"):
+            models[c] = np.zeros(0)
+        models["growth_fit_ok"], models["growth_fit_flags"] = np.zeros(0, bool), []
+        models["growth_fit_failed"] = []
+        return
+    fitted = wsb.fitted_
+    models["growth_lambda"] = np.where(fitted, wsb.lambda_, np.nan)
+    models["growth_mu"] = np.where(fitted, wsb.mu_, np.nan)
+    models["growth_sigma"] = np.where(fitted, wsb.sigma_, np.nan)
+    models["growth_c_inf"] = np.where(fitted, wsb.c_inf_, np.nan)
+    models["growth_r2"], models["growth_rmsle"] = wsb.r2_, wsb.rmsle_
+    models["growth_fit_ok"] = wsb.ok_.astype(bool)
+    flags = wsb.flags_.to_dict("records")
+    models["growth_fit_flags"] = [";".join(k for k in FLAG_NAMES if f[k]) for f in flags]
+    models["growth_fit_failed"] = wsb.failed_checks() if n else []
 
 
-def _author(model_id: str) -> str:
-    return model_id.split("/", 1)[0] if "/" in model_id else ""
+def _forecast_columns(models, pooled, horizons, series) -> pd.DataFrame:
+    n = len(models)
+    has_model = pooled is not None and pooled.rate_model_ is not None
+    eligible = pooled.eligible_ if pooled is not None else np.zeros(0, bool)
+    models["forecast_method"] = np.where(eligible, METHOD_NAME if has_model else "last value",
+                                         None)
+    derivatives = models["derivatives"].to_numpy(float)
+    for h in sorted(set(horizons)):
+        p, lo, hi = pooled.predict_interval(h) if n else (np.zeros(0),) * 3
+        for suffix, v in (("", p), ("_low", lo), ("_high", hi)):
+            models[f"forecast_{h}m{suffix}"] = pd.array(np.round(v), dtype="Int64") if n \
+                else pd.array([], dtype="Int64")
+        models[f"forecast_growth_{h}m"] = pd.array(np.round(p - derivatives), dtype="Int64") \
+            if n else pd.array([], dtype="Int64")
+    rows = np.flatnonzero(eligible)
+    frames = []
+    end = pd.to_datetime(models["series_end"], utc=True)
+    for j in range(1, PATH_MONTHS + 1 if rows.size else 1):
+        p, lo, hi = pooled.predict_interval(j)
+        frames.append(pd.DataFrame({
+            "model": models["model"].to_numpy()[rows], "months_ahead": j,
+            "date": (end + pd.to_timedelta(j * MONTH_DAYS, unit="D")).to_numpy()[rows],
+            "forecast": p[rows], "low": lo[rows], "high": hi[rows]}))
+    cols = ["model", "months_ahead", "date", "forecast", "low", "high"]
+    if not frames or not rows.size:
+        return pd.DataFrame(columns=cols)
+    return pd.concat(frames, ignore_index=True).sort_values(["model", "months_ahead"],
+                                                            ignore_index=True)[cols]
 
 
-def _last_values(counts: np.ndarray, n_obs: np.ndarray) -> np.ndarray:
-    out = np.full(len(n_obs), np.nan)
-    has = n_obs > 0
-    if has.any():
-        out[has] = counts[np.flatnonzero(has), n_obs[has] - 1]
-    return out
+def _series_frame(series: GrowthSeries, models: pd.DataFrame, wsb) -> pd.DataFrame:
+    cols = ["model", "month", "date", "observed", "wsb_fit"]
+    if not len(series) or series.counts.shape[1] == 0:
+        return pd.DataFrame(columns=cols)
+    T = series.counts.shape[1]
+    mask = np.arange(T)[None, :] < series.n_obs[:, None]
+    rows, month = np.nonzero(mask)
+    fit = wsb.predict(np.arange(T) + 1.0)
+    fit[~wsb.ok_] = np.nan
+    created = pd.to_datetime(models["parent_created"], utc=True).to_numpy()
+    date = pd.to_datetime(created[rows]) + pd.to_timedelta((month + 1) * MONTH_DAYS, unit="D")
+    return pd.DataFrame({"model": series.ids.astype(str)[rows], "month": month, "date": date,
+                         "observed": series.counts[rows, month], "wsb_fit": fit[rows, month]})
 
 
-# --------------------------------------------------------------------------- bands
-def calibrate(series: GrowthSeries, *, holdout: int = 6, level: float = 0.8, min_train: int = 6,
-              min_series: int = 30, **fitter_params) -> pd.DataFrame:
-    """Empirical band for ok WSB forecasts: fit on all but the last ``holdout`` months, and
-    per horizon h = 1..holdout take the (1-level)/2 and (1+level)/2 quantiles of
-    log1p(observed) - log1p(forecast) over the ok fits.
-
-    Returns horizon, q_low, q_high, n (series used), coverage_model (how often the fitter's
-    own delta-method band held the observed value, for comparison).  With fewer than
-    ``min_series`` ok fits the quantiles are NaN (and the fitter's own band is used)."""
-    train = series.truncate(holdout)
-    elig = (train.n_obs >= min_train) & (series.n_obs - train.n_obs >= holdout)
-    idx = np.flatnonzero(elig)
-    rows = []
-    a = (1.0 - level) / 2.0
-    if idx.size:
-        est = WSBFitter(**fitter_params).fit(train.subset(idx))
-        okr = np.flatnonzero(est.ok_)
-        for h in range(1, holdout + 1):
-            truth = series.counts[idx[okr], train.n_obs[idx[okr]] - 1 + h]
-            pred, lo, hi = est.predict_interval(h, level, rows=okr)
-            m = np.isfinite(truth) & np.isfinite(pred)
-            e = np.log1p(truth[m]) - np.log1p(np.maximum(pred[m], 0.0))
-            cov = float(np.mean((truth[m] >= lo[m]) & (truth[m] <= hi[m]))) if m.any() else np.nan
-            enough = e.size >= max(int(min_series), 1)
-            rows.append(dict(horizon=h, q_low=float(np.quantile(e, a)) if enough else np.nan,
-                             q_high=float(np.quantile(e, 1 - a)) if enough else np.nan,
-                             n=int(m.sum()), coverage_model=cov))
-    out = pd.DataFrame(rows, columns=["horizon", "q_low", "q_high", "n", "coverage_model"])
-    out.attrs.update(level=level, holdout=holdout)
-    return out
+def _skill(series, horizons, level, skill_origins) -> pd.DataFrame:
+    """Backtest of the product (and last value) at the latest ``skill_origins`` origins."""
+    res = rolling_backtest(series, methods={PRODUCT: lambda: PooledRateForecaster(level=level),
+                                            "last_value": LastValue},
+                           horizons=horizons, test_window=int(skill_origins), tuning_window=0,
+                           level=level, min_series=10)
+    if res.predictions.empty:
+        return pd.DataFrame(columns=["horizon", "size_group", "method", "n_series", "mae", "mdae",
+                                     "mdape", "coverage"])
+    by_size = res.table(("horizon", "size", "method")).rename(columns={"size": "size_group"})
+    overall = res.table(("horizon", "method")).assign(size_group="all")
+    out = pd.concat([by_size, overall], ignore_index=True)
+    out["size_group"] = out["size_group"].astype(str)
+    return out[["horizon", "size_group", "method", "n_series", "mae", "mdae", "mdape",
+                "coverage"]]
 
 
-def band_note(table: GrowthTable) -> str:
-    """One sentence saying which band the forecasts carry and how well it was measured."""
-    cal = table.calibration
-    pct = f"{table.level:.0%}"
-    if cal is None or cal.empty or cal["q_low"].isna().all():
-        n = 0 if cal is None or cal.empty else int(cal["n"].max())
-        return (f"Band: the fitter's own {pct} interval (delta method). Too few ok fits to measure it "
-                f"on this graph ({n} series); on the full Hub graph it held the truth only 33-48% of the time (bench/fit.py).")
-    return (f"Band: {pct} interval measured on this graph: quantiles of the error of ok WSB forecasts when the "
-            f"last {int(cal['horizon'].max())} months are held out ({int(cal['n'].max())} series), widened as "
-            f"sqrt(h) beyond. The fitter's own band held the truth only {cal['coverage_model'].min():.0%}-"
-            f"{cal['coverage_model'].max():.0%} of the time.")
+def _typical_error(skill: pd.DataFrame, h: int, size_group: pd.Series, *, min_series: int = 20):
+    """MdAPE of the product at horizon ``h`` for each model's size group (all sizes when the
+    group had fewer than ``min_series`` series in the backtest)."""
+    s = skill[(skill["method"] == PRODUCT) & (skill["horizon"] == h)]
+    s = s[s["n_series"] >= min_series].set_index("size_group")["mdape"]
+    overall = s.get("all", np.nan)
+    own = size_group.map(s)
+    basis = np.where(own.notna(), size_group.astype(str), np.where(np.isfinite(overall), "all",
+                                                                    ""))
+    return own.fillna(overall).astype(float).to_numpy(), basis
 
 
-def _calibrated_offsets(calibration: pd.DataFrame, h: int) -> tuple[float, float]:
-    c = calibration.dropna(subset=["q_low", "q_high"])
-    if c.empty:
-        return np.nan, np.nan
-    c = c.set_index("horizon").sort_index()
-    if h in c.index:
-        return float(c.at[h, "q_low"]), float(c.at[h, "q_high"])
-    hmax = int(c.index.max())
-    if h > hmax:  # beyond the holdout: widen like a random walk
-        s = np.sqrt(h / hmax)
-        return float(c.at[hmax, "q_low"]) * s, float(c.at[hmax, "q_high"]) * s
-    lo = np.interp(h, c.index, c["q_low"])
-    hi = np.interp(h, c.index, c["q_high"])
-    return float(lo), float(hi)
-
-
-def _band(est: WSBFitter, h: int, level: float, calibration: pd.DataFrame | None, rows=None):
-    pred, lo, hi = est.predict_interval(h, level, rows=rows)
-    if calibration is not None and len(calibration):
-        ql, qh = _calibrated_offsets(calibration, h)
-        if np.isfinite(ql) and np.isfinite(qh):
-            lp = np.log1p(np.maximum(pred, 0.0))
-            lo, hi = np.expm1(lp + min(ql, 0.0)), np.expm1(lp + max(qh, 0.0))
-    # cumulative counts never fall: the band starts at the last observed value
-    last = est.last_y_ if rows is None else est.last_y_[rows]
-    lo = np.fmax(lo, last)
-    hi = np.fmax(hi, lo)
-    return pred, lo, hi
-
-
-# --------------------------------------------------------------------------- per-widget helpers
-def lookup(table: GrowthTable, model_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+# ------------------------------------------------------------------------ page-time helpers
+def lookup(table: ForecastTable, model_ids: Iterable[str]) -> tuple[list[str], list[str]]:
     """Split ``model_ids`` into (those with a series, those without)."""
     found, missing = [], []
     for m in model_ids:
@@ -243,108 +325,99 @@ def lookup(table: GrowthTable, model_ids: Iterable[str]) -> tuple[list[str], lis
     return found, missing
 
 
-def authors(table: GrowthTable, *, min_models: int = 1) -> pd.DataFrame:
-    """Authors/orgs owning base models with a series: author, base_models, derivatives,
-    ok_fits; most derivatives first."""
-    s = table.summary[table.summary["author"] != ""]
-    g = s.groupby("author").agg(base_models=("model", "size"), derivatives=("observed_last", "sum"),
-                                ok_fits=("ok", "sum"))
-    g = g[g["base_models"] >= min_models].sort_values(["derivatives", "base_models"], ascending=False)
-    return g.reset_index().astype({"derivatives": int, "ok_fits": int})
+def authors(table: ForecastTable, *, horizon: int = 12) -> pd.DataFrame:
+    """author, base_models, derivatives, forecast_growth (next ``horizon`` months), most
+    derivatives first."""
+    m = table.models[table.models["author"] != ""]
+    g = m.groupby("author").agg(base_models=("model", "size"), derivatives=("derivatives", "sum"),
+                                forecast_growth=(f"forecast_growth_{horizon}m", "sum"))
+    g = g.sort_values(["derivatives", "base_models"], ascending=False).reset_index()
+    return g.astype({"derivatives": int, "forecast_growth": int})
 
 
-def models_of(table: GrowthTable, author: str, *, limit: int | None = None) -> list[str]:
-    """Base models of ``author`` with a series, most derivatives first."""
-    s = table.summary[table.summary["author"] == author].sort_values("observed_last", ascending=False)
-    ids = s["model"].tolist()
+def models_of(table: ForecastTable, author: str, *, limit: int | None = None) -> list[str]:
+    """Base models of ``author``, most derivatives first."""
+    m = table.models[table.models["author"] == author].sort_values("derivatives", ascending=False)
+    ids = m["model"].tolist()
     return ids if limit is None else ids[:limit]
 
 
-def parameters(table: GrowthTable, model_ids: Sequence[str]) -> pd.DataFrame:
-    """The parameter table of the chosen models (in the given order)."""
-    cols = ["model", "lambda", "mu", "sigma", "c_inf", "r2", "rmsle", "flags", "ok", "reason", "forecast",
-            "months_used", "n_obs", "last", "parent_created", "parent_date_imputed"]
-    cols += [c for h in table.horizons for c in (f"pred_{h}m", f"pred_{h}m_low", f"pred_{h}m_high")]
-    if table.points_used is not None:
-        cols += [f"observed_{h}m" for h in table.horizons]
+def ranking(table: ForecastTable, *, horizon: int = 12, top: int | None = None) -> pd.DataFrame:
+    """Base models ranked by predicted *growth* (new derivatives in ``horizon`` months), ties
+    by the upper end of the band, then by size."""
+    h = int(horizon)
+    m = table.models
+    cols = ["model", "derivatives", f"forecast_growth_{h}m", f"forecast_{h}m",
+            f"forecast_{h}m_low", f"forecast_{h}m_high", "forecast_method", "growth_lambda",
+            "growth_fit_ok"]
+    out = m[m[f"forecast_{h}m"].notna()][cols].copy()
+    out["_hi"] = out[f"forecast_{h}m_high"] - out["derivatives"]
+    out = out.sort_values([f"forecast_growth_{h}m", "_hi", "derivatives"], ascending=False,
+                          kind="stable").drop(columns="_hi").reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out.head(top) if top is not None else out
+
+
+def parameters(table: ForecastTable, model_ids: Sequence[str]) -> pd.DataFrame:
+    """The WSB parameters, checks and forecasts of the chosen models (in the given order)."""
     idx = [table.row[m] for m in model_ids if m in table.row]
-    return table.summary.iloc[idx][cols].reset_index(drop=True)
+    cols = ["model", "derivatives", "growth_months", "growth_lambda", "growth_mu", "growth_sigma",
+            "growth_c_inf", "growth_r2", "growth_rmsle", "growth_fit_ok", "growth_fit_failed",
+            "forecast_method"]
+    cols += [f"forecast_{h}m{s}" for h in table.meta.get("horizons", HORIZONS)
+             for s in ("", "_low", "_high")]
+    return table.models.iloc[idx][[c for c in cols if c in table.models]].reset_index(drop=True)
 
 
-def curves(table: GrowthTable, model_ids: Sequence[str], *, months_ahead: int = 12) -> pd.DataFrame:
-    """Long frame for the chart: model, t (months since release; point k is month k's end),
-    date, kind, value, low, high.  kind is one of
-
-    * ``observed``  — observed cumulative counts the fit used;
-    * ``held out``  — observed months after ``points_used`` (not seen by the fit);
-    * ``fit``       — the WSB curve over the fitted window (ok fits only);
-    * ``forecast``  — WSB beyond the window with its band (ok), or the last value held flat
-      (fallback, no band);
-    * ``rejected fit`` — the WSB curve of a flagged fit, over window and horizon, for inspection.
-    """
-    months_ahead = int(months_ahead)
-    frames = []
-    est, s = table.fitter, table.series
-    for m in model_ids:
-        i = table.row.get(m)
-        if i is None:
-            continue
-        n_all, n_fit = int(s.n_obs[i]), int(table.summary.at[i, "months_used"])
-        t_obs = np.arange(n_all) + 1.0
-        y = s.counts[i, :n_all]
-        created = table.summary.at[i, "parent_created"]
-        kinds = np.where(np.arange(n_all) < n_fit, "observed", "held out")
-        parts = [pd.DataFrame({"t": t_obs, "kind": kinds, "value": y})]
-        ok = bool(table.summary.at[i, "ok"])
-        last = float(table.summary.at[i, "last"])
-        t_fit = np.linspace(1.0, max(n_fit, 1), max(4 * n_fit, 2))
-        hs = np.arange(1, months_ahead + 1)
-        t_fc = n_fit + hs.astype(float)
-        if est.fitted_[i]:
-            curve = est.predict(t_fit, rows=[i])[0]
-            fc = np.array([_band(est, h, table.level, table.calibration, rows=[i]) for h in hs])[:, :, 0]
-            if ok:
-                parts.append(pd.DataFrame({"t": t_fit, "kind": "fit", "value": curve}))
-                parts.append(pd.DataFrame({"t": np.r_[n_fit, t_fc], "kind": "forecast",
-                                           "value": np.r_[last, fc[:, 0]], "low": np.r_[last, fc[:, 1]],
-                                           "high": np.r_[last, fc[:, 2]]}))
-            else:
-                parts.append(pd.DataFrame({"t": np.r_[t_fit, t_fc], "kind": "rejected fit",
-                                           "value": np.r_[curve, fc[:, 0]]}))
-        if not ok and n_fit > 0:
-            parts.append(pd.DataFrame({"t": np.r_[n_fit, t_fc], "kind": "forecast",
-                                       "value": np.full(months_ahead + 1, last)}))
-        df = pd.concat(parts, ignore_index=True)
-        df.insert(0, "model", m)
-        if pd.notna(created):
-            df["date"] = pd.Timestamp(created) + pd.to_timedelta(df["t"] * MONTH_DAYS, unit="D")
-        else:
-            df["date"] = pd.NaT
-        frames.append(df)
-    cols = ["model", "t", "date", "kind", "value", "low", "high"]
-    if not frames:
-        return pd.DataFrame(columns=cols)
-    out = pd.concat(frames, ignore_index=True)
-    for c in ("low", "high"):
-        if c not in out:
-            out[c] = np.nan
-    return out[cols]
+def chart_data(table: ForecastTable, model_ids: Sequence[str]) -> tuple[pd.DataFrame,
+                                                                         pd.DataFrame]:
+    """(observed months, forecast path) rows of the chosen models."""
+    ids = set(model_ids)
+    return (table.series[table.series["model"].isin(ids)],
+            table.paths[table.paths["model"].isin(ids)])
 
 
-def ranking(table: GrowthTable, *, horizons: Sequence[int] | None = None, ok_only: bool = True,
-            top: int | None = None) -> pd.DataFrame:
-    """Base models ranked by predicted derivatives at each horizon (the shown forecast) and by
-    fitness λ.  ``ok_only=False`` also ranks flagged models at their last value (fallback);
-    their λ is not ranked.  Adds author and forecast columns."""
-    horizons = tuple(table.horizons if horizons is None else horizons)
-    s = table.summary.copy()
-    s.loc[~s["ok"], ["lambda", "c_inf"]] = np.nan
-    out = rank_models(s, horizons=horizons, ok_only=ok_only, top=top)
-    extra = s.set_index("model")[["forecast", "flags"]]
-    out = out.join(extra, on="model")
-    if not ok_only:
-        out.loc[~out["ok"], "rank_fitness"] = pd.NA
-    return out
+def fmt_int(value) -> str:
+    """1234 -> '1,234'; missing -> '–'."""
+    return "–" if value is None or pd.isna(value) else f"{int(round(float(value))):,}"
+
+
+def describe(table: ForecastTable, model_id: str, *, horizon: int = 12,
+             name: str | None = None) -> str:
+    """A plain sentence about a model's forecast: how many new derivatives, the 80% range,
+    the method and how far off that method was in backtest for series of the same size.
+    `name` is how the model is written (default: its id; a page passes it escaped)."""
+    r = table.models.iloc[table.row[model_id]]
+    model_id = model_id if name is None else name
+    h = int(horizon)
+    if pd.isna(r.get(f"forecast_{h}m")):
+        return (f"No forecast for {model_id}: it has no derivative at the end of the observed "
+                "months.")
+    have = int(r["derivatives"])
+    new = int(r[f"forecast_{h}m"]) - have
+    lo, hi = int(r[f"forecast_{h}m_low"]) - have, int(r[f"forecast_{h}m_high"]) - have
+    level = f"{table.meta.get('level', LEVEL):.0%}"
+    head = (f"about {fmt_int(new)} new derivative{'s' if new != 1 else ''}" if new > 0
+            else "most likely no new derivative")
+    text = (f"{model_id} has {fmt_int(have)} derivative{'s' if have != 1 else ''}; "
+            f"{head} in the next {h} months ({level} range {fmt_int(lo)}–{fmt_int(hi)} new).")
+    method = r["forecast_method"]
+    err = r.get(f"forecast_error_{h}m")
+    if method == "last value":
+        return text + " Too little history in the graph to train a forecast: last value."
+    if err is None or pd.isna(err):
+        return text + f" Method: {method}; its backtest error could not be measured here."
+    basis = r.get(f"forecast_error_basis_{h}m", r["size_group"])
+    similar = ("all base models (too few of this size to measure)" if basis == "all" else
+               f"base models with {basis} derivative{'' if basis == '1' else 's'}")
+    return (text + f" Method: {method}, which erred by a median {err:.0f}% at {h} months in "
+            f"backtest on {similar}.")
+
+
+def reason_text(flags: str) -> str:
+    """The user-facing names of a ``;``-joined flag string ('' -> '')."""
+    names = [f for f in str(flags or "").split(";") if f]
+    return "; ".join(FLAG_REASONS.get(f, f) for f in names)
 
 
 def table_csv(df: pd.DataFrame) -> bytes:
@@ -352,6 +425,6 @@ def table_csv(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False).encode("utf-8")
 
 
-__all__ = ["DEFAULT_HORIZONS", "FLAG_NAMES", "FLAG_REASONS", "GrowthTable", "authors", "build_series",
-           "band_note", "calibrate", "curves", "growth_table", "lookup", "models_of", "parameters", "ranking",
-           "reason_text", "table_csv"]
+__all__ = ["FLAG_REASONS", "GRAPH_PROPERTIES", "HORIZONS", "ForecastTable", "authors",
+           "build_forecasts", "chart_data", "describe", "fmt_int", "forecast_series", "lookup",
+           "models_of", "parameters", "ranking", "reason_text", "table_csv"]

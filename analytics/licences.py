@@ -9,8 +9,9 @@ Three layers:
   `same`, `compatible`, `unstated`, `unknown`, `missing`, `conflict` (in rising severity).
 - **The batch builder** (`build_licence_audit`): every lineage edge of the graph judged, each
   model's licence chain to its root and its worst verdict, counts per family and per
-  publisher. The scheduled job writes the verdicts into the graph (`write_licence_verdicts`);
-  pages read the saved result (`LicenceAudit.save` / `load`) and call the cheap look-ups.
+  publisher. The scheduled job (`analytics.pipeline`) writes the verdicts into the graph
+  before publish (`write_licence_verdicts`) and stores the audit (`LicenceAudit.save`); pages
+  load it (`LicenceAudit.load`) and call its cheap look-ups.
 
 A model's *primary chain* follows, at each step, its most downloaded parent (ties: the
 smaller id); its root is the model's *family root*. Merges with parents in several families
@@ -19,13 +20,13 @@ are counted in the family of their primary chain only, so family counts add up.
 from __future__ import annotations
 
 import json
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from graph.store import GraphStore, store_or_open
 
@@ -663,29 +664,24 @@ def _publishers(derived: pd.DataFrame) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
-#: audits of read-only stores (one per open graph generation), so the publisher index and the
-#: audit page share one build; dropped with the store
-_AUDITS: "weakref.WeakKeyDictionary[GraphStore, LicenceAudit]" = weakref.WeakKeyDictionary()
-
-
 def build_licence_audit(store: GraphStore | None = None) -> LicenceAudit:
     """Batch builder: judge every lineage edge of the graph (5-15 s on the full graph, about
-    half of it the edge query). A read-only store's audit is built once and reused."""
+    half of it the edge query). The scheduled job runs it (`analytics.pipeline`)."""
     from graph import views_queries as vq
 
-    if store is not None and store.read_only:
-        try:
-            return _AUDITS[store]
-        except (KeyError, TypeError):
-            pass
     with store_or_open(store) as s:
-        audit = audit_edges(vq.lineage_edges_with_models(s))
-    if store is not None and store.read_only:
-        try:
-            _AUDITS[store] = audit
-        except TypeError:  # a store type that cannot be weakly referenced: no reuse
-            pass
-    return audit
+        return audit_edges(vq.lineage_edges_with_models(s))
+
+
+def verdict_rows(audit: LicenceAudit) -> pa.Table:
+    """The audit's per-model verdicts as `graph.schema.LICENCE_PROPERTIES` rows (id + one
+    column per property), the table `write_licence_verdicts` stores."""
+    m = audit.models
+    return pa.table({"id": pa.array(m["id"].astype(object), pa.string()),
+                     "licenseVerdict": pa.array(m["verdict"].astype(object), pa.string()),
+                     "licenseChainVerdict": pa.array(m["chain_verdict"].astype(object),
+                                                     pa.string()),
+                     "familyRoot": pa.array(m["root"].astype(object), pa.string())})
 
 
 def write_licence_verdicts(store: GraphStore, audit: LicenceAudit) -> dict[str, int]:
@@ -693,14 +689,8 @@ def write_licence_verdicts(store: GraphStore, audit: LicenceAudit) -> dict[str, 
     `Model.licenseVerdict`, `licenseChainVerdict` and `familyRoot`, replacing earlier values
     in one transaction. Per-edge verdicts stay in the saved audit (`LicenceAudit.edges`).
     Returns the rows written."""
-    import pyarrow as pa
-
     from graph import views_queries as vq
 
-    m = audit.models
-    models = pa.table({"id": pa.array(m["id"].astype(object), pa.string()),
-                       "verdict": pa.array(m["verdict"].astype(object), pa.string()),
-                       "chain": pa.array(m["chain_verdict"].astype(object), pa.string()),
-                       "root": pa.array(m["root"].astype(object), pa.string())})
-    vq.write_licence_verdicts(store, models)
-    return {"models": models.num_rows}
+    rows = verdict_rows(audit)
+    vq.write_licence_verdicts(store, rows)
+    return {"models": rows.num_rows}

@@ -6,12 +6,16 @@ a running total, so it can fall; `likes` is a running total.
 
 - `model_trend` (page time, cheap): one model's observations, one row per run.
 - `build_trending` (batch builder): for every model seen by at least two runs, the change
-  between its last two observations, absolute and relative; `top_trending` ranks that table
+  between its last two observations, absolute and relative; `build_trends` adds the runs and
+  is what the scheduled job stores (`Trends.save` / `load`); `top_trending` ranks the table
   with a minimum base (page time, a pandas filter).
 
 An observation's time is `OBSERVED_IN.at` (the run's start), else the run's `startedAt`.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -87,6 +91,37 @@ def build_trending(store: GraphStore | None = None) -> pd.DataFrame:
 
     with store_or_open(store) as s:
         return trend_table(vq.repeated_observations(s))
+
+
+@dataclass
+class Trends:
+    """The stored trends of one graph generation: `trending` (`trend_table` rows) and `runs`
+    (the ingest runs with how many models each observed: run, source, startedAt, at, models)."""
+
+    trending: pd.DataFrame
+    runs: pd.DataFrame
+
+    def save(self, folder: Path | str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.trending.to_parquet(folder / "trending.parquet", index=False)
+        self.runs.to_parquet(folder / "runs.parquet", index=False)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path | str) -> "Trends":
+        folder = Path(folder)
+        return cls(trending=pd.read_parquet(folder / "trending.parquet"),
+                   runs=pd.read_parquet(folder / "runs.parquet"))
+
+
+def build_trends(store: GraphStore | None = None) -> Trends:
+    """Batch builder for the scheduled job: the trending table and the observing runs."""
+    from graph import views_queries as vq
+
+    with store_or_open(store) as s:
+        return Trends(trending=trend_table(vq.repeated_observations(s)),
+                      runs=vq.observation_runs(s))
 
 
 def top_trending(trending: pd.DataFrame, *, metric: str = "downloads", kind: str = "absolute",

@@ -4,8 +4,9 @@
 
 1. `python -m ingest run --snapshot …` into a fresh folder, in a child process: wall time,
    records/s, peak RSS (the child's ru_maxrss), phase times from the run report.
-2. The graph it produced is exported to Parquet (not timed), then loaded into a fresh Kùzu
-   database with plain `COPY … FROM '*.parquet'` (timed): the baseline the goal compares with.
+2. The graph it produced is exported to Parquet (not timed), then loaded into a fresh database
+   of the same engine (`HUBATLAS_ENGINE`) with plain `COPY … FROM '*.parquet'` (timed): the
+   baseline the goal compares with.
 Goal: full snapshot < 3 min, within 2x of the raw bulk load.
 """
 from __future__ import annotations
@@ -39,14 +40,14 @@ def run_ingest(snapshot: Path, db: Path) -> tuple[dict, float, float]:
 
 
 def raw_bulk_load(graph_file: Path, work: Path) -> tuple[float, int]:
-    from graph.kuzu_store import KuzuStore
+    from graph.store import open_embedded
 
     exported = work / "parquet"
-    src = KuzuStore(graph_file, read_only=True)
+    src = open_embedded(graph_file, read_only=True)
     src.export_parquet(exported)
     src.close()
     start = time.perf_counter()
-    dst = KuzuStore(work / "raw.kuzu", read_only=False)
+    dst = open_embedded(work / "raw.kuzu", read_only=False)
     dst.import_parquet(exported)
     dst.checkpoint()
     elapsed = time.perf_counter() - start
@@ -63,7 +64,6 @@ def main() -> None:
     if not args.snapshot.exists():
         print(f"skip: snapshot not found at {args.snapshot}")
         return
-    sys.path.insert(0, str(REPO))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     db = args.keep or work / "db"
     if db.exists():
@@ -76,7 +76,9 @@ def main() -> None:
         nodes = report["counts"]["nodes"]
         rels = report["counts"]["rels"]
         total_rows = sum(v for k, v in nodes.items() if "(stub)" not in k) + sum(rels.values())
-        print(f"snapshot: {args.snapshot}")
+        from graph.engine import engine
+
+        print(f"snapshot: {args.snapshot}; engine: {engine().describe()}")
         print(f"records read: {report['read']:,}; loaded: {report['loaded']}")
         print(f"graph: {total_rows:,} rows ({sum(rels.values()):,} relations); "
               f"models {nodes['Model'] - nodes['Model (stub)']:,} (+{nodes['Model (stub)']:,} stub "
@@ -90,7 +92,8 @@ def main() -> None:
         print(f"{'hub-atlas ingest (end to end)':<34}{wall:>9.1f}{report['read'] / wall:>12,.0f}"
               f"{total_rows / wall:>12,.0f}{peak_mb:>9,.0f}")
         print(f"{'  phases: ' + ', '.join(f'{k} {v}s' for k, v in report['phases'].items()):<34}")
-        print(f"{'kuzu COPY from parquet (raw)':<34}{raw_s:>9.1f}{'':>12}{total_rows / raw_s:>12,.0f}")
+        raw_name = f"{engine().name} COPY from parquet (raw)"
+        print(f"{raw_name:<34}{raw_s:>9.1f}{'':>12}{total_rows / raw_s:>12,.0f}")
         print()
         print(f"ratio ingest / raw bulk load: {wall / raw_s:.2f}x  (goal: <= 2x); "
               f"full snapshot in {wall / 60:.1f} min (goal: < 3 min)")

@@ -1,24 +1,61 @@
-"""The few places where Kùzu's Cypher and Neo4j's Cypher differ, in one place.
+"""The few places where the embedded engine's Cypher and Neo4j's Cypher differ, in one place.
 
-Shared queries in `graph.queries` are written in the common subset and call these for the rest.
+Shared queries in `graph.queries` are written in the common subset and
+call these methods for the rest; nothing else branches on the backend. `KUZU` serves both
+embedded engines (Kùzu and its fork LadybugDB speak the same dialect).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
 class Dialect:
-    name: str
-    rel_type_fn: str  # Kùzu: label(r); Neo4j: type(r)
-    path_rel_types: str  # expression giving the list of relation types along path `p`
-    path_node_ids: str  # expression giving the list of node ids along path `p`
+    """Cypher fragments that differ between backends; `name` is for display only."""
+
+    name: str = ""
 
     def rel_type(self, var: str) -> str:
-        return f"{self.rel_type_fn}({var})"
+        """The type name of relation variable `var`."""
+        raise NotImplementedError
+
+    def cast(self, expr: str, typ: str) -> str:
+        """`expr` (usually a `$param` or `r.col` of an UNWIND row) as schema type `typ`."""
+        raise NotImplementedError
+
+    def year_month(self, expr: str) -> str:
+        """An integer yyyymm of a timestamp expression."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{self.name} dialect>"
 
 
-KUZU = Dialect("kuzu", "label", "list_transform(rels(p), x -> label(x))",
-              "list_transform(nodes(p), x -> x.id)")
-NEO4J = Dialect("neo4j", "type", "[x IN relationships(p) | type(x)]",
-                "[x IN nodes(p) | x.id]")
+class KuzuDialect(Dialect):
+    name = "kuzu"
+
+    def rel_type(self, var: str) -> str:
+        return f"label({var})"
+
+    def cast(self, expr: str, typ: str) -> str:
+        # The engine infers a parameter's type from its values, so an all-null column (or a
+        # timestamp sent as an ISO string) needs an explicit cast.
+        return f"CAST({expr} AS {typ})"
+
+    def year_month(self, expr: str) -> str:
+        return f"date_part('year', {expr}) * 100 + date_part('month', {expr})"
+
+
+class Neo4jDialect(Dialect):
+    name = "neo4j"
+
+    def rel_type(self, var: str) -> str:
+        return f"type({var})"
+
+    def cast(self, expr: str, typ: str) -> str:
+        # Dynamically typed, except datetimes, which travel as ISO strings.
+        return f"datetime({expr})" if typ == "TIMESTAMP" else expr
+
+    def year_month(self, expr: str) -> str:
+        return f"{expr}.year * 100 + {expr}.month"
+
+
+KUZU: Dialect = KuzuDialect()
+NEO4J: Dialect = Neo4jDialect()

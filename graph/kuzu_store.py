@@ -1,4 +1,10 @@
-"""The embedded default: Kùzu 0.11 in-process, one database file per graph generation."""
+"""The embedded default: LadybugDB (or Kùzu 0.11) in-process, one database file per generation.
+
+The engine module comes from `graph.engine` (`HUBATLAS_ENGINE`); both engines share this code,
+their Cypher dialect (`graph.dialect.KUZU`) and their Python API. A database written by the
+other engine, another storage format or another schema is refused before the engine sees it
+(`graph.generations.check_compatible`), and a writable open stamps the database's marker.
+"""
 from __future__ import annotations
 
 import os
@@ -6,13 +12,16 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-import kuzu
 import pandas as pd
 import pyarrow as pa
 
 from graph.dialect import KUZU
+from graph.engine import engine
 from graph.errors import GraphError, QueryError, QueryTimeout
+from graph.generations import EngineMarker, check_compatible
+from graph.lineage_index import LineageIndex
 from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
+from graph.store import Generation
 
 _BUFFER_MB = int(os.environ.get("HUBATLAS_KUZU_BUFFER_MB", "2048"))
 
@@ -61,9 +70,9 @@ def _translate(e: Exception) -> GraphError:
 
 
 class KuzuStore:
-    """`GraphStore` over one Kùzu database file.
+    """`GraphStore` over one database file of the embedded engine (LadybugDB or Kùzu).
 
-    A Kùzu file admits one read-write process or any number of read-only ones, so the app
+    Such a file admits one read-write process or any number of read-only ones, so the app
     opens generations read-only and ingest writes a fresh generation (see `graph.generations`).
     """
 
@@ -73,16 +82,23 @@ class KuzuStore:
                  buffer_pool_mb: int = _BUFFER_MB):
         self.path = Path(path)
         self.read_only = read_only
+        self.engine = engine()
+        check_compatible(self.path)
+        mod = self.engine.module
         try:
-            self._db = kuzu.Database(str(self.path), read_only=read_only,
-                                     buffer_pool_size=buffer_pool_mb * 1024 * 1024)
+            self._db = mod.Database(str(self.path), read_only=read_only,
+                                    buffer_pool_size=buffer_pool_mb * 1024 * 1024)
         except RuntimeError as e:
-            raise GraphError(f"cannot open graph {self.path}: {e}") from e
-        self._conn = kuzu.Connection(self._db)
-        # A Kùzu connection is not safe for concurrent use; Streamlit runs sessions in threads.
+            raise GraphError(f"cannot open graph {self.path} with {self.engine.describe()}: "
+                             f"{e}") from e
+        self._conn = mod.Connection(self._db)
+        # A connection is not safe for concurrent use; Streamlit runs sessions in threads.
         self._lock = threading.RLock()
+        self._lineage: LineageIndex | None = None
+        self._lineage_lock = threading.Lock()
         if not read_only:
             self.ensure_schema()
+            EngineMarker.current().write(self.path)
 
     # -- reading -------------------------------------------------------------------------
     def _execute(self, query: str, params: dict[str, Any] | None = None):
@@ -107,23 +123,35 @@ class KuzuStore:
 
     def run_read_only(self, query: str, params: dict[str, Any] | None, *, row_cap: int,
                       timeout_s: float) -> pd.DataFrame:
-        """User Cypher: a read-only connection, interrupted after `timeout_s`, `row_cap` rows."""
-        # The app's database is opened read_only, so the engine itself refuses writes; the
-        # lexical guard in graph.readonly runs first and gives the clear message.
-        with self._lock:
-            self._conn.set_query_timeout(int(timeout_s * 1000))
-            try:
-                result = self._execute(query, params)
-                cols = result.get_column_names()
-                rows = []
-                while result.has_next() and len(rows) < row_cap:
-                    rows.append(result.get_next())
-            finally:
-                self._conn.set_query_timeout(0)
-        return pd.DataFrame(rows, columns=cols)
+        """User Cypher: never on this store's connection. It runs in a one-off sandboxed
+        worker over the same file (`graph.sandbox`: the engine's plan must be a pure read,
+        no files, no secrets, a memory ceiling and a wall-clock kill); at most `row_cap`
+        rows. Keep a `graph.sandbox.ConsoleSandbox` for repeated queries (warm worker)."""
+        from graph.sandbox import ConsoleSandbox, SandboxLimits, SandboxTarget
+
+        limits = SandboxLimits(timeout_s=timeout_s)
+        with ConsoleSandbox(SandboxTarget.embedded(self.path), limits=limits, max_workers=1,
+                            warm=False, precheck=False) as sandbox:
+            return sandbox.run(query, params=params, row_cap=row_cap).frame
 
     def node_count(self) -> int:
         return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])
+
+    def generation(self) -> Generation:
+        folder = self.path.parent
+        return Generation("embedded", folder.name, folder)
+
+    def lineage_index(self) -> LineageIndex | None:
+        """The lineage subgraph in memory, for `graph.queries`' lineage walks; None when the
+        store is writable (its data can change). Loaded from the generation's saved results
+        (`<generation>/results/lineage/`) when there, else read from the graph on first use."""
+        if not self.read_only:
+            return None
+        with self._lineage_lock:
+            if self._lineage is None:
+                self._lineage = (LineageIndex.load(self.path.parent / "results")
+                                 or LineageIndex.build(self))
+            return self._lineage
 
     # -- writing -------------------------------------------------------------------------
     def ensure_schema(self) -> None:

@@ -29,13 +29,16 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import neo4j
 import pandas as pd
 import pyarrow as pa
-from neo4j import GraphDatabase, graph as neo4j_graph
+from neo4j import GraphDatabase
 from neo4j import exceptions as nex
+from neo4j import graph as neo4j_graph
 from neo4j import time as neo4j_time
 
 from graph.dialect import NEO4J
 from graph.errors import GraphError, QueryError, QueryRefused, QueryTimeout
+from graph.queries import LAST_FINISHED_RUN
 from graph.schema import NODE_SPECS, NODES, REL_SPECS, RELS, Label, Rel
+from graph.store import Generation, neo4j_generation
 
 #: rows per `UNWIND $rows` batch of the bulk path, and a cap on one batch's estimated size
 BATCH_ROWS = 1000
@@ -408,6 +411,11 @@ class Neo4jStore:
 
     def node_count(self) -> int:
         return int(self.rows("MATCH (n) RETURN count(n) AS n")[0]["n"])
+
+    def generation(self) -> Generation:
+        """Named by the last finished ingest run: a Neo4j graph changes in place."""
+        rows = self.rows(LAST_FINISHED_RUN)
+        return neo4j_generation(rows[0]["id"] if rows else None)
 
     def server_agent(self) -> str:
         """The server's agent string, e.g. "Neo4j/5.26.0"."""

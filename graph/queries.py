@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from graph.schema import (LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel)
+from graph.lineage_index import LineageIndex
+from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel
 from graph.store import GraphStore
 
 LINEAGE_TYPES = "|".join(r.value for r in LINEAGE_RELS.values())
@@ -20,13 +22,7 @@ MAX_DEPTH = 30
 
 # -- write builders (used by ingest's loader) ------------------------------------------------
 def _cast(store: GraphStore, expr: str, typ: str) -> str:
-    # Kùzu infers a parameter's type from its values, so an all-null column needs a cast;
-    # Neo4j is dynamically typed except for datetimes, which travel as ISO strings.
-    if store.dialect.name == "kuzu":
-        return f"CAST({expr} AS {typ})"
-    if typ == "TIMESTAMP":
-        return f"datetime({expr})"
-    return expr
+    return store.dialect.cast(expr, typ)
 
 
 def upsert_nodes(store: GraphStore, label: Label, columns: list[str]) -> str:
@@ -111,6 +107,11 @@ def running_run(store: GraphStore) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+#: the newest finished ingest run (names a Neo4j generation)
+LAST_FINISHED_RUN = ("MATCH (r:IngestRun) WHERE r.status = 'ok' AND r.endedAt IS NOT NULL "
+                     "RETURN r.id AS id ORDER BY r.endedAt DESC LIMIT 1")
+
+
 def last_watermark(store: GraphStore) -> Any:
     rows = store.rows("MATCH (r:IngestRun) WHERE r.status = 'ok' AND r.watermark IS NOT NULL "
                       "RETURN max(r.watermark) AS w")
@@ -171,25 +172,103 @@ def parents(store: GraphStore, model_id: str) -> pd.DataFrame:
     return _with_relation(df)
 
 
+# Lineage walks. A store whose data cannot change under it (an embedded generation opened
+# read-only) offers `lineage_index()`: the lineage subgraph in memory, walked with numpy in
+# milliseconds (see graph.lineage_index for why). Other stores (Neo4j, a writable staging copy)
+# walk level by level: one query per generation, `UNWIND $ids` over the frontier, each a
+# primary-key lookup plus one hop, the same text on every backend and the same answers.
+def _lineage_index(store: GraphStore) -> LineageIndex | None:
+    get = getattr(store, "lineage_index", None)
+    return get() if get is not None else None
+
+
+def prepare_lineage(store: GraphStore) -> None:
+    """Load the store's lineage index now, if it has one (a start-up warm-up, so the first
+    lineage request does not wait 2-10 s for it on the full graph)."""
+    _lineage_index(store)
+
+
+def lineage_edges(store: GraphStore) -> pd.DataFrame:
+    """Every lineage edge: child, parent, rel (relation type). The input of `LineageIndex`."""
+    rel = store.dialect.rel_type("e")
+    return store.frame(f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(p:Model) "
+                       f"RETURN c.id AS child, p.id AS parent, {rel} AS rel")
+
+
+def models_frame(store: GraphStore, ids: list[str]) -> pd.DataFrame:
+    """The lineage frames' model properties (id, author, createdAt, downloads, likes,
+    pipelineTag, libraryName, license, stub) of the models `ids` that exist."""
+    return store.frame(f"UNWIND $ids AS i MATCH (m:Model {{id: i}}) RETURN {_MODEL_COLS}",
+                       {"ids": ids})
+
+
+def _hop_query(store: GraphStore, *, up: bool, with_edge: bool = True) -> str:
+    """One hop from the frontier `$ids`: rows (id, via[, rel]) where `id` is a parent (up)
+    or a child (down) of the frontier node `via`."""
+    if up:
+        match = f"UNWIND $ids AS i MATCH (v:Model {{id: i}})-[e:{LINEAGE_TYPES}]->(n:Model)"
+    else:
+        match = f"UNWIND $ids AS i MATCH (n:Model)-[e:{LINEAGE_TYPES}]->(v:Model {{id: i}})"
+    if not with_edge:
+        return f"{match} RETURN DISTINCT n.id AS id"
+    return f"{match} RETURN n.id AS id, v.id AS via, {store.dialect.rel_type('e')} AS rel"
+
+
+def _walk(store: GraphStore, start: str, max_depth: int, *, up: bool
+          ) -> tuple[pd.DataFrame, set[str]]:
+    """Breadth-first from `start` along lineage edges (up: to parents, down: to children),
+    one query per level.
+
+    Returns one row per node reached within `max_depth` steps: id, via (the neighbour one
+    level nearer on a shortest path; the smallest id where several are), rel (that edge's
+    type; the smallest where several) and depth (the shortest), nearest first and by id; and
+    the set of visited nodes known to have at least one neighbour in the walk's direction.
+    """
+    query = _hop_query(store, up=up)
+    seen = {start}
+    levels: list[pd.DataFrame] = []
+    expanded: set[str] = set()
+    frontier = [start]
+    for depth in range(1, max_depth + 1):
+        hop = store.frame(query, {"ids": frontier})
+        if hop.empty:
+            break
+        expanded.update(hop["via"])
+        hop = hop[~hop["id"].isin(seen)]
+        if hop.empty:
+            break
+        hop = hop.sort_values(["id", "via", "rel"], kind="stable").drop_duplicates("id")
+        levels.append(hop.assign(depth=depth))
+        frontier = hop["id"].tolist()
+        seen.update(frontier)
+    if not levels:
+        return pd.DataFrame(columns=["id", "via", "rel", "depth"]), expanded
+    return pd.concat(levels, ignore_index=True), expanded
+
+
 def ancestors(store: GraphStore, model_id: str, max_depth: int = 10) -> pd.DataFrame:
     """Every ancestor up to the roots: its shortest depth, the relation of the edge that
-    reaches it on that path, the child it was reached from, and whether it is a root."""
-    d = store.dialect
+    reaches it on that path, the child it was reached from (the smallest id where several
+    shortest paths meet), and whether it is a root."""
     depth = min(int(max_depth), MAX_DEPTH)
-    paths = store.frame(
-        f"MATCH p = (c:Model {{id: $id}})-[:{LINEAGE_TYPES}*1..{depth}]->(m:Model) "
-        f"RETURN m.id AS id, length(p) AS depth, {d.path_rel_types} AS rels, "
-        f"{d.path_node_ids} AS nodes", {"id": model_id})
-    if paths.empty:
+    index = _lineage_index(store)
+    if index is not None:
+        start = index.node(model_id)
+        walk = index.walk(start, depth, up=True) if start >= 0 else None
+        if not walk:
+            return _empty_lineage_frame(["child", "is_root"])
+        # a walk is ordered by depth, then node index, which is id order
+        return index.frame(walk, "child", extra={"is_root": ~index.has_parent(walk.node)})
+    found, has_parent = _walk(store, model_id, depth, up=True)
+    if found.empty:
         return _empty_lineage_frame(["child", "is_root"])
-    paths = paths.sort_values("depth", kind="stable").drop_duplicates("id")
-    paths["rel"] = paths["rels"].map(lambda r: r[-1])
-    paths["child"] = paths["nodes"].map(lambda n: n[-2])
-    ids = paths["id"].tolist()
-    has_parent = {r["id"] for r in store.rows(
-        f"UNWIND $ids AS i MATCH (m:Model {{id: i}})-[:{LINEAGE_TYPES}]->(:Model) "
-        "RETURN DISTINCT m.id AS id", {"ids": ids})}
-    info = _models_frame(store, ids)
+    if int(found["depth"].max()) == depth:  # the walk stopped at the cap: are these roots?
+        last = found.loc[found["depth"] == depth, "id"].tolist()
+        has_parent.update(r["id"] for r in store.rows(
+            f"UNWIND $ids AS i MATCH (m:Model {{id: i}})-[:{LINEAGE_TYPES}]->(:Model) "
+            "RETURN DISTINCT m.id AS id", {"ids": last}))
+    paths = found.rename(columns={"via": "child"})
+    info = models_frame(store, paths["id"].tolist())
     out = paths[["id", "depth", "rel", "child"]].merge(info, on="id", how="left")
     out["is_root"] = ~out["id"].isin(has_parent)
     return _with_relation(out).sort_values(["depth", "id"]).reset_index(drop=True)
@@ -198,34 +277,26 @@ def ancestors(store: GraphStore, model_id: str, max_depth: int = 10) -> pd.DataF
 def descendants(store: GraphStore, model_id: str, max_depth: int = 2,
                 limit: int = 50_000) -> pd.DataFrame:
     """Descendants to `max_depth`: id, shortest depth, the relation to its parent on that path
-    and that parent's id, plus model properties. At most `limit` rows, nearest first."""
-    # One query: each descendant's shortest depth, then its own lineage edges; the edge to a
-    # parent one level nearer is the one on a shortest path. Returning path lists instead
-    # (list_transform over every path) took 2-4 s for a 5k-children family on the full graph.
-    d = store.dialect
+    and that parent's id (the smallest where several are), plus model properties. At most
+    `limit` rows, nearest first, then most downloaded."""
     depth = min(int(max_depth), MAX_DEPTH)
-    child_cols = _MODEL_COLS.replace("m.", "c.")
-    df = store.frame(
-        f"MATCH p = (c:Model)-[:{LINEAGE_TYPES}*1..{depth}]->(root:Model {{id: $id}}) "
-        f"WITH c, min(length(p)) AS depth "
-        f"MATCH (c)-[e:{LINEAGE_TYPES}]->(parent:Model) "
-        f"RETURN {child_cols}, depth, {d.rel_type('e')} AS rel, parent.id AS parent",
-        {"id": model_id})
-    if df.empty:
+    index = _lineage_index(store)
+    if index is not None:
+        start = index.node(model_id)
+        walk = index.walk(start, depth, up=False) if start >= 0 else None
+        if not walk:
+            return _empty_lineage_frame(["parent"])
+        # nearest first, then most downloaded (unknown last), then id (= node index order)
+        order = np.lexsort((walk.node, -index.downloads(walk.node), walk.depth))[:limit]
+        return index.frame(walk, "parent", order=order)
+    found, _ = _walk(store, model_id, depth, up=False)
+    if found.empty:
         return _empty_lineage_frame(["parent"])
-    level = dict(zip(df["id"], df["depth"]))
-    level[model_id] = 0
-    df = df[df["parent"].map(level) == df["depth"] - 1]
-    df = df.sort_values(["id", "parent"], kind="stable").drop_duplicates("id")
-    out = df[["id", "depth", "rel", "parent", *[c for c in df.columns
-                                                if c not in ("id", "depth", "rel", "parent")]]]
+    info = models_frame(store, found["id"].tolist())
+    out = found.rename(columns={"via": "parent"})[["id", "depth", "rel", "parent"]].merge(
+        info, on="id", how="left")
     out = out.sort_values(["depth", "downloads", "id"], ascending=[True, False, True])
     return _with_relation(out).head(limit).reset_index(drop=True)
-
-
-def _models_frame(store: GraphStore, ids: list[str]) -> pd.DataFrame:
-    return store.frame(f"UNWIND $ids AS i MATCH (m:Model {{id: i}}) RETURN {_MODEL_COLS}",
-                       {"ids": ids})
 
 
 def _empty_lineage_frame(extra: list[str]) -> pd.DataFrame:
@@ -236,21 +307,36 @@ def _empty_lineage_frame(extra: list[str]) -> pd.DataFrame:
 
 def descendant_counts(store: GraphStore, model_id: str) -> dict[str, int]:
     """Direct children per relation type, as the Hub's model tree shows them."""
-    d = store.dialect
-    rows = store.rows(f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(m:Model {{id: $id}}) "
-                      f"RETURN {d.rel_type('e')} AS rel, count(*) AS n", {"id": model_id})
     out = {name: 0 for name in LINEAGE_RELS}
+    index = _lineage_index(store)
+    if index is not None:
+        start = index.node(model_id)
+        counts = index.child_counts(start).items() if start >= 0 else ()
+        rows = [{"rel": rel, "n": n} for rel, n in counts]
+    else:
+        rows = store.rows(f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(m:Model {{id: $id}}) "
+                          f"RETURN {store.dialect.rel_type('e')} AS rel, count(*) AS n",
+                          {"id": model_id})
     for r in rows:
-        out[REL_TO_RELATION[r["rel"]]] = int(r["n"])
+        out[REL_TO_RELATION[r["rel"]]] += int(r["n"])
     return out
 
 
 def family_size(store: GraphStore, model_id: str, max_depth: int = 10) -> int:
     """Number of distinct descendants at any depth up to `max_depth`."""
     depth = min(int(max_depth), MAX_DEPTH)
-    rows = store.rows(f"MATCH (c:Model)-[:{LINEAGE_TYPES}*1..{depth}]->(m:Model {{id: $id}}) "
-                      "RETURN count(DISTINCT c) AS n", {"id": model_id})
-    return int(rows[0]["n"])
+    index = _lineage_index(store)
+    if index is not None:
+        start = index.node(model_id)
+        return len(index.walk(start, depth, up=False)) if start >= 0 else 0
+    query = _hop_query(store, up=False, with_edge=False)
+    seen, frontier = {model_id}, [model_id]
+    for _ in range(depth):
+        frontier = [i for i in store.frame(query, {"ids": frontier})["id"] if i not in seen]
+        if not frontier:
+            break
+        seen.update(frontier)
+    return len(seen) - 1
 
 
 def roots(store: GraphStore, model_id: str) -> list[str]:
@@ -296,4 +382,70 @@ def _with_relation(df: pd.DataFrame) -> pd.DataFrame:
         df = df.assign(relation=df["rel"].map(REL_TO_RELATION)).drop(columns="rel")
     return df
 
+
+# -- overview and timelines --------------------------------------------------------------
+#: how uploads per month can be grouped → the model property holding the group
+UPLOAD_GROUPS = {"task": "pipelineTag", "library": "libraryName"}
+
+
+def uploads_by_month(store: GraphStore, by: str = "task") -> pd.DataFrame:
+    """Models with a known creation date per month and group: ym (yyyymm), grp, n.
+
+    Models the Hub back-filled with 2022-03-02 have no known date and are left out."""
+    if by not in UPLOAD_GROUPS:
+        raise ValueError(f"by must be one of {sorted(UPLOAD_GROUPS)}, got {by!r}")
+    return store.frame(
+        f"MATCH (m:Model) WHERE m.createdAt IS NOT NULL "
+        f"RETURN {store.dialect.year_month('m.createdAt')} AS ym, "
+        f"m.{UPLOAD_GROUPS[by]} AS grp, count(*) AS n")
+
+
+def models_per_licence(store: GraphStore) -> pd.DataFrame:
+    """Real (non-stub) models per stated licence: licence, n."""
+    return store.frame("MATCH (m:Model) WHERE m.stub IS NULL OR m.stub = false "
+                       "RETURN m.license AS licence, count(*) AS n")
+
+
+def derivatives_by_month(store: GraphStore, model_id: str) -> pd.DataFrame:
+    """Direct derivatives of one model per creation month and relation type: ym (0 when
+    unknown), rel, n."""
+    d = store.dialect
+    return store.frame(
+        f"MATCH (c:Model)-[e:{LINEAGE_TYPES}]->(m:Model {{id: $id}}) "
+        f"RETURN CASE WHEN c.createdAt IS NULL THEN 0 "
+        f"ELSE {d.year_month('c.createdAt')} END AS ym, "
+        f"{d.rel_type('e')} AS rel, count(*) AS n", {"id": model_id})
+
+
+def model_created_dates(store: GraphStore) -> pd.Series:
+    """Creation dates of every real (non-stub) model with a known date: where the graph's
+    observations end is read from them (`analytics.pipeline.observed_until`)."""
+    df = store.frame("MATCH (m:Model) WHERE (m.stub IS NULL OR m.stub = false) AND "
+                     "m.createdAt IS NOT NULL RETURN m.createdAt AS createdAt")
+    return pd.to_datetime(df["createdAt"], utc=True)
+
+
+def model_ids_downloads(store: GraphStore) -> pd.DataFrame:
+    """Every model id with its downloads (the type-ahead index's input): id, downloads."""
+    return store.frame("MATCH (m:Model) RETURN m.id AS id, m.downloads AS downloads")
+
+
+# -- derived properties (written by the scheduled job) -------------------------------------
+def set_node_properties(store: GraphStore, label: Label, columns: list[str]) -> str:
+    """`UNWIND $rows` (id + `columns`) setting derived properties on existing nodes."""
+    types = dict(NODE_SPECS[label].properties)
+    unknown = [c for c in columns if c not in types or c == "id"]
+    if unknown:
+        raise ValueError(f"not settable properties of {label.value}: {unknown}")
+    sets = ", ".join(f"n.{c} = {_cast(store, 'r.' + c, types[c])}" for c in columns)
+    return f"UNWIND $rows AS r MATCH (n:{label.value} {{id: r.id}}) SET {sets}"
+
+
+def clear_node_properties(label: Label, columns: list[str], marker: str) -> str:
+    """Null `columns` on every node where `marker` is set (before writing fresh values)."""
+    types = dict(NODE_SPECS[label].properties)
+    if marker not in types or any(c not in types for c in columns):
+        raise ValueError(f"unknown properties of {label.value}: {[marker, *columns]}")
+    sets = ", ".join(f"n.{c} = NULL" for c in columns)
+    return f"MATCH (n:{label.value}) WHERE n.{marker} IS NOT NULL SET {sets}"
 

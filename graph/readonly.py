@@ -1,31 +1,33 @@
-"""The Cypher console's guard and runner: user-typed Cypher, read-only, capped, time-limited.
+"""The Cypher console: user-typed Cypher, read-only, capped, time-limited, sandboxed.
 
-Defence in depth:
+What decides is the engine, in a separate worker process (`graph.sandbox`):
 
-1. A lexical guard (`check_read_only`), the same for every backend. It lexes the text the
-   way a Cypher parser does (line and block comments, '…' and "…" strings with backslash
-   escapes, `…` quoted identifiers), so keywords hidden in comments are still seen and
-   keywords inside string literals are not. Then, outside literals, it refuses
-   - any non-ASCII character (homoglyphs, full-width letters, zero-width joiners…),
-   - more than one statement (a ';' anywhere but at the very end),
-   - a clause keyword that writes, changes the schema, calls procedures, touches files or
-     the session (`FORBIDDEN`), wherever it appears,
-   - a statement that does not start with a read clause (`READ_STARTS`).
-   A keyword used as a property key (`n.set`) or quoted as an identifier is not a clause.
-2. The engine itself: the app opens the embedded graph read-only (`KuzuStore(read_only=True)`)
-   so a write that slipped past the guard still fails; Neo4j runs the statement in a READ
-   access-mode transaction (`session.execute_read`). Both enforce a row cap and a time limit
-   through `GraphStore.run_read_only`.
+1. Limits on the raw text (size, bracket nesting), because the engine's parser is
+   superlinear in both and can crash on deep nesting (`graph.sandbox.check_text_limits`).
+2. A lexical first filter (`check_read_only`, this module): cheap and gives clear messages
+   ("Refused: DELETE is not allowed…") for the obvious cases, without starting anything.
+   It is *not* what admits a query: it can only refuse. It reads block comments both ways
+   the engines do (`/* **/` closes the comment for Neo4j, not for Kùzu's lexer) and
+   refuses a keyword seen under either reading.
+3. The engine's plan of exactly the statement that will run (`EXPLAIN`), every operator on
+   an allow-list of pure reads (`graph.sandbox_plan`), on Kùzu/LadybugDB and on Neo4j.
+4. The operating system around the worker (`graph.sandbox_os`): a clean environment,
+   Landlock (no file opened but Python's own, read-only — the database file is open
+   already; no writes, no network), a memory ceiling and a wall-clock kill watched from
+   the app, its own read-only connection.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from graph.errors import QueryRefused
-from graph.store import GraphStore
+from graph.sandbox import ConsoleResult, ConsoleSandbox, SandboxLimits, SandboxTarget
+
+if TYPE_CHECKING:
+    from graph.store import GraphStore
 
 #: clause keywords refused anywhere outside string literals and comments
 FORBIDDEN: frozenset[str] = frozenset({
@@ -42,7 +44,7 @@ FORBIDDEN: frozenset[str] = frozenset({
 READ_STARTS: frozenset[str] = frozenset({"MATCH", "OPTIONAL", "WITH", "UNWIND", "RETURN"})
 
 DEFAULT_ROW_CAP = 1000
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = SandboxLimits().timeout_s  # HUBATLAS_CONSOLE_TIMEOUT_S, default 10 s
 
 
 @dataclass
@@ -53,30 +55,52 @@ class Lexed:
     words: list[tuple[str, int]]  # (UPPER word, offset) outside literals and comments
 
 
-def _lex(text: str, *, escapes: bool = True, strict: bool = True) -> Lexed:
-    """Blank out comments and literals the way the engines' lexers read them.
+def _comment_end(text: str, start: int, *, star_pairs: bool) -> int:
+    """Index just past the block comment opened at `start`, or -1 if it never closes.
+
+    star_pairs=False: the first `*/` closes it (Neo4j). star_pairs=True: Kùzu's ANTLR rule
+    `'/*' (~'*' | '*' ~'/')* '*/'`, where a `*` swallows the next character, so `/* **/`
+    does not close."""
+    if not star_pairs:
+        j = text.find("*/", start + 2)
+        return -1 if j < 0 else j + 2
+    i, n = start + 2, len(text)
+    while i < n:
+        if text[i] == "*":
+            if i + 1 < n and text[i + 1] == "/":
+                return i + 2
+            i += 2
+        else:
+            i += 1
+    return -1
+
+
+def _lex(text: str, *, escapes: bool = True, strict: bool = True,
+         star_pairs: bool = False) -> Lexed:
+    """Blank out comments and literals the way an engine's lexer reads them.
 
     `escapes`: a backslash escapes the next character in a string (both Kùzu and Neo4j do
     this; checked in tests/test_console.py); `strict`: an unterminated literal is refused
-    (otherwise it runs to the end of the text)."""
+    (otherwise it runs to the end of the text); `star_pairs`: Kùzu's reading of block
+    comments (see `_comment_end`)."""
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         two = text[i:i + 2]
-        if two == "//":
-            j = text.find("\n", i)
-            j = n if j < 0 else j
+        if two == "//":  # to the end of the line: \n or \r, as the engines' lexers end it
+            ends = [k for k in (text.find("\n", i), text.find("\r", i)) if k >= 0]
+            j = min(ends) if ends else n
             out.append(" " * (j - i))
             i = j
         elif two == "/*":
-            j = text.find("*/", i + 2)
+            j = _comment_end(text, i, star_pairs=star_pairs)
             if j < 0:
                 if strict:
                     raise QueryRefused("Refused: unterminated /* comment.")
-                j = n - 2
-            out.append(" " * (j + 2 - i))
-            i = j + 2
+                j = n
+            out.append(" " * (j - i))
+            i = j
         elif ch in ("'", '"'):
             j = i + 1
             while j < n and text[j] != ch:
@@ -138,13 +162,21 @@ def _refuse_forbidden(lexed: Lexed) -> None:
 
 
 def check_read_only(query: str) -> str:
-    """Refuse anything but one read-only statement; return it without a trailing ';'.
+    """The lexical first filter: refuse anything that is clearly not one read-only
+    statement; return it without a trailing ';'. Both comment readings (Neo4j's and Kùzu's)
+    must pass. Passing this admits nothing by itself: the engine's plan decides.
 
     Raises `graph.errors.QueryRefused` with a message naming what was refused.
     """
     if query is None or not query.strip():
         raise QueryRefused("Refused: the query is empty.")
-    lexed = _lex(query)
+    statement = query
+    for star_pairs in (False, True):
+        statement = _check_reading(query, _lex(query, star_pairs=star_pairs))
+    return statement
+
+
+def _check_reading(query: str, lexed: Lexed) -> str:
     code = lexed.code
     for pos, ch in enumerate(code):
         if not ch.isascii():
@@ -167,28 +199,19 @@ def check_read_only(query: str) -> str:
     return statement.rstrip()
 
 
-@dataclass
-class ConsoleResult:
-    frame: pd.DataFrame
-    truncated: bool  # more rows than the cap existed
-    seconds: float
-    row_cap: int
-
-
-def run_console_query(store: GraphStore, query: str, *, row_cap: int = DEFAULT_ROW_CAP,
+def run_console_query(runner: "ConsoleSandbox | GraphStore", query: str, *,
+                      row_cap: int = DEFAULT_ROW_CAP,
                       timeout_s: float = DEFAULT_TIMEOUT_S) -> ConsoleResult:
-    """Guard, then run in the store's read-only transaction; at most `row_cap` rows.
+    """Run one user query in the console's sandbox; at most `row_cap` rows.
 
-    Raises QueryRefused (guard), QueryTimeout (time limit) or QueryError (engine).
+    `runner` is a `graph.sandbox.ConsoleSandbox` (the page keeps a warm one per graph
+    generation), or a store, for which a one-off worker over the same graph is started.
+    Raises QueryRefused, QueryTimeout, QueryError or `graph.sandbox.ConsoleFailure`.
     """
-    if row_cap < 1:
-        raise ValueError(f"row_cap must be >= 1, got {row_cap}")
-    statement = check_read_only(query)
-    started = time.perf_counter()
-    frame = store.run_read_only(statement, None, row_cap=row_cap + 1, timeout_s=timeout_s)
-    seconds = time.perf_counter() - started
-    truncated = len(frame) > row_cap
-    return ConsoleResult(frame.head(row_cap), truncated, seconds, row_cap)
+    if isinstance(runner, ConsoleSandbox):
+        return runner.run(query, row_cap=row_cap, timeout_s=timeout_s)
+    with ConsoleSandbox(SandboxTarget.for_store(runner), max_workers=1, warm=False) as box:
+        return box.run(query, row_cap=row_cap, timeout_s=timeout_s)
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -44,6 +44,10 @@ class Rel(str, Enum):
     OBSERVED_IN = "OBSERVED_IN"
 
 
+#: `IngestRun.source` of a graph loaded from the shipped first-run sample (`ingest.seed`):
+#: pages label such a graph "sample data"
+SAMPLE_SOURCE_PREFIX = "sample:"
+
 #: relation name in records ("finetune") → relation type in the graph
 LINEAGE_RELS: dict[str, Rel] = {
     "finetune": Rel.FINETUNE_OF,
@@ -70,24 +74,45 @@ class RelSpec:
     doc: str
 
 
-#: properties the scheduled job's batch builders write after ingest (analytics.licences), not
-#: ingest: the licence verdict against the parents, the worst one up the primary chain, and
-#: the root that chain ends at. On nodes only: Kùzu 0.11.3 fails every later update of a
-#: lineage relation's properties on the full graph once they have been updated and the
-#: database reopened (KU_UNREACHABLE in csr_node_group.cpp), so per-edge verdicts stay in the
-#: audit's stored result
-DERIVED_MODEL_PROPS: tuple[tuple[str, str], ...] = (
-    ("licenseVerdict", "STRING"), ("licenseChainVerdict", "STRING"), ("familyRoot", "STRING"))
-
 _REPO_COMMON = (("id", "STRING"), ("author", "STRING"), ("createdAt", "TIMESTAMP"),
                 ("lastModified", "TIMESTAMP"), ("likes", "INT64"))
+
+#: Model properties the scheduled job derives after each ingest (`analytics.pipeline`), so
+#: Cypher can ask for them: `MATCH (m:Model) WHERE m.forecast_12m > 100 RETURN m.id`.
+#: Null for models without a derivative series. Forecasts are cumulative counts (median and 80%
+#: band) h months after forecast_as_of. Documented in docs/schema.md.
+GROWTH_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("derivatives_observed", "INT64"),  # direct derivatives with a known date, up to forecast_as_of
+    ("forecast_as_of", "TIMESTAMP"),  # end of the observed months the forecast starts from
+    ("growth_lambda", "DOUBLE"),  # WSB fitness λ (paper form, m = 100)
+    ("growth_mu", "DOUBLE"),  # WSB immediacy μ (log-months)
+    ("growth_sigma", "DOUBLE"),  # WSB longevity σ
+    ("growth_c_inf", "DOUBLE"),  # WSB ultimate derivative count c∞ = 100 (e^λ − 1)
+    ("growth_r2", "DOUBLE"), ("growth_rmsle", "DOUBLE"),  # how well the WSB curve fits
+    ("growth_fit_ok", "BOOLEAN"),  # the WSB fit passed every check: its parameters mean something
+    ("growth_fit_flags", "STRING"),  # ';'-joined checks the WSB fit failed
+    ("forecast_method", "STRING"),  # which method made the forecasts below
+    ("forecast_3m", "DOUBLE"), ("forecast_3m_low", "DOUBLE"), ("forecast_3m_high", "DOUBLE"),
+    ("forecast_6m", "DOUBLE"), ("forecast_6m_low", "DOUBLE"), ("forecast_6m_high", "DOUBLE"),
+    ("forecast_12m", "DOUBLE"), ("forecast_12m_low", "DOUBLE"), ("forecast_12m_high", "DOUBLE"),
+)
+
+#: Model properties of the licence audit (`analytics.licences`), derived by the same job: the
+#: verdict of a model's licence against its parents' (the worst over its parents: same,
+#: compatible, unstated, unknown, missing, conflict), the worst verdict up its primary chain
+#: (the most downloaded parent at each step), and the root that chain ends at. Null for models
+#: without a parent. Per-edge verdicts stay in the stored audit (Kùzu 0.11.3 fails later
+#: updates of lineage relation properties once updated and reopened: KU_UNREACHABLE,
+#: csr_node_group.cpp). Documented in docs/schema.md and docs/licences.md.
+LICENCE_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("licenseVerdict", "STRING"), ("licenseChainVerdict", "STRING"), ("familyRoot", "STRING"))
 
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(Label.MODEL, _REPO_COMMON + (
         ("downloads", "INT64"), ("pipelineTag", "STRING"), ("libraryName", "STRING"),
         ("tags", "STRING[]"), ("gated", "STRING"), ("parameters", "INT64"),
         ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN"))
-        + DERIVED_MODEL_PROPS,
+        + GROWTH_PROPERTIES + LICENCE_PROPERTIES,
         "A model repo. createdAt is null where the Hub back-filled 2022-03-02; stub=true for a "
         "parent named by a base_model tag that is not (yet) a known model."),
     NodeSpec(Label.DATASET, _REPO_COMMON + (

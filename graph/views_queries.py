@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from graph import queries as q
 from graph.schema import (
-    DERIVED_MODEL_PROPS,
+    LICENCE_PROPERTIES,
     NODE_SPECS,
     REL_SPECS,
     REL_TO_RELATION,
@@ -59,66 +59,40 @@ def lineage_edges_with_models(store: GraphStore) -> pd.DataFrame:
 
 
 def table_columns(store: GraphStore, table: Label | Rel) -> set[str] | None:
-    """The properties a Kùzu table has (None on Neo4j, which is schema-free). A graph created
-    before a property was declared lacks it until `ensure_view_properties` adds it."""
+    """The properties an embedded table has (None on Neo4j, which is schema-free)."""
     if store.dialect.name != "kuzu":
         return None
     rows = store.rows(f"CALL table_info('{table.value}') RETURN name")
     return {r["name"] for r in rows}
 
 
-def ensure_view_properties(store: GraphStore) -> None:
-    """Add the derived Model properties of `graph.schema` to a graph created before them.
-
-    Neo4j is schema-free; Kùzu needs `ALTER TABLE … ADD IF NOT EXISTS` (a no-op when there)."""
-    if store.dialect.name != "kuzu":
-        return
-    store.write([(f"ALTER TABLE {Label.MODEL.value} ADD IF NOT EXISTS {name} {typ}", {})
-                 for name, typ in DERIVED_MODEL_PROPS])
-
-
-def clear_licence_verdicts() -> list[tuple[str, dict]]:
-    """Statements that remove earlier verdicts."""
-    names = [n for n, _ in DERIVED_MODEL_PROPS]
-    sets = ", ".join(f"m.{n} = NULL" for n in names)
-    where = " OR ".join(f"m.{n} IS NOT NULL" for n in names)
-    return [(f"MATCH (m:{Label.MODEL.value}) WHERE {where} SET {sets}", {})]
-
-
-def set_model_licence_verdicts() -> str:
-    """`$rows` of {id, verdict, chain, root} → Model.licenseVerdict, licenseChainVerdict,
-    familyRoot."""
-    return (f"UNWIND $rows AS r MATCH (m:{Label.MODEL.value} {{id: r.id}}) "
-            "SET m.licenseVerdict = r.verdict, m.licenseChainVerdict = r.chain, "
-            "m.familyRoot = r.root")
-
-
-def write_licence_verdicts(store: GraphStore, models: pa.Table, *, batch: int = 5000,
+def write_licence_verdicts(store: GraphStore, rows: pa.Table, *, batch: int = 5000,
                            load_from: bool | None = None) -> None:
-    """Replace every stored verdict in one transaction: clear, then set.
+    """Replace every stored licence verdict in one transaction: clear, then set.
 
-    models: id, verdict, chain, root. Kùzu reads the Arrow table with `LOAD FROM` (one
-    statement: 116k models in ~6 s on the full graph, where `UNWIND $rows` batches cost
-    ~2 ms a row); Neo4j gets UNWIND batches (load_from=False forces them on Kùzu too)."""
-    ensure_view_properties(store)
-    stmts = clear_licence_verdicts()
+    rows: id + the `LICENCE_PROPERTIES` columns. The embedded engine reads the Arrow table
+    with `LOAD FROM` (one statement: 116k models in ~6 s on the full graph, where the
+    `UNWIND $rows` batches of `graph.queries.set_node_properties` cost ~2 ms a row); Neo4j
+    gets the UNWIND batches (load_from=False forces them on the embedded engine too)."""
+    names = [n for n, _ in LICENCE_PROPERTIES]
+    missing = [n for n in ["id", *names] if n not in rows.column_names]
+    if missing:
+        raise ValueError(f"verdict rows lack {missing}")
+    stmts = [(q.clear_node_properties(Label.MODEL, names, marker=names[0]), {})]
     if load_from is None:
         load_from = store.dialect.name == "kuzu"
     if not load_from:
-        stmts += [(set_model_licence_verdicts(), {"rows": chunk})
-                  for chunk in _batches(models.to_pylist(), batch)]
-    elif models.num_rows:
-        # Kùzu's LOAD FROM scans a Python variable of that name in the calling frames
-        model_rows = models  # noqa: F841
+        query = q.set_node_properties(store, Label.MODEL, names)
+        records = rows.select(["id", *names]).to_pylist()
+        stmts += [(query, {"rows": records[i:i + batch]})
+                  for i in range(0, len(records), batch)]
+    elif rows.num_rows:
+        # the embedded engine's LOAD FROM scans a Python variable of that name in the caller
+        model_rows = rows.select(["id", *names])  # noqa: F841
+        sets = ", ".join(f"m.{n} = {n}" for n in names)
         stmts.append((f"LOAD FROM model_rows MATCH (m:{Label.MODEL.value} {{id: id}}) "
-                      "SET m.licenseVerdict = verdict, m.licenseChainVerdict = chain, "
-                      "m.familyRoot = root", {}))
+                      f"SET {sets}", {}))
     store.write(stmts)
-
-
-def _batches(rows: list, size: int):
-    for i in range(0, len(rows), size):
-        yield rows[i:i + size]
 
 
 def stored_licence_verdicts(store: GraphStore) -> pd.DataFrame:
@@ -207,7 +181,7 @@ def observation_runs(store: GraphStore) -> pd.DataFrame:
 # -- compare and export ---------------------------------------------------------------------
 _EXPORT_MODEL_PROPS = ("author", "createdAt", "downloads", "likes", "pipelineTag",
                        "libraryName", "license", "parameters", "gated", "stub",
-                       *(n for n, _ in DERIVED_MODEL_PROPS))
+                       *(n for n, _ in LICENCE_PROPERTIES))
 _EXPORT_EDGE_PROPS = tuple(n for n, _ in REL_SPECS[Rel.FINETUNE_OF].properties)
 
 

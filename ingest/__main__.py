@@ -37,9 +37,16 @@ def cli() -> None:
 @click.option("--full", is_flag=True, help="Ignore the last run's watermark: re-read everything.")
 @click.option("--batch-size", type=int, default=2000, show_default=True,
               help="Records per committed batch (incremental runs).")
+@click.option("--analytics/--no-analytics", "with_analytics", default=True, show_default=True,
+              help="Refresh every derived result (forecasts, search index, aggregates) after "
+                   "the load, as the scheduled job does.")
+@click.option("--skip", "skip_steps", multiple=True, metavar="STEP",
+              help="A derived result not to refresh (e.g. search); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
-    """Ingest from the Hub (default) or from recorded snapshot files."""
+def run(snapshots, endpoint, limit, since, full, batch_size, with_analytics, skip_steps,
+        as_json) -> None:
+    """Ingest from the Hub (default) or from recorded snapshot files, then refresh the
+    derived results of the new graph generation (the scheduled job: run it from cron)."""
     from tqdm import tqdm
 
     from ingest.run import ingest
@@ -57,7 +64,7 @@ def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
     bar = tqdm(unit=" records", file=sys.stderr, disable=None, mininterval=1.0)
     try:
         report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update,
-                        batch_size=batch_size, full=full)
+                        batch_size=batch_size, full=full, refresh=_refresh(with_analytics, skip_steps))
     except WriterBusy as e:
         raise click.ClickException(f"{e} (another cron run?); nothing was changed")
     except (IngestError, GraphError) as e:
@@ -68,6 +75,15 @@ def run(snapshots, endpoint, limit, since, full, batch_size, as_json) -> None:
         click.echo(json.dumps(report.as_dict(), indent=2, default=str))
         return
     _print_report(report.as_dict())
+
+
+def _refresh(enabled: bool, skip: tuple[str, ...]):
+    """The derived-results job run with every ingest (this CLI is where the two are wired)."""
+    if not enabled:
+        return None
+    from analytics.pipeline import Refresh
+
+    return Refresh(skip=skip)
 
 
 def _print_report(r: dict) -> None:
@@ -90,6 +106,9 @@ def _print_report(r: dict) -> None:
                    f"parents, {lin['parents_resolved_share']:.1%} resolve to a model "
                    f"({lin['parents_resolved_by_alias']:,} via legacy/case aliases)")
     _print_counts(r["counts"])
+    for a in r.get("analytics", []):
+        outcome = "ok" if a["ok"] else f"FAILED: {a['error']}"
+        click.echo(f"  derived {a['name']:<18} {a['seconds']:>7.1f} s  {outcome}")
 
 
 def _print_counts(counts: dict) -> None:

@@ -15,21 +15,48 @@ from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from graph import queries as q
 from graph.generations import Generations
-from graph.kuzu_store import KuzuStore
 from graph.schema import Label, Rel
-from graph.store import GraphStore, chunked, db_root, neo4j_configured
+from graph.store import (
+    Generation,
+    GraphStore,
+    chunked,
+    db_root,
+    neo4j_configured,
+    neo4j_generation,
+    open_embedded,
+    open_store,
+)
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
-from ingest.loader import (GraphRows, LineageStats, bulk_write, cycle_edges, iso_utc,
-                           relink_statements, upsert_statements)
+from ingest.loader import (
+    GraphRows,
+    LineageStats,
+    bulk_write,
+    cycle_edges,
+    iso_utc,
+    relink_statements,
+    upsert_statements,
+)
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
+
+
+class Refresher(Protocol):
+    """Derived results refreshed by the run (`analytics.pipeline.Refresh`; wired by the CLI).
+
+    `before_publish` runs on the loaded graph before it is published (it may write into it,
+    and stores files under the new generation's folder), `after_publish` on the published
+    generation, read-only. Failures are theirs to record: a run publishes whatever they do."""
+
+    def before_publish(self, store: GraphStore, generation: Generation) -> list[Any]: ...
+
+    def after_publish(self, store: GraphStore, generation: Generation) -> list[Any]: ...
 
 
 @dataclass
@@ -50,6 +77,7 @@ class RunReport:
     seconds: float = 0.0
     watermark: datetime | None = None  # newest lastModified/createdAt seen
     phases: dict = field(default_factory=dict)  # seconds per phase (bulk: parse/build/write)
+    analytics: list = field(default_factory=list)  # how each derived result went (Refresher)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "source": self.source, "mode": self.mode,
@@ -58,7 +86,9 @@ class RunReport:
                 "skipped": dict(self.skipped), "rejects": dict(self.rejects),
                 "lineage": self.lineage, "counts": self.counts,
                 "resumed_from": self.resumed_from, "seconds": round(self.seconds, 2),
-                "watermark": str(self.watermark), "phases": self.phases}
+                "watermark": str(self.watermark), "phases": self.phases,
+                "analytics": [{"name": a.name, "ok": a.ok, "seconds": a.seconds, "error": a.error}
+                              for a in self.analytics]}
 
 
 def _merge(old, new):
@@ -120,20 +150,21 @@ def _observations(rows: GraphRows, run_id: str, at: datetime) -> None:
 def ingest(source: Source, *, root: Path | None = None, limit: int | None = None,
            since: datetime | None = None, progress: Callable[[int], None] | None = None,
            batch_size: int = BATCH_SIZE, store: GraphStore | None = None,
-           full: bool = False) -> RunReport:
+           full: bool = False, refresh: Refresher | None = None) -> RunReport:
     """Run one ingest of `source` into the configured graph and return its report.
 
     Later runs only take records newer than the last run's watermark, unless `since` is
-    given or `full` asks to re-read everything.
+    given or `full` asks to re-read everything. `refresh` recomputes the derived results
+    (before and after the publish) while the run still holds the writer lock.
     """
     if store is not None or neo4j_configured():
-        from graph.store import open_store
-
         store = store or open_store(read_only=False)
-        return _ingest_in_place(store, source, limit, since, progress, batch_size, full)
+        return _ingest_in_place(store, source, limit, since, progress, batch_size, full,
+                                refresh)
     gens = Generations(root or db_root())
     with gens.writer_lock():
-        return _ingest_embedded(gens, source, limit, since, progress, batch_size, full)
+        return _ingest_embedded(gens, source, limit, since, progress, batch_size, full,
+                                refresh)
 
 
 def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | None:
@@ -144,32 +175,32 @@ def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | 
 
 
 def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
-                     batch_size, full) -> RunReport:
+                     batch_size, full, refresh: Refresher | None) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
-        store = KuzuStore(staging_dir / "graph.kuzu", read_only=False)
+        store = open_embedded(staging_dir / "graph.kuzu", read_only=False)
         run = q.running_run(store)
         if run and run["mode"] == "incremental" and run["source"] == source.name:
             report = _run_batches(store, source, run["id"], limit, since, progress,
                                   batch_size, resume=run)
-            return _finish(gens, store, staging_dir, report)
+            return _finish(gens, store, staging_dir, report, refresh)
         # a bulk first load cannot be resumed half-way: start it again from nothing
         store.close()
         gens.discard(staging_dir)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     first_load = gens.current_path() is None
     path = gens.new_staging(run_id, copy_current=not first_load)
-    store = KuzuStore(path, read_only=False)
+    store = open_embedded(path, read_only=False)
     if first_load:
         report = _run_bulk(store, source, run_id, limit, since, progress)
     else:
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
-    return _finish(gens, store, path.parent, report)
+    return _finish(gens, store, path.parent, report, refresh)
 
 
 def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
-                     batch_size, full) -> RunReport:
+                     batch_size, full, refresh: Refresher | None) -> RunReport:
     """Neo4j (or a store handed in): upserts in place; an unfinished run is resumed."""
     store.ensure_schema()
     run = q.running_run(store)
@@ -180,15 +211,32 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
+    # the generation this run will publish: Neo4j names it by the run once it has finished
+    generation = store.generation()
+    if generation.backend == "neo4j":
+        generation = neo4j_generation(report.run_id)
+    if refresh is not None:
+        report.analytics += refresh.before_publish(store, generation)
     _record_end(store, report)
+    if refresh is not None:
+        report.analytics += refresh.after_publish(store, generation)
     return report
 
 
-def _finish(gens: Generations, store: KuzuStore, staging_dir: Path, report: RunReport) -> RunReport:
+def _finish(gens: Generations, store: GraphStore, staging_dir: Path, report: RunReport,
+            refresh: Refresher | None) -> RunReport:
+    if refresh is not None:  # its files land in the staging folder and are published with it
+        report.analytics += refresh.before_publish(store, store.generation())
     _record_end(store, report)
     store.checkpoint()
     store.close()
     gens.publish(staging_dir)
+    if refresh is not None:
+        reader = open_store(read_only=True, root=gens.root)
+        try:
+            report.analytics += refresh.after_publish(reader, reader.generation())
+        finally:
+            reader.close()
     return report
 
 
@@ -213,7 +261,7 @@ def _start_run(store: GraphStore, report: RunReport, since: datetime | None,
                                        "since": iso_utc(since), "recordLimit": limit})])
 
 
-def _run_bulk(store: KuzuStore, source: Source, run_id: str, limit, since,
+def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
               progress) -> RunReport:
     report = RunReport(run_id, source.name, "bulk")
     _start_run(store, report, since, limit)

@@ -1,41 +1,55 @@
-"""Helpers shared by the pages: the cached store, cached graph calls, empty-graph handling,
-the type-ahead model picker and the first-run seed ingest.
+"""What every page shares: the graph generation it reads, the cached store, one cache helper
+for graph calls, stored results of the scheduled job, empty-graph handling and the picker.
 
-The store is a `st.cache_resource` keyed by the graph generation: when ingest publishes a
-new generation (`graph.generations`), the next rerun opens it and the old one is closed.
-Query results are `st.cache_data` keyed by the generation too, so they never go stale.
+Everything is keyed by the graph `Generation` (`graph.store`): when ingest publishes a new one
+(a new embedded folder, or a newer finished run on Neo4j), the next rerun reads it, and the
+caches of the old one are dropped. Pages never compute whole-graph results: they read what the
+scheduled job stored (`stored`), and fall back to the previous generation's while the newest
+one's are being built.
 """
 from __future__ import annotations
 
-import importlib
-import os
+import re
+import types
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 from urllib.parse import quote
 
 import streamlit as st
 
+from analytics.results import Results, find_ready
 from graph.errors import GraphEmpty, GraphError
-from graph.generations import Generations
-from graph.store import GraphStore, db_root, neo4j_configured, open_store
+from graph.store import Generation, GraphStore, current_generation, db_root, neo4j_configured, open_store
 
-SEED_LIMIT_DEFAULT = 5000
+T = TypeVar("T")
 
-
-# -- the store ------------------------------------------------------------------------------
-def generation_key() -> str:
-    """Identifies the graph the app should read now (changes when ingest publishes)."""
-    if neo4j_configured():
-        return "neo4j:" + os.environ.get("NEO4J_URI", "")
-    root = db_root()
-    return f"{root}:{Generations(root).current_name() or ''}"
+_BACKTICKS = re.compile(r"`+")
 
 
-def graph_generation() -> str:
-    """Alias of `generation_key` for pages that key their caches by it."""
-    return generation_key()
+# -- text from data and users --------------------------------------------------------------
+def md_text(value: Any) -> str:
+    """`value` (a model id, a `?model=` parameter, any text from data or users) for a call
+    that renders Markdown — st.markdown/caption/info/warning/error/subheader, metric labels
+    and values, widget labels — shown literally, as inline code: nothing inside a code span
+    is read as a link, image, emphasis, bare URL, LaTeX or Streamlit directive (escaping
+    the punctuation is not enough: Streamlit still autolinks a bare `http://…`). The fence is
+    longer than any run of backticks in the text, so the text cannot close it; line breaks
+    become spaces."""
+    text = " ".join(str(value).splitlines()) or " "
+    fence = "`" * (1 + max((len(m) for m in _BACKTICKS.findall(text)), default=0))
+    # CommonMark strips one space on each side when both are there (not from all-space text)
+    pad = " " if text.strip() and (text[0] in "` " or text[-1] in "` ") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
+def hub_url(model_id: str) -> str:
+    """The model's page on the Hugging Face Hub; the id is percent-encoded, so it cannot
+    leave the path (no ')' to end a Markdown link, no '?', '#' or host)."""
+    return "https://huggingface.co/" + quote(str(model_id), safe="/")
+
+
+# -- the generation and the store -------------------------------------------------------------
 def _close(store: GraphStore) -> None:
     try:
         store.close()
@@ -44,155 +58,31 @@ def _close(store: GraphStore) -> None:
 
 
 @st.cache_resource(max_entries=1, show_spinner="Opening the graph…", on_release=_close)
-def _open_store(key: str) -> GraphStore:
-    root = None if neo4j_configured() else Path(key.rsplit(":", 1)[0])
-    return open_store(read_only=True, root=root)
+def _store(key: str) -> GraphStore:
+    """One read-only store per generation key (embedded: the key names its folder)."""
+    if neo4j_configured():
+        return open_store(read_only=True)
+    return open_store(read_only=True, root=Path(key.split(":", 1)[1]).parent)
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _neo4j_generation() -> Generation:
+    # Neo4j changes in place: ask which run finished last, at most every 10 s
+    return _store("neo4j:").generation()
+
+
+def generation() -> Generation:
+    """The generation pages read now; raises `GraphEmpty` when nothing was published yet."""
+    gen = _neo4j_generation() if neo4j_configured() else current_generation()
+    if gen is None:
+        raise GraphEmpty(f"no graph yet in {db_root()}: run `python -m ingest run` first")
+    return gen
 
 
 def get_store() -> GraphStore:
-    """The read-only store of the current generation (raises GraphEmpty if there is none)."""
-    key = generation_key()
-    if key.endswith(":") and not neo4j_configured():
-        raise GraphEmpty(f"no graph yet in {db_root()}")
-    return _open_store(key)
-
-
-@st.cache_data(max_entries=512, show_spinner=False)
-def _cached_call(key: str, fn_path: str, args: tuple, kwargs: tuple) -> Any:
-    module, name = fn_path.rsplit(".", 1)
-    fn = getattr(importlib.import_module(module), name)
-    return fn(_open_store(key), *args, **dict(kwargs))
-
-
-def cached(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """`fn(store, *args, **kwargs)` for a graph function, cached per generation."""
-    key = generation_key()
-    if key.endswith(":") and not neo4j_configured():
-        raise GraphEmpty(f"no graph yet in {db_root()}")
-    return _cached_call(key, f"{fn.__module__}.{fn.__name__}", args,
-                        tuple(sorted(kwargs.items())))
-
-
-@st.cache_resource(max_entries=1, show_spinner="Indexing model ids…")
-def _id_index(key: str):
-    from graph.insights import ModelIdIndex
-
-    return ModelIdIndex.from_store(_open_store(key))
-
-
-def id_index():
-    """The type-ahead index of all model ids, built once per generation."""
-    get_store()
-    return _id_index(generation_key())
-
-
-@st.cache_resource(max_entries=1, show_spinner="Loading the search index (vectors come from "
-                                                "the cache; about a minute on the full graph)…")
-def _search_index(key: str):
-    from analytics.retrieval import build_search
-
-    return build_search(_open_store(key))[0]
-
-
-def search_index():
-    """The fitted hybrid model search over the current generation (built once, cached)."""
-    return _search_index(generation_key())
-
-
-def warm_up_in_background() -> None:
-    """Open the store, build the id index and the search index in a background thread
-    (once per generation) so the first type-ahead or search does not wait for them."""
-    import threading
-
-    from streamlit import runtime
-
-    if not runtime.exists():  # AppTest / bare mode: keep runs deterministic
-        return
-    key = generation_key()
-    if key.endswith(":") and not neo4j_configured():
-        return
-    if _WARMED.get("key") == key:
-        return
-    _WARMED["key"] = key
-
-    def work() -> None:
-        try:
-            _id_index(key)
-            if os.environ.get("HUBATLAS_WARM_SEARCH", "1") != "0":
-                # The slowest cold start (about a minute on 760k models). It shares the GIL
-                # and the cores with the pages meanwhile: they render ~2x slower for that
-                # minute, in exchange for a Search page that is ready when first opened.
-                _search_index(key)
-        except Exception:  # noqa: BLE001 - a failed warm-up just means a cold first search
-            _WARMED.pop("key", None)
-
-    threading.Thread(target=work, name="hubatlas-warm-up", daemon=True).start()
-
-
-_WARMED: dict[str, str] = {}
-
-
-# -- empty graph and the first-run seed --------------------------------------------------
-def seed_limit() -> int:
-    try:
-        return int(os.environ.get("HUBATLAS_SEED_LIMIT", SEED_LIMIT_DEFAULT))
-    except ValueError:
-        return SEED_LIMIT_DEFAULT
-
-
-@st.cache_resource(show_spinner=False)
-def _seed_from_snapshot(directory: str, limit: int) -> str:
-    """One bounded ingest from HUBATLAS_SNAPSHOT per process (the cache makes it run once)."""
-    from ingest.run import ingest
-    from ingest.sources import SnapshotSource
-
-    report = ingest(SnapshotSource(Path(directory)), limit=limit)
-    return f"loaded {dict(report.loaded)} from {directory}"
-
-
-def maybe_seed() -> str | None:
-    """On first run with no graph: ingest a bounded sample from HUBATLAS_SNAPSHOT if set."""
-    directory = os.environ.get("HUBATLAS_SNAPSHOT")
-    if neo4j_configured() or not directory:
-        return None
-    if Generations(db_root()).current_name():
-        return None
-    try:
-        with st.spinner(f"First run: loading up to {seed_limit():,} records per kind from "
-                        f"{directory}…"):
-            return _seed_from_snapshot(directory, seed_limit())
-    except Exception as e:  # noqa: BLE001 - shown to the user, the app keeps running
-        st.warning(f"Could not seed the graph from {directory}: {e}")
-        return None
-
-
-def _seed_from_hub(limit: int) -> None:
-    from ingest.hub import HubSource
-    from ingest.run import ingest
-    from ingest.sources import LiveHubSource
-
-    try:
-        with st.spinner(f"Loading up to {limit:,} records per kind from the Hub…"):
-            ingest(LiveHubSource(HubSource()), limit=limit)
-    except Exception as e:  # noqa: BLE001 - e.g. the Hub is unreachable
-        st.session_state["seed_error"] = f"Could not load from the Hub: {e}"
-
-
-def empty_graph_message(error: Exception | None = None) -> None:
-    """Say there is no graph yet and how to load one (and offer a small Hub sample)."""
-    st.info(
-        "**No graph loaded yet.** Load one with\n\n"
-        "```\npython -m ingest run --snapshot ../shared/data/hub-2024-07\n```\n"
-        f"(or from the live Hub: `python -m ingest run --limit 5000`). Graph folder: "
-        f"`{db_root()}`. Set `HUBATLAS_SNAPSHOT` to seed a bounded sample automatically on "
-        "first run.")
-    if error is not None and not isinstance(error, GraphEmpty):
-        st.caption(f"Details: {error}")
-    if st.session_state.get("seed_error"):
-        st.warning(st.session_state["seed_error"])
-    if not neo4j_configured():
-        st.button(f"Load a sample of {seed_limit():,} models from the Hub",
-                  on_click=_seed_from_hub, args=(seed_limit(),), key="seed_from_hub")
+    """The read-only store of the current generation."""
+    gen = generation()
+    return _store("neo4j:" if gen.backend == "neo4j" else gen.key)
 
 
 def require_store() -> GraphStore:
@@ -208,7 +98,106 @@ def require_store() -> GraphStore:
     raise AssertionError("unreachable")
 
 
-# -- type-ahead picker --------------------------------------------------------------------
+def _function_key(fn: types.FunctionType) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+@st.cache_data(max_entries=512, show_spinner=False,
+               hash_funcs={types.FunctionType: _function_key})
+def _cached_call(key: str, fn: Callable[..., Any], args: tuple, kwargs: tuple) -> Any:
+    return fn(get_store(), *args, **dict(kwargs))
+
+
+def cached(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(store, *args, **kwargs)` for a per-model graph call, cached per generation."""
+    return _cached_call(generation().key, fn, args, tuple(sorted(kwargs.items())))
+
+
+# -- stored results -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Stored(Generic[T]):
+    """A result the scheduled job stored, and the generation it belongs to."""
+
+    value: T
+    generation: str
+    current: bool  # False: the newest generation's result is not ready yet; this is older
+
+
+@st.cache_resource(max_entries=64, show_spinner="Loading stored results…")
+def _load_stored(key: str, name: str, current_ready: bool,
+                 _loader: Callable[[Results], Any]) -> Stored | None:
+    # `current_ready` is part of the key: an older generation's result stands in only until
+    # the current generation's is ready
+    found = find_ready(name, generation())
+    if found is None:
+        return None
+    return Stored(_loader(found.results), found.results.generation.name, found.current)
+
+
+def stored(name: str, loader: Callable[[Results], T] | None = None) -> Stored[T] | None:
+    """The stored result `name` (`analytics.pipeline`) of the newest generation that has it,
+    loaded once per generation; None when no generation has it yet.
+
+    `loader(results)` reads it (default: the pickled object of that name)."""
+    load = loader or (lambda results: results.load_object(name))
+    gen = generation()
+    return _load_stored(gen.key, name, Results(gen).ready(name), load)
+
+
+def require_stored(name: str, what: str, loader: Callable[[Results], T] | None = None) -> T:
+    """The stored result's value, saying when it is an older generation's; or a message
+    and `st.stop()` when the scheduled job has not built it yet."""
+    found = stored(name, loader)
+    if found is None:
+        st.info(f"**{what}** is not computed yet for this graph: the scheduled job builds it "
+                "after each ingest (`python -m ingest run`, or `python -m analytics refresh`).")
+        st.stop()
+    if not found.current:
+        st.caption(f"The newest graph's {what.lower()} is still being computed; showing the "
+                   f"previous generation's ({found.generation}).")
+    return found.value
+
+
+def about_banner() -> None:
+    """Label every page when it shows the shipped sample, not a real ingest."""
+    try:
+        found = stored("about", lambda results: results.load_json("about"))
+    except GraphError:
+        return
+    if found is not None and found.value.get("sample"):
+        st.sidebar.info("**Sample data**: a small recorded slice of the Hub (a few dozen model "
+                        "families) loaded on first run. Load the real thing with "
+                        "`python -m ingest run`.")
+
+
+# -- empty graph ----------------------------------------------------------------------------------
+def empty_graph_message(error: Exception | None = None) -> None:
+    """Say there is no graph yet and how to load one."""
+    st.info(
+        "**No graph loaded yet.** Load one with\n\n"
+        "```\npython -m ingest run --snapshot ../shared/data/hub-2024-07\n```\n"
+        f"(or from the live Hub: `python -m ingest run --limit 5000`). Graph folder: "
+        f"`{db_root()}`.")
+    if error is not None and not isinstance(error, GraphEmpty):
+        st.caption(f"Details: {error}")
+
+
+# -- type-ahead picker --------------------------------------------------------------------------
+ID_INDEX = "id_index"
+
+
+def _load_id_index(results: Results):
+    from analytics.id_index import ModelIdIndex
+
+    return ModelIdIndex.from_frame(results.load_frame(ID_INDEX))
+
+
+def id_index():
+    """The type-ahead index of all model ids (stored by the scheduled job), or None."""
+    found = stored(ID_INDEX, _load_id_index)
+    return found.value if found is not None else None
+
+
 def _pick(choice_key: str, text_key: str) -> None:
     choice = st.session_state.get(choice_key)
     if choice:
@@ -249,9 +238,12 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
         if cached(queries.get_model, text) is not None:
             chosen = text  # an exact id (a deep link): no need for the id index
         else:
-            index = id_index()  # built once per generation (~2 s on 760k ids)
-            chosen = index.resolve(text)
-            matches = index.search(text, limit=50)
+            index = id_index()
+            if index is None:
+                st.caption("The id index is still being built; type an exact model id.")
+            else:
+                chosen = index.resolve(text)
+                matches = index.search(text, limit=50)
     others = [m for m in matches if m != chosen]
     if others:
         st.selectbox(f"{len(others)}{'+' if len(matches) == 50 else ''} matching ids "
@@ -263,9 +255,9 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
         return chosen
     if text:
         if not matches:
-            st.warning(f"No model id contains **{text}**.")
+            st.warning(f"No model id contains **{md_text(text)}**.")
         else:
-            st.caption(f"**{text}** is not a model id; pick one of the matches.")
+            st.caption(f"**{md_text(text)}** is not a model id; pick one of the matches.")
     elif query_param and query_param in st.query_params:
         del st.query_params[query_param]
     return None
@@ -277,14 +269,6 @@ def csv_download(df, label: str, file_name: str, key: str) -> None:
 
 
 # -- ids as text, with links ---------------------------------------------------------------
-HUB = "https://huggingface.co/"
-
-
-def hub_url(repo_id: str) -> str:
-    """The Hub page of a repo id or a namespace, percent-encoded."""
-    return HUB + quote(repo_id, safe="/")
-
-
 def page_url(page: str, **params: str) -> str:
     """A relative link to one of the app's pages with its deep-link parameters percent-encoded
     (the '/' of an id kept, so a link column can show the id)."""

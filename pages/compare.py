@@ -8,24 +8,42 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import compare
+from analytics.forecasts import ForecastTable
+from analytics.pipeline import FORECASTS
+from analytics.results import Results
 from graph import queries
-from graph.insights import RELATION_COLOURS
-from pages.common import cached, csv_download, id_links, require_store
+from pages.common import cached, csv_download, id_links, require_store, stored
+from pages.style import RELATION_COLOURS
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+OFFERED = 300  # base models listed in the picker (most derivatives first)
+
+
+def _load_forecasts(results: Results) -> ForecastTable:
+    return ForecastTable.load(results.folder(FORECASTS))
+
+
 st.title("Compare models")
 require_store()
-
+# the forecasts the scheduled job stored: the curves, and the base models the picker offers
+found = stored(FORECASTS, _load_forecasts)
+table = found.value if found is not None else None
 wanted = [m for m in st.query_params.get("models", "").split(",") if m.strip()]
-bases = cached(queries.top_base_models, limit=300)["id"].tolist()
+bases = ([] if table is None else table.models.sort_values(
+    ["derivatives", "model"], ascending=[False, True])["model"].head(OFFERED).tolist())
 known = [m for m in wanted if cached(queries.get_model, m) is not None]
 if "compare_models" not in st.session_state:
     st.session_state["compare_models"] = known[:compare.MAX_MODELS]
 options = list(dict.fromkeys(known + bases))
 ids = st.multiselect("Models (2–5)", options, key="compare_models",
                      max_selections=compare.MAX_MODELS,
-                     placeholder="type a model id (the 300 biggest base models are listed)")
+                     placeholder=f"type a model id (the {OFFERED} biggest base models are listed)")
 unknown = [m for m in wanted if m not in known]
 if unknown:
     st.warning("Not in the graph: " + ", ".join(unknown))
@@ -38,7 +56,8 @@ if len(ids) < 2:
             "carries `?models=…` so a comparison can be shared.")
     st.stop()
 
-cmp = cached(compare.compare_models, tuple(ids))
+cmp = cached(compare.compare_models, tuple(ids))  # per-id reads of each family
+curves = compare.growth_curves(table, cmp.overview["id"].tolist())  # from the stored table
 colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(ids)}
 for mid in ids:
     id_links(mid)
@@ -61,24 +80,41 @@ with right:
     fig.update_layout(height=380, margin=dict(t=10, b=10), showlegend=False)
     st.plotly_chart(fig, key="by_generation_chart")
 
-st.markdown("**Growth and forecast** (cumulative direct derivatives; dashed: WSB forecast "
-            "where the fit passes every check, dotted: last value held where it does not)")
+st.markdown("**Growth and forecast** (cumulative direct derivatives per month; dotted: the "
+            "WSB curve where its fit passes every check; dashed: the forecast median, shaded: "
+            "its 80% range)")
+if table is None:
+    st.caption("The forecasts are not computed yet for this graph (the scheduled job builds "
+               "them after each ingest).")
+elif not found.current:
+    st.caption(f"Curves from the previous generation's forecasts ({found.generation}).")
 log = st.toggle("Log scale", value=False, key="compare_log")
 fig = go.Figure()
 for mid in ids:
-    d = cmp.curves[cmp.curves["model"] == mid] if len(cmp.curves) else cmp.curves
-    for kind, style in (("observed", dict(mode="markers")),
-                        ("fit", dict(mode="lines")),
-                        ("forecast", dict(mode="lines", line=dict(dash="dash")))):
-        part = d[d["kind"] == kind] if len(d) else d
-        if len(part):
-            fig.add_trace(go.Scatter(x=part["t"], y=part["value"], name=f"{mid}: {kind}",
-                                     legendgroup=mid, marker=dict(color=colour[mid]),
-                                     line=dict(color=colour[mid], **style.get("line", {})),
-                                     mode=style["mode"]))
+    d = curves[curves["model"] == mid]
+    c = colour[mid]
+    obs, fit, fc = (d[d["kind"] == k] for k in ("observed", "fit", "forecast"))
+    if len(obs):
+        fig.add_trace(go.Scatter(x=obs["date"], y=obs["value"], mode="markers+lines",
+                                 name=f"{mid}: observed", legendgroup=mid,
+                                 marker=dict(color=c, size=5), line=dict(color=c, width=1)))
+    if len(fit):
+        fig.add_trace(go.Scatter(x=fit["date"], y=fit["value"], mode="lines",
+                                 name=f"{mid}: WSB curve", legendgroup=mid,
+                                 line=dict(color=c, dash="dot", width=1)))
+    if len(fc) > 1 and (fc["value"].iloc[1:] > fc["value"].iat[0]).any():
+        # the band first, then the median over it; no flat line is drawn as a forecast
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["high"], mode="lines", line=dict(width=0),
+                                 showlegend=False, hoverinfo="skip", legendgroup=mid))
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["low"], mode="lines", line=dict(width=0),
+                                 fill="tonexty", fillcolor=_rgba(c, 0.15),
+                                 name=f"{mid}: 80% range", legendgroup=mid, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["value"], mode="lines",
+                                 name=f"{mid}: forecast", legendgroup=mid,
+                                 line=dict(color=c, dash="dash")))
 fig.update_layout(height=460, margin=dict(t=10, b=10), legend=dict(orientation="h", y=-0.25),
-                  xaxis_title="months since the base model was created",
-                  yaxis_title="derivatives", yaxis_type="log" if log else "linear")
+                  xaxis_title="month", yaxis_title="derivatives (cumulative)",
+                  yaxis_type="log" if log else "linear")
 st.plotly_chart(fig, key="growth_chart")
 st.caption("Forecast bands and the fit's checks: see the Forecasts page.")
 

@@ -1,7 +1,7 @@
-"""Forecasts: how many derivatives will a base model have in 6 or 12 months?
+"""Forecasts: how many new derivatives will a base model get in the next 3, 6 or 12 months?
 
-A thin page: the series and fits come from `analytics.forecasts` (over `analytics.growth`),
-the edges and model look-ups from `graph.queries`. Results are cached per graph generation.
+The page only reads the forecasts table (`analytics.forecasts.ForecastTable`) that the
+scheduled job stores per graph generation (`analytics.pipeline`); it fits nothing.
 """
 from __future__ import annotations
 
@@ -9,77 +9,50 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import forecasts as F
+from analytics.results import Results
 from graph import queries as Q
-from pages.common import get_store, graph_generation, model_picker, require_store
+from pages.common import cached, generation, md_text, require_store, require_stored
 
-RANK_HORIZONS = (6, 12)
+HORIZONS = (3, 6, 12)
 TOP = 100
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+FORECASTS = "forecasts"  # the stored result's name (analytics.pipeline.FORECASTS)
 
 
-# --------------------------------------------------------------------------- cached data
-@st.cache_data(show_spinner="Counting derivatives per month…", max_entries=2)
-def _series(gen: str):
-    return F.build_series(Q.derivative_edges(get_store()))
+# --------------------------------------------------------------------------- the stored table
+def _load_table(results: Results) -> F.ForecastTable:
+    return F.ForecastTable.load(results.folder(FORECASTS))
 
 
-@st.cache_data(show_spinner="Calibrating the forecast band on a backtest…", max_entries=2)
-def _calibration(gen: str):
-    return F.calibrate(_series(gen))
-
-
-@st.cache_data(show_spinner="Fitting growth curves to every base model…", max_entries=8)
-def _table(gen: str, points_used: int | None, horizons: tuple[int, ...]):
-    return F.growth_table(_series(gen), horizons=horizons, points_used=points_used,
-                          calibration=_calibration(gen))
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
 def _model_exists(gen: str, model_id: str) -> bool:
-    return Q.get_model(get_store(), model_id) is not None
+    return cached(Q.get_model, model_id) is not None
 
 
 # --------------------------------------------------------------------------- widgets
-def _chart(cv, model_ids, *, log: bool, show_rejected: bool) -> go.Figure:
-    fig = go.Figure()
-    for i, m in enumerate(model_ids):
-        d = cv[cv["model"] == m]
-        if d.empty:
-            continue
-        color = PALETTE[i % len(PALETTE)]
-        obs, held = d[d["kind"] == "observed"], d[d["kind"] == "held out"]
-        fit, fc, rej = d[d["kind"] == "fit"], d[d["kind"] == "forecast"], d[d["kind"] == "rejected fit"]
-        if fc["low"].notna().any():
-            fig.add_trace(go.Scatter(x=fc["t"], y=fc["high"], mode="lines", line=dict(width=0),
-                                     showlegend=False, hoverinfo="skip", legendgroup=m))
-            fig.add_trace(go.Scatter(x=fc["t"], y=fc["low"], mode="lines", line=dict(width=0),
-                                     fill="tonexty", fillcolor=_rgba(color, 0.15), name=f"{m}: 80% band",
-                                     legendgroup=m, hoverinfo="skip"))
-        fig.add_trace(go.Scatter(x=obs["t"], y=obs["value"], mode="markers", marker=dict(color=color, size=6),
-                                 name=f"{m}: observed", legendgroup=m, customdata=obs["date"],
-                                 hovertemplate="month %{x:.0f} (%{customdata|%Y-%m}): %{y:.0f}<extra></extra>"))
-        if not held.empty:
-            fig.add_trace(go.Scatter(x=held["t"], y=held["value"], mode="markers", legendgroup=m,
-                                     marker=dict(color=color, size=7, symbol="circle-open"),
-                                     name=f"{m}: observed, not used by the fit"))
-        if not fit.empty:
-            fig.add_trace(go.Scatter(x=fit["t"], y=fit["value"], mode="lines", line=dict(color=color),
-                                     name=f"{m}: WSB fit", legendgroup=m))
-        if not fc.empty:
-            wsb = fc["low"].notna().any()
-            fig.add_trace(go.Scatter(x=fc["t"], y=fc["value"], mode="lines", legendgroup=m,
-                                     line=dict(color=color, dash="dash" if wsb else "dot"),
-                                     name=f"{m}: {'WSB forecast' if wsb else 'last value (no WSB forecast)'}"))
-        if show_rejected and not rej.empty:
-            fig.add_trace(go.Scatter(x=rej["t"], y=rej["value"], mode="lines", legendgroup=m,
-                                     line=dict(color=color, dash="dashdot", width=1), opacity=0.6,
-                                     name=f"{m}: rejected WSB fit"))
-    fig.update_layout(xaxis_title="months since the base model was created",
-                      yaxis_title="derivatives (cumulative)", height=480, margin=dict(t=30, b=40),
-                      legend=dict(orientation="h", y=-0.2))
-    if log:
-        fig.update_yaxes(type="log")
-    return fig
+_INT = "localized"
+_COLS = {
+    "rank": st.column_config.NumberColumn("rank", format=_INT),
+    "model": st.column_config.TextColumn("base model"),
+    "derivatives": st.column_config.NumberColumn("derivatives now", format=_INT),
+    "growth_months": st.column_config.NumberColumn("months observed", format=_INT),
+    "growth_lambda": st.column_config.NumberColumn("λ (fitness)", format="%.3f"),
+    "growth_mu": st.column_config.NumberColumn("μ (immediacy)", format="%.3f"),
+    "growth_sigma": st.column_config.NumberColumn("σ (longevity)", format="%.3f"),
+    "growth_c_inf": st.column_config.NumberColumn("c∞", format=_INT,
+                                                  help="WSB asymptote, 100·(e^λ − 1)"),
+    "growth_r2": st.column_config.NumberColumn("R²", format="%.3f"),
+    "growth_rmsle": st.column_config.NumberColumn("RMSLE", format="%.3f"),
+    "growth_fit_ok": st.column_config.CheckboxColumn("WSB fit ok"),
+    "growth_fit_failed": st.column_config.TextColumn("failed checks (value vs threshold)"),
+    "forecast_method": st.column_config.TextColumn("forecast method"),
+}
+for _h in HORIZONS:
+    _COLS[f"forecast_{_h}m"] = st.column_config.NumberColumn(f"in {_h} months", format=_INT)
+    _COLS[f"forecast_{_h}m_low"] = st.column_config.NumberColumn(f"{_h}m: 80% low", format=_INT)
+    _COLS[f"forecast_{_h}m_high"] = st.column_config.NumberColumn(f"{_h}m: 80% high",
+                                                                  format=_INT)
+    _COLS[f"forecast_growth_{_h}m"] = st.column_config.NumberColumn(f"new in {_h} months",
+                                                                    format=_INT)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -87,113 +60,144 @@ def _rgba(hex_color: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-_PARAM_COLS = {
-    "lambda": st.column_config.NumberColumn("λ (fitness)", format="%.3f"),
-    "mu": st.column_config.NumberColumn("μ (immediacy)", format="%.3f"),
-    "sigma": st.column_config.NumberColumn("σ (longevity)", format="%.3f"),
-    "c_inf": st.column_config.NumberColumn("c∞", format="%.0f", help="asymptotic number of derivatives, 100·(e^λ − 1)"),
-    "r2": st.column_config.NumberColumn("R²", format="%.3f"),
-    "rmsle": st.column_config.NumberColumn("RMSLE", format="%.3f"),
-    "ok": st.column_config.CheckboxColumn("ok"),
-    "last": st.column_config.NumberColumn("last", format="%.0f", help="derivatives at the end of the fitted months"),
-}
+def _chart(table, model_ids, *, months_ahead: int, log: bool) -> go.Figure:
+    series, paths = F.chart_data(table, model_ids)
+    fig = go.Figure()
+    for i, m in enumerate(model_ids):
+        color = PALETTE[i % len(PALETTE)]
+        obs = series[series["model"] == m]
+        path = paths[(paths["model"] == m) & (paths["months_ahead"] <= months_ahead)]
+        fig.add_trace(go.Scatter(x=obs["date"], y=obs["observed"], mode="markers+lines",
+                                 marker=dict(color=color, size=6), line=dict(color=color, width=1),
+                                 name=f"{m}: observed", legendgroup=m,
+                                 hovertemplate="%{x|%Y-%m}: %{y:,.0f}<extra></extra>"))
+        fit = obs[obs["wsb_fit"].notna()]
+        if not fit.empty:
+            fig.add_trace(go.Scatter(x=fit["date"], y=fit["wsb_fit"], mode="lines",
+                                     line=dict(color=color, dash="dot", width=1),
+                                     name=f"{m}: WSB curve", legendgroup=m,
+                                     hovertemplate="%{x|%Y-%m}: %{y:,.1f}<extra></extra>"))
+        if path.empty or obs.empty:
+            continue
+        start = obs.iloc[[-1]]
+        last = float(start["observed"].iloc[0])
+        x = [start["date"].iloc[0], *path["date"]]
+        if (path["high"] > last).any():
+            fig.add_trace(go.Scatter(x=x, y=[last, *path["high"]], mode="lines",
+                                     line=dict(width=0), showlegend=False, hoverinfo="skip",
+                                     legendgroup=m))
+            fig.add_trace(go.Scatter(x=x, y=[last, *path["low"]], mode="lines",
+                                     line=dict(width=0), fill="tonexty",
+                                     fillcolor=_rgba(color, 0.15), name=f"{m}: 80% range",
+                                     legendgroup=m, hoverinfo="skip"))
+        # no flat line is drawn as a forecast: the median is drawn only where it rises
+        if (path["forecast"] > last).any():
+            fig.add_trace(go.Scatter(x=x, y=[last, *path["forecast"]], mode="lines",
+                                     line=dict(color=color, dash="dash"),
+                                     name=f"{m}: forecast (median)", legendgroup=m,
+                                     hovertemplate="%{x|%Y-%m}: %{y:,.0f}<extra></extra>"))
+    fig.update_layout(xaxis_title="month", yaxis_title="derivatives (cumulative)", height=480,
+                      margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.2))
+    if log:
+        fig.update_yaxes(type="log")
+    return fig
 
 
-def _pick_models(table, gen: str) -> list[str]:
-    """The chosen base models: by name (type-ahead) or by author/org."""
+def _pick_models(table) -> list[str]:
+    """The chosen base models: by id or by author/org."""
     mode = st.radio("Choose", ["Base models", "Author / org"], horizontal=True, key="fc_mode")
     if mode == "Author / org":
         au = F.authors(table)
         if au.empty:
             st.info("No author has a base model with derivatives.")
             return []
-        labels = {r.author: f"{r.author} — {r.base_models} base models, {r.derivatives} derivatives"
-                  for r in au.itertuples()}
-        author = st.selectbox("Author or organisation", list(labels), format_func=labels.get, key="fc_author")
+        labels = {r.author: f"{r.author} — {r.base_models:,} base models, "
+                            f"{r.derivatives:,} derivatives" for r in au.itertuples()}
+        author = st.selectbox("Author or organisation", list(labels), format_func=labels.get,
+                              key="fc_author")
         ids = F.models_of(table, author)
-        return st.multiselect(f"Base models of {author} (most derivatives first)", ids, default=ids[:5],
-                              key=f"fc_author_models:{author}")
+        return st.multiselect(f"Base models of {author} (most derivatives first)", ids,
+                              default=ids[:5], key=f"fc_author_models:{author}")
     default = [x for v in st.query_params.get_all("model") for x in v.split(",") if x]
     if not default:
-        default = F.ranking(table, horizons=(RANK_HORIZONS[0],), top=3)["model"].tolist()
-    options = table.summary.sort_values("observed_last", ascending=False)["model"].tolist()
-    return model_picker("Base models (type to search)", key="fc_models", default=default,
-                        multiple=True, options=options)
+        default = F.ranking(table, horizon=12, top=3)["model"].tolist()
+    options = table.models.sort_values("derivatives", ascending=False)["model"].tolist()
+    known = set(options)
+    options = [d for d in default if d not in known] + options
+    return st.multiselect("Base models (type to search)", options, default=default,
+                          key="fc_models", placeholder="type a model id…")
 
 
-def _explain(table, gen: str, chosen: list[str]) -> list[str]:
-    """Messages for models without a series; returns the ones that have one."""
-    found, missing = F.lookup(table, chosen)
+def _explain_missing(gen: str, missing: list[str]) -> None:
     for m in missing:
         if _model_exists(gen, m):
-            st.info(f"**{m}** has no dated derivatives in the graph (or is younger than one month), "
-                    "so there is no growth series to show.")
+            st.info(f"{md_text(m)} has no dated derivatives in the graph (or is younger than one "
+                    "month), so there is no growth series to show.")
         else:
-            st.warning(f"Unknown model **{m}**: no model with this id in the graph.")
-    return found
+            st.warning(f"Unknown model {md_text(m)}: no model with this id in the graph.")
 
 
 def main() -> None:
     st.title("Adoption forecasts")
-    st.caption("Cumulative derivatives (fine-tunes, adapters, quantizations, merges) per month since a base "
-               "model's creation, fitted with the Wang–Song–Barabási model "
-               "c(t) = m·(exp(λ·Φ((ln t − μ)/σ)) − 1), m = 100. Only fits that pass every check are "
-               "extrapolated; otherwise the forecast is the last observed count.")
-    store = require_store()
-    if store is None:
-        return
-    gen = graph_generation()
-    series = _series(gen)
-    if len(series) == 0:
+    require_store()
+    gen = generation().key
+    table = require_stored(FORECASTS, "The forecasts", _load_table)
+    if len(table) == 0:
         st.info("The graph has no base model with dated derivatives yet: nothing to forecast.")
         return
+    meta = table.meta
+    as_of = str(meta.get("as_of") or "")[:10]
+    st.caption(
+        f"New derivatives (fine-tunes, adapters, quantizations, merges) per base model, observed "
+        f"up to {as_of}. Forecasts: {meta.get('method_text', meta.get('method'))}; the 80% "
+        f"range is calibrated on the latest months' outcomes. WSB parameters "
+        f"(c(t) = m·(exp(λ·Φ((ln t − μ)/σ)) − 1), m = 100) are given where the curve fit "
+        f"passes every check ({meta.get('n_fit_ok', 0):,} of {len(table):,} base models).")
 
-    c1, c2, c3 = st.columns([2, 2, 1])
-    months_ahead = c1.slider("Forecast horizon (months)", 1, 36, 12, key="fc_horizon")
-    max_k = int(series.n_obs.max())
-    points = c2.select_slider("Points used: fit on the first k months", ["all", *range(3, max_k + 1)],
-                              value="all", key="fc_points",
-                              help="Fit each series on its first k months only; the later months stay on "
-                                   "the chart as open circles, to compare with the forecast.")
-    log = c3.checkbox("Log scale", key="fc_log")
-    show_rejected = c3.checkbox("Show rejected fits", key="fc_rejected")
-    points_used = None if points == "all" else int(points)
-    horizons = tuple(sorted({*RANK_HORIZONS, months_ahead}))
-    table = _table(gen, points_used, horizons)
-    as_of = series.as_of
-    st.caption(f"{len(table):,} base models with derivatives; {int(table.summary['ok'].sum()):,} fits pass "
-               f"every check. Observed up to {as_of:%Y-%m-%d}." if as_of is not None else "")
-
-    chosen = _pick_models(table, gen)
-    found = _explain(table, gen, chosen)
+    c1, c2 = st.columns([3, 1])
+    months_ahead = c1.slider("Months ahead on the chart", 1, int(meta.get("path_months", 12)),
+                             12, key="fc_horizon")
+    log = c2.checkbox("Log scale", key="fc_log")
+    chosen = _pick_models(table)
+    found, missing = F.lookup(table, chosen)
+    _explain_missing(gen, missing)
     if found:
-        cv = F.curves(table, found, months_ahead=months_ahead)
-        st.plotly_chart(_chart(cv, found, log=log, show_rejected=show_rejected), key="fc_chart")
+        for m in found:
+            st.markdown(F.describe(table, m, horizon=12, name=md_text(m)))
+            r = table.models.iloc[table.row[m]]
+            if not r["growth_fit_ok"]:
+                st.caption(f"{md_text(m)}: WSB parameters not shown — the curve fit failed these checks: "
+                           f"{r['growth_fit_failed']}.")
+            if r["parent_date_imputed"]:
+                st.caption(f"{md_text(m)}: creation date unknown in the graph (Hub back-fill); month 0 is "
+                           "the month of its first dated derivative.")
+        st.plotly_chart(_chart(table, found, months_ahead=months_ahead, log=log), key="fc_chart")
         params = F.parameters(table, found)
-        for r in params.itertuples():
-            if not r.ok:
-                st.warning(f"No WSB forecast for **{r.model}**: {r.reason}. Showing the last observed "
-                           f"count ({r.last:,.0f}) held flat.")
-            if r.parent_date_imputed:
-                st.caption(f"{r.model}: creation date unknown in the graph (Hub back-fill); month 0 is the "
-                           "month of its first dated derivative.")
-        st.subheader("Parameters")
-        st.dataframe(params, hide_index=True, column_config=_PARAM_COLS, key="fc_params")
-        st.download_button("Download these parameters (CSV)", F.table_csv(params), "forecast-parameters.csv",
-                           "text/csv", key="fc_dl_params")
-        st.caption(F.band_note(table))
+        wsb = ["growth_lambda", "growth_mu", "growth_sigma", "growth_c_inf"]
+        params.loc[~params["growth_fit_ok"].astype(bool), wsb] = None
+        st.subheader("Parameters and forecasts")
+        st.dataframe(params, hide_index=True, column_config=_COLS, key="fc_params")
+        st.download_button("Download these rows (CSV)", F.table_csv(params),
+                           "forecast-parameters.csv", "text/csv", key="fc_dl_params")
 
-    st.subheader("Ranking of base models")
-    r1, r2 = st.columns([3, 1])
-    include = r2.checkbox("Include flagged fits (at their last value)", key="fc_rank_all")
-    by = r1.radio("Rank by", [f"derivatives in {h} months" for h in RANK_HORIZONS] + ["fitness λ"],
-                  horizontal=True, key="fc_rank_by")
-    rank = F.ranking(table, horizons=RANK_HORIZONS, ok_only=not include)
-    key = "rank_fitness" if by == "fitness λ" else f"rank_{by.split()[2]}m"
-    rank = rank.sort_values(key, kind="stable", na_position="last")
-    st.dataframe(rank.head(TOP), hide_index=True, column_config=_PARAM_COLS, key="fc_ranking")
-    st.download_button(f"Download the ranking ({len(rank):,} models, CSV)", F.table_csv(rank),
-                       "forecast-ranking.csv", "text/csv", key="fc_dl_rank")
+    st.subheader("Base models by predicted growth")
+    h = st.radio("New derivatives expected in", [f"{x} months" for x in HORIZONS], index=2,
+                 horizontal=True, key="fc_rank_by")
+    horizon = int(h.split()[0])
+    rank = F.ranking(table, horizon=horizon)
+    st.dataframe(rank.head(TOP), hide_index=True, column_config=_COLS, key="fc_ranking")
+    st.download_button(f"Download the ranking ({len(rank):,} base models, CSV)",
+                       F.table_csv(rank), "forecast-ranking.csv", "text/csv", key="fc_dl_rank")
+    with st.expander("How good is the method? Backtest at the latest origins"):
+        skill = table.skill
+        if skill.empty:
+            st.write("Too little history in this graph to backtest the method.")
+        else:
+            st.caption("Fitted on the graph cut off at each of the latest origins with observed "
+                       "outcomes, scored 3, 6 and 12 months later; error = |log(1+forecast) − "
+                       "log(1+observed)| (mae: mean, mdae: median), mdape: median % error of "
+                       "the count, coverage: share of outcomes inside the 80% range.")
+            st.dataframe(skill, hide_index=True, key="fc_skill")
 
 
 main()

@@ -6,8 +6,18 @@ from __future__ import annotations
 import streamlit as st
 
 from analytics import licences
+from analytics.pipeline import LICENCE_AUDIT
+from analytics.results import Results
 from graph import queries
-from pages.common import cached, csv_download, id_links, link_columns, model_picker, require_store
+from pages.common import (
+    cached,
+    csv_download,
+    id_links,
+    link_columns,
+    model_picker,
+    require_store,
+    require_stored,
+)
 
 VERDICT_COLOURS = {"same": "#2ca02c", "compatible": "#98df8a", "unstated": "#c7c7c7",
                    "unknown": "#bcbd22", "missing": "#ff7f0e", "conflict": "#d62728"}
@@ -16,9 +26,14 @@ st.title("Licence audit")
 st.caption("For every base → derivative link: is the derivative's stated licence the same, "
            "compatible, missing, or in conflict (a stricter base, a looser child)? Rules and "
            "sources below and in docs/licences.md. Not legal advice.")
+
+
+def _load_audit(results: Results) -> licences.LicenceAudit:
+    return licences.LicenceAudit.load(results.folder(LICENCE_AUDIT))
+
+
 require_store()
-# the batch result (the scheduled job will store it; until then built once per generation)
-audit = cached(licences.build_licence_audit)
+audit = require_stored(LICENCE_AUDIT, "The licence audit", _load_audit)  # the job's result
 
 counts = audit.verdict_counts()
 by = counts.set_index("verdict")

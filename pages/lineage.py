@@ -6,10 +6,11 @@ import plotly.express as px
 import streamlit as st
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
-from analytics import export
-from graph import insights, queries
+from analytics import export, family
+from graph import queries
 from graph.schema import LINEAGE_RELS
-from pages.common import cached, csv_download, get_store, model_picker, require_store
+from pages import style
+from pages.common import cached, csv_download, get_store, hub_url, md_text, model_picker, require_store
 
 GRAPH_NODE_CAP = 150
 RELATION_LABELS = {"finetune": "Finetunes", "adapter": "Adapters", "quantized": "Quantizations",
@@ -31,20 +32,20 @@ if model_id is None:
 
 model = cached(queries.get_model, model_id)
 if model is None:  # the index came from an older generation
-    st.warning(f"Model **{model_id}** is not in the graph (any more).")
+    st.warning(f"Model **{md_text(model_id)}** is not in the graph (any more).")
     st.stop()
 
-st.subheader(model_id)
+st.subheader(md_text(model_id))
 if model.get("stub"):
     st.caption("Known only as a base model named by other models' cards (no metadata).")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Downloads", f"{model['downloads'] or 0:,}")
 m2.metric("Likes", f"{model['likes'] or 0:,}")
 m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
-m4.metric("Licence", model["license"] or "—")
-st.caption(f"Task: {model['pipelineTag'] or '—'} · library: {model['libraryName'] or '—'} · "
-           f"author: {model['author'] or '—'} · "
-           f"[open on the Hub](https://huggingface.co/{model_id})")
+m4.metric("Licence", md_text(model["license"] or "—"))  # a metric value is Markdown too
+st.caption(f"Task: {md_text(model['pipelineTag'] or '—')} · "
+           f"library: {md_text(model['libraryName'] or '—')} · "
+           f"author: {md_text(model['author'] or '—')} · [open on the Hub]({hub_url(model_id)})")
 
 children = cached(queries.descendant_counts, model_id)
 ancestors = cached(queries.ancestors, model_id)
@@ -53,42 +54,43 @@ st.markdown("**Model tree** (direct derivatives): " + " · ".join(
 ) if any(children.values()) else "**Model tree**: no derivatives.")
 
 if ancestors.empty and not any(children.values()):
-    st.info(f"**{model_id}** has no lineage in the graph: no base model and no derivatives.")
+    st.info(f"**{md_text(model_id)}** has no lineage in the graph: no base model and no "
+            "derivatives.")
     st.stop()
 
 depth = st.slider("Descendant depth", 1, 6, 2, key="depth",
                   help="How many generations of derivatives to follow.")
 desc = cached(queries.descendants, model_id, depth)
-family = len(desc)
-if family:
-    per_rel = insights.relation_counts(desc)
-    st.caption(f"{family:,} descendants within {depth} generation(s): " + ", ".join(
+n_desc = len(desc)
+if n_desc:
+    per_rel = family.relation_counts(desc)
+    st.caption(f"{n_desc:,} descendants within {depth} generation(s): " + ", ".join(
         f"{n:,} {r}" for r, n in per_rel.items() if n))
 
 tab_graph, tab_anc, tab_desc, tab_time, tab_drift = st.tabs(
-    ["Graph", f"Ancestors ({len(ancestors)})", f"Descendants ({family:,})", "Timeline",
+    ["Graph", f"Ancestors ({len(ancestors)})", f"Descendants ({n_desc:,})", "Timeline",
      "Licence drift"])
 
 with tab_graph:
-    sub = insights.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
+    sub = family.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
     nodes = []
     for r in sub.node_records():
-        colour = (insights.FOCUS_COLOUR if r["kind"] == "focus" else
-                  insights.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
-                  insights.SUMMARY_COLOUR if r["kind"] == "summary" else
-                  insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+        colour = (style.FOCUS_COLOUR if r["kind"] == "focus" else
+                  style.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
+                  style.SUMMARY_COLOUR if r["kind"] == "summary" else
+                  style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
         nodes.append(Node(id=r["id"], caption=r["caption"], color=colour,
-                          size=insights.node_size(r["downloads"], r["kind"]),
+                          size=family.node_size(r["downloads"], r["kind"]),
                           properties={"kind": r["kind"], "relation": r["relation"],
                                       "depth": r["depth"], "downloads": r["downloads"]}))
     rels = [Relationship(source=r["source"], target=r["target"], caption=r["relation"],
-                         color=insights.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+                         color=style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
             for r in sub.edge_records()]
     vg = VisualizationGraph(nodes=nodes, relationships=rels)
-    vg.set_legend(nodes={"this model": insights.FOCUS_COLOUR, "ancestor": insights.ANCESTOR_COLOUR,
-                         **{f"{k} derivative": v for k, v in insights.RELATION_COLOURS.items()},
-                         "not drawn (summary)": insights.SUMMARY_COLOUR},
-                  relationships=insights.RELATION_COLOURS)
+    vg.set_legend(nodes={"this model": style.FOCUS_COLOUR, "ancestor": style.ANCESTOR_COLOUR,
+                         **{f"{k} derivative": v for k, v in style.RELATION_COLOURS.items()},
+                         "not drawn (summary)": style.SUMMARY_COLOUR},
+                  relationships=style.RELATION_COLOURS)
     if sub.hidden:
         st.caption(f"Showing {sub.shown:,} of {sub.total:,} models (ancestors, then the nearest "
                    "and most downloaded descendants); the rest are summarised as grey nodes: "
@@ -99,14 +101,14 @@ with tab_graph:
 
     display_widget(vg.render_widget(layout="forcedirected", height="560px",
                                     show_search_button=True),
-                   key=f"lineage_graph")
+                   key="lineage_graph")
 
 with tab_anc:
     if ancestors.empty:
-        st.info(f"**{model_id}** is a root: it names no base model.")
+        st.info(f"**{md_text(model_id)}** is a root: it names no base model.")
     else:
         roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
-        st.caption("Root(s): " + ", ".join(f"`{r}`" for r in roots))
+        st.caption("Root(s): " + ", ".join(md_text(r) for r in roots))
         st.dataframe(ancestors[["id", "depth", "relation", "child", "is_root", "downloads",
                                 "likes", "createdAt", "license"]], hide_index=True,
                      key="ancestors_table")
@@ -115,9 +117,9 @@ with tab_anc:
 
 with tab_desc:
     if desc.empty:
-        st.info(f"**{model_id}** has no derivatives in the graph.")
+        st.info(f"**{md_text(model_id)}** has no derivatives in the graph.")
     else:
-        st.dataframe(insights.depth_counts(desc), hide_index=True, key="depth_counts")
+        st.dataframe(family.depth_counts(desc), hide_index=True, key="depth_counts")
         c1, c2 = st.columns([1, 2])
         sort = c1.selectbox("Sort by", list(SORTS), key="desc_sort")
         rel_filter = c2.multiselect("Relations", list(LINEAGE_RELS), key="desc_rel",
@@ -145,13 +147,13 @@ with tab_desc:
             data=lambda: export.to_json(export.family_graph(store, model_id, max_depth=depth)))
 
 with tab_time:
-    timeline = cached(insights.derivatives_per_month, model_id)
+    timeline = family.derivatives_per_month(cached(queries.derivatives_by_month, model_id))
     dated = timeline.dropna(subset=["month"])
     if dated.empty:
         st.info("No dated derivatives.")
     else:
         fig = px.bar(dated, x="month", y="n", color="relation",
-                     color_discrete_map=insights.RELATION_COLOURS,
+                     color_discrete_map=style.RELATION_COLOURS,
                      labels={"n": "new direct derivatives", "month": ""})
         fig.update_layout(height=380, margin=dict(t=10, b=10))
         st.plotly_chart(fig, key="timeline_chart")
@@ -160,15 +162,15 @@ with tab_time:
         st.caption(f"{undated:,} derivatives have no known creation date.")
 
 with tab_drift:
-    drift = insights.licence_drift(desc, model)
+    drift = family.licence_drift(desc, model)
     if desc.empty:
         st.info("No derivatives, so no licence drift.")
     elif drift.empty:
-        st.success(f"All {family:,} descendants keep their parent's licence.")
+        st.success(f"All {n_desc:,} descendants keep their parent's licence.")
     else:
         counts = drift["drift"].value_counts()
-        st.warning(f"{len(drift):,} of {family:,} descendants state a different licence from "
-                   f"their parent's: " + ", ".join(f"{n:,} {k}" for k, n in counts.items())
+        st.warning(f"{len(drift):,} of {n_desc:,} descendants state a different licence from "
+                   f"their parent's: " + ", ".join(f"{n:,} {md_text(k)}" for k, n in counts.items())
                    + ".")
         st.dataframe(drift, hide_index=True, key="drift_table")
         csv_download(drift, "Download licence drift (CSV)",

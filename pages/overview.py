@@ -5,14 +5,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from graph import insights, queries
-from pages.common import cached, csv_download, require_store
+from pages import style
+from pages.common import csv_download, require_store, require_stored
 
 st.title("Hub Atlas — overview")
 require_store()
 
-nodes = cached(queries.count_nodes)
-rels = cached(queries.count_rels)
+overview = require_stored("overview", "The overview")
+nodes, rels = overview.nodes, overview.rels
 top_labels = ("Model", "Dataset", "Space", "Paper", "User", "Organization")
 cols = st.columns(len(top_labels))
 for col, label in zip(cols, top_labels):
@@ -27,7 +27,7 @@ with st.expander("Counts by node label and relation type", expanded=False):
 
 st.subheader("Uploads per month")
 by = st.segmented_control("Split by", ["task", "library"], default="task", key="uploads_by")
-uploads = cached(insights.uploads_per_month, by=by or "task")
+uploads = overview.uploads[by or "task"]
 if uploads.empty:
     st.info("No model has a known creation date yet.")
 else:
@@ -41,19 +41,19 @@ else:
 left, right = st.columns([3, 2])
 with left:
     st.subheader("Base models with the most derivatives")
-    top = cached(insights.top_base_models, limit=20)
+    top = overview.top_base
     if top.empty:
         st.info("No lineage links in the graph yet.")
     else:
         fig = px.bar(top, y="id", x="n", color="relation", orientation="h",
-                     color_discrete_map=insights.RELATION_COLOURS,
+                     color_discrete_map=style.RELATION_COLOURS,
                      labels={"n": "direct derivatives", "id": ""})
         fig.update_layout(height=560, margin=dict(t=40, b=10),
                           yaxis=dict(categoryorder="total ascending"))
         st.plotly_chart(fig, key="top_base_chart")
 with right:
     st.subheader("Licence mix")
-    mix = cached(insights.licence_mix, top=12)
+    mix = overview.licences
     if mix.empty:
         st.info("No models yet.")
     else:
@@ -63,7 +63,7 @@ with right:
         st.plotly_chart(fig, key="licence_chart")
 
 st.subheader("Last ingest runs")
-runs = cached(insights.ingest_run_summary, limit=10)
+runs = overview.runs
 if runs.empty:
     st.info("No ingest run recorded.")
 else:

@@ -7,12 +7,31 @@ import plotly.express as px
 import streamlit as st
 
 from analytics import licences, publishers
-from graph.insights import RELATION_COLOURS
-from pages.common import author_links, cached, csv_download, link_columns, require_store
+from analytics.pipeline import LICENCE_AUDIT, PUBLISHERS
+from analytics.results import Results
+from pages.common import (
+    author_links,
+    cached,
+    csv_download,
+    link_columns,
+    require_store,
+    require_stored,
+    stored,
+)
+from pages.style import RELATION_COLOURS
+
+
+def _load_index(results: Results):
+    return results.load_frame(PUBLISHERS)
+
+
+def _load_audit(results: Results) -> licences.LicenceAudit:
+    return licences.LicenceAudit.load(results.folder(LICENCE_AUDIT))
+
 
 st.title("Publishers")
 require_store()
-index = cached(publishers.build_publisher_index)  # batch result, one row per author
+index = require_stored(PUBLISHERS, "The publisher index", _load_index)  # one row per author
 
 if "author_text" not in st.session_state:
     st.session_state["author_text"] = st.query_params.get("author", "")
@@ -104,7 +123,12 @@ with tab_growth:
             st.caption(f"{profile.undated:,} descendants have no known creation date.")
 
 with tab_lic:
-    audit = cached(licences.build_licence_audit)
+    found = stored(LICENCE_AUDIT, _load_audit)
+    if found is None:
+        st.info("The licence audit is not computed yet for this graph (the scheduled job "
+                "builds it after each ingest).")
+        st.stop()
+    audit = found.value
     in_families = audit.in_families_of(author)
     own = audit.offenders(author=author)
     st.markdown(f"**In families rooted at {len(profile.models):,} of their models**: "

@@ -10,14 +10,15 @@ from urllib.parse import quote
 import streamlit as st
 
 from analytics.recommend import build_recommender, build_tracer, trace_unlinked
-from analytics.retrieval import SearchFilters
-from pages.common import generation_key, require_store, search_index
+from analytics.retrieval import SearchFilters, build_search
+from pages.common import generation, get_store, md_text, require_store
 
 ANY = "(any)"
 
 
+@st.cache_resource(max_entries=1, show_spinner="Building the search index…")
 def _search(version: str):
-    return search_index()  # cached per generation in pages.common (and warmed at start-up)
+    return build_search(get_store())[0]
 
 
 @st.cache_resource(show_spinner="Preparing recommendations…")
@@ -56,7 +57,8 @@ def _trace(version: str, model_id: str, k: int):
 
 
 def _lineage_link(model_id: str) -> str:
-    return f"[Open **{model_id}** on the Lineage page](lineage?model={quote(model_id, safe='/')})"
+    return (f"[Open **{md_text(model_id)}** on the Lineage page]"
+            f"(lineage?model={quote(model_id, safe='/')})")
 
 
 def main() -> None:
@@ -64,7 +66,7 @@ def main() -> None:
     st.caption("Which model should I start from? Hybrid search: meaning (MiniLM embeddings), "
                "matching words in ids and tags, and adoption (downloads, likes, derivatives).")
     require_store()  # an empty graph gets its message here
-    version = generation_key()
+    version = generation().key
     search = _search(version)
     opts = search.options()
 
@@ -90,7 +92,8 @@ def main() -> None:
         created_after=str(created) if use_date else None)
 
     if filters.task:
-        with st.expander(f"Where to start for {filters.task}: base models by adoption and growth"):
+        with st.expander(f"Where to start for {md_text(filters.task)}: base models by adoption "
+                         "and growth"):
             st.dataframe(_start(version, filters.task, 10), hide_index=True,
                          width="stretch")
 

@@ -8,15 +8,29 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from analytics import trends
-from graph import views_queries
-from pages.common import cached, csv_download, id_links, link_columns, model_picker, require_store
+from analytics.pipeline import TRENDS
+from analytics.results import Results
+from pages.common import (
+    cached,
+    csv_download,
+    id_links,
+    link_columns,
+    model_picker,
+    require_store,
+    require_stored,
+)
+
+
+def _load_trends(results: Results) -> trends.Trends:
+    return trends.Trends.load(results.folder(TRENDS))
+
 
 st.title("Trends across ingest runs")
 st.caption("Every ingest run records each model's downloads and likes as it saw them. The "
            "Hub's downloads count the last 30 days (they can fall); likes are a running total.")
 require_store()
-trending = cached(trends.build_trending)  # batch result over the whole graph
-runs = cached(views_queries.observation_runs)
+stored_trends = require_stored(TRENDS, "The trends", _load_trends)  # the job's result
+trending, runs = stored_trends.trending, stored_trends.runs
 
 st.subheader("Trending")
 if trending.empty:

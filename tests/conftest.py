@@ -24,14 +24,15 @@ def shared_data_or_skip(*parts: str) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_graph_root(tmp_path_factory) -> Path:
-    """An embedded graph folder (HUBATLAS_DB layout) holding the mini snapshot, loaded once."""
+    """An embedded graph folder (HUBATLAS_DB layout) holding the mini snapshot, loaded once by
+    the scheduled job's path: ingest, then every derived result but the search index."""
     from ingest.run import ingest
     from ingest.sources import SnapshotSource
 
     root = tmp_path_factory.mktemp("mini_graph")
     neo4j_uri = os.environ.pop("NEO4J_URI", None)  # always the embedded engine, never a user's Neo4j
     try:
-        ingest(SnapshotSource(MINI_SNAPSHOT), root=root)
+        ingest(SnapshotSource(MINI_SNAPSHOT), root=root, refresh=job_without_search())
     finally:
         if neo4j_uri is not None:
             os.environ["NEO4J_URI"] = neo4j_uri
@@ -55,6 +56,13 @@ def full_graph_root(tmp_path_factory) -> Path:
         if neo4j_uri is not None:
             os.environ["NEO4J_URI"] = neo4j_uri
     return root
+
+
+def job_without_search():
+    """The scheduled job's derived results, minus the (slow to embed) search index."""
+    from analytics.pipeline import SEARCH, Refresh
+
+    return Refresh(skip=(SEARCH,))
 
 
 @pytest.fixture

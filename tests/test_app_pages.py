@@ -8,8 +8,10 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from graph import queries as q
+from pages.common import md_text
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
+REPO = Path(APP).parent
 PHI2 = "microsoft/phi-2"
 SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
 
@@ -79,7 +81,7 @@ def test_lineage_deep_link(graph_env):
     at = _app("pages/lineage.py", model=PHI2)
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
-    assert at.subheader[0].value == PHI2
+    assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
     assert "Finetunes **41**" in _texts(at.markdown)
     assert len(at.get("bidi_component")) == 1  # the neo4j-viz lineage graph
     assert len(at.get("plotly_chart")) == 1  # the timeline
@@ -132,7 +134,7 @@ def test_lineage_type_ahead(graph_env):
     box.set_value(PHI2).run()
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
-    assert at.subheader[0].value == PHI2
+    assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
 
 
 def test_lineage_unknown_id(graph_env):
@@ -201,13 +203,15 @@ def test_console_engine_error(graph_env):
 
 
 # -- error states ----------------------------------------------------------------------
-@pytest.mark.parametrize("page", [None, "pages/lineage.py", "pages/console.py"])
+@pytest.mark.parametrize("page", ["pages/lineage.py", "pages/console.py", "pages/overview.py"])
 def test_empty_graph_message(tmp_path, monkeypatch, page):
+    """A page opened with no graph says how to load one (the app itself seeds first: see
+    tests/test_seed.py)."""
     monkeypatch.setenv("HUBATLAS_DB", str(tmp_path / "empty"))
     monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
     st.cache_data.clear()
     st.cache_resource.clear()
-    at = _app(page)
+    at = AppTest.from_file(str(REPO / page), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "No graph loaded yet" in _texts(at.info)
 
@@ -233,13 +237,16 @@ def test_new_generation_is_picked_up(graph_env):
     """After ingest publishes a new generation, the next run reads it (no restart)."""
     from graph.generations import Generations
     from ingest.run import ingest
-    from tests.conftest import MINI_SNAPSHOT
     from ingest.sources import SnapshotSource
+    from tests.conftest import MINI_SNAPSHOT
 
     at = _app()
     before = Generations(graph_env).current_name()
     runs_before = len(at.dataframe[-1].value)
-    ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5)  # an incremental run
+    from tests.conftest import job_without_search
+
+    ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5,  # an incremental run
+           refresh=job_without_search())
     assert Generations(graph_env).current_name() != before
     at.run()
     _ok(at)

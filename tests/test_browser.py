@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pages import (Chromium, PageSpec, find_chromium, load_page, page_specs,
-                         streamlit_server)
+from bench.pages import Chromium, PageSpec, find_chromium, load_page, page_specs, streamlit_server
 
 pytestmark = pytest.mark.browser
 

@@ -21,8 +21,22 @@ def mini_store(mini_graph_root):
 
 
 @pytest.fixture(scope="module")
-def comparison(mini_store):
-    return C.compare_models(mini_store, (PHI2, GPT2, SDXL, "no-such/model"))
+def forecasts(mini_graph_root):
+    """The forecasts table the scheduled job stored for the mini graph."""
+    from analytics.forecasts import ForecastTable
+    from analytics.pipeline import FORECASTS
+    from analytics.results import Results
+    from graph.generations import Generations
+    from graph.store import Generation
+
+    folder = Generations(mini_graph_root).current_path().parent
+    return ForecastTable.load(Results(Generation("embedded", folder.name, folder))
+                              .folder(FORECASTS))
+
+
+@pytest.fixture(scope="module")
+def comparison(mini_store, forecasts):
+    return C.compare_models(mini_store, (PHI2, GPT2, SDXL, "no-such/model"), forecasts=forecasts)
 
 
 def test_overview_matches_the_lineage_queries(mini_store, comparison):
@@ -57,30 +71,33 @@ def test_generations_licences_and_top_derivatives(mini_store, comparison):
     assert phi_top["downloads"].iat[0] == desc["downloads"].max()
 
 
-def test_growth_series_input_equals_the_derivative_edges(mini_store):
-    """The curves are built from each model's direct children: the same rows as
-    graph.queries.derivative_edges restricted to those parents."""
+def test_growth_curves_are_the_stored_forecasts(comparison, forecasts):
+    """The chart shows what the Forecasts page shows: the stored observed months, WSB curve
+    and forecast path, nothing fitted again."""
     from analytics import forecasts as F
-    from graph import views_queries as vq
 
-    ids = [PHI2, GPT2]
-    direct = C.growth_curves(vq.derivative_edges_of(mini_store, ids), ids)
-    mine = C.compare_models(mini_store, ids).curves
-    pd.testing.assert_frame_equal(direct.reset_index(drop=True), mine.reset_index(drop=True))
-    assert len(F.build_series(vq.derivative_edges_of(mini_store, ids)).ids) == 2
-
-
-def test_growth_curves_on_one_chart(comparison):
     cv = comparison.curves
     assert set(cv["model"]) == {PHI2, GPT2, SDXL}
+    series, paths = F.chart_data(forecasts, [PHI2, GPT2, SDXL])
     for mid, g in cv.groupby("model"):
-        kinds = set(g["kind"])
-        assert "observed" in kinds and "forecast" in kinds, (mid, kinds)
         obs = g[g["kind"] == "observed"]["value"]
-        assert obs.is_monotonic_increasing  # cumulative derivatives
+        want = series[series["model"] == mid]["observed"]
+        assert obs.tolist() == want.tolist() and obs.is_monotonic_increasing
+        fit = g[g["kind"] == "fit"]["value"]
+        assert fit.tolist() == series[series["model"] == mid]["wsb_fit"].dropna().tolist()
         fc = g[g["kind"] == "forecast"]
+        path = paths[paths["model"] == mid]
         assert fc["value"].iat[0] == obs.iat[-1]  # the forecast starts at the last count
-        assert fc["t"].max() == g[g["kind"] == "observed"]["t"].max() + 12  # 12 months ahead
+        assert fc["value"].iloc[1:].tolist() == path["forecast"].tolist()
+        assert len(fc) == 13 and (fc["low"] <= fc["value"]).all()  # 12 months ahead
+    short = C.growth_curves(forecasts, [PHI2], months_ahead=3)
+    assert (short["kind"] == "forecast").sum() == 4
+
+
+def test_no_stored_forecasts_no_curves(mini_store):
+    c = C.compare_models(mini_store, [PHI2, GPT2])
+    assert c.curves.empty and list(c.curves.columns) == C.CURVE_COLUMNS
+    assert len(c.overview) == 2
 
 
 def test_at_most_five_models_and_licence_mix_lumping():

@@ -1,4 +1,5 @@
-"""The Cypher console: the lexical guard, the read-only engine behind it, caps and limits."""
+"""The Cypher console: the lexical first filter, the sandboxed runner behind it, caps and
+limits. (The hostile corpus by family is in tests/test_console_sandbox.py.)"""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,6 +8,7 @@ import pytest
 from graph import queries as q
 from graph.errors import GraphError, QueryError, QueryRefused, QueryTimeout
 from graph.readonly import EXAMPLES, check_read_only, run_console_query, schema_overview
+from graph.sandbox import ConsoleFailure, ConsoleSandbox, SandboxTarget
 
 #: (description, query): every one must be refused by the guard
 ATTACKS = [
@@ -29,7 +31,8 @@ ATTACKS = [
     ("call table function", "CALL show_tables() RETURN *"),
     ("call procedure (neo4j)", "CALL db.labels()"),
     ("call subquery", "MATCH (m) CALL { WITH m CREATE (:X) } RETURN m"),
-    ("call after return-ish", "MATCH (m:Model) WITH m CALL apoc.do.when(true, 'x', 'y') YIELD value RETURN value"),
+    ("call after return-ish",
+     "MATCH (m:Model) WITH m CALL apoc.do.when(true, 'x', 'y') YIELD value RETURN value"),
     ("install", "INSTALL httpfs"),
     ("attach", "ATTACH 'other.kuzu' AS other (dbtype kuzu)"),
     ("detach db", "DETACH other"),
@@ -66,6 +69,11 @@ ATTACKS = [
     ("starts with garbage", "x MATCH (m) RETURN m"),
     ("empty", "   "),
     ("only a comment", "// nothing"),
+    ("Kùzu reads `/* **/` as still open: the payload is code to the engine",
+     "/* **/ ' */ LOAD FROM \"/etc/passwd\" RETURN * // ' RETURN 1"),
+    ("Kùzu reads `/* **/` as still open: a second statement",
+     "RETURN 1 /* **/ */ ; CHECKPOINT"),
+    ("a carriage return ends a line comment", "RETURN 1 // x\r; CHECKPOINT"),
 ]
 
 #: queries with write keywords where they are harmless: inside literals, comments, as keys
@@ -84,7 +92,8 @@ ALLOWED = [
     ("trailing semicolon", "MATCH (m:Model) RETURN count(m) AS n;", None),
     ("trailing semicolon and comment", "MATCH (m:Model) RETURN count(m) AS n; // done", None),
     ("lower case read", "match (m:Model) return count(m) as n", None),
-    ("non-ASCII inside a string", "MATCH (m:Model) WHERE m.id = 'ＤＥＬＥＴＥ' RETURN count(m) AS n", 0),
+    ("non-ASCII inside a string",
+     "MATCH (m:Model) WHERE m.id = 'ＤＥＬＥＴＥ' RETURN count(m) AS n", 0),
     ("var-length range", "MATCH (c:Model)-[:FINETUNE_OF*1..2]->(p:Model {id: 'microsoft/phi-2'}) "
                          "RETURN count(DISTINCT c) AS n", None),
     ("STARTS WITH is not START", "MATCH (m:Model) WHERE m.id STARTS WITH 'microsoft/' "
@@ -111,6 +120,13 @@ ENGINE_WRITES = [
     "CREATE NODE TABLE Evil(id STRING, PRIMARY KEY (id))",
     "COPY Model FROM '/nonexistent.csv'",
 ]
+
+
+@pytest.fixture(scope="module")
+def console(mini_graph_root):
+    """The console's runner over the mini graph (one warm worker for the module)."""
+    with ConsoleSandbox(SandboxTarget.current(mini_graph_root)) as box:
+        yield box
 
 
 def _fingerprint(store) -> tuple:
@@ -143,61 +159,65 @@ def test_refusal_names_the_keyword():
         check_read_only("MATCH (m:Model) DЕLETE m")
 
 
-def test_attacks_leave_the_graph_unchanged(mini_store):
+def test_attacks_leave_the_graph_unchanged(mini_store, console):
     before = _fingerprint(mini_store)
     for name, query in ATTACKS:
         with pytest.raises(QueryRefused):
-            run_console_query(mini_store, query, row_cap=10, timeout_s=5)
+            run_console_query(console, query, row_cap=10, timeout_s=5)
     assert _fingerprint(mini_store) == before
 
 
 @pytest.mark.parametrize("query", ENGINE_WRITES)
 def test_engine_is_read_only_too(mini_store, query):
-    """Defence in depth: the app's generation is opened read-only, so a write that got past
-    the guard still fails in the engine, and nothing changes."""
+    """Without the lexical filter (`store.run_read_only` runs a sandboxed worker with the
+    engine's plan check only), a write is still refused (or, for REMOVE, which Kùzu does not
+    parse, fails to parse), and nothing changes."""
     before = _fingerprint(mini_store)
     assert mini_store.read_only
-    with pytest.raises(GraphError):
+    with pytest.raises(QueryRefused if "REMOVE" not in query else GraphError):
         mini_store.run_read_only(query, None, row_cap=10, timeout_s=5)
     assert _fingerprint(mini_store) == before
 
 
 @pytest.mark.parametrize("name,query,expected", ALLOWED, ids=[a[0] for a in ALLOWED])
-def test_allowed_queries_run(mini_store, name, query, expected):
-    result = run_console_query(mini_store, query, row_cap=10, timeout_s=10)
+def test_allowed_queries_run(console, name, query, expected):
+    result = run_console_query(console, query, row_cap=10, timeout_s=10)
     assert isinstance(result.frame, pd.DataFrame)
     if expected is not None:
         assert result.frame.iloc[0, 0] == expected
 
 
-def test_row_cap_and_truncation(mini_store):
-    result = run_console_query(mini_store, "MATCH (m:Model) RETURN m.id AS id", row_cap=25)
+def test_row_cap_and_truncation(console, mini_store):
+    result = run_console_query(console, "MATCH (m:Model) RETURN m.id AS id", row_cap=25)
     assert len(result.frame) == 25 and result.truncated
-    result = run_console_query(mini_store, "MATCH (m:Model) RETURN m.id AS id LIMIT 5",
+    result = run_console_query(console, "MATCH (m:Model) RETURN m.id AS id LIMIT 5",
                                row_cap=25)
     assert len(result.frame) == 5 and not result.truncated
     with pytest.raises(ValueError):
-        run_console_query(mini_store, "RETURN 1", row_cap=0)
+        run_console_query(console, "RETURN 1", row_cap=0)
+    # a store works too: a one-off worker over the same file
+    result = run_console_query(mini_store, "MATCH (m:Model) RETURN m.id AS id", row_cap=3)
+    assert len(result.frame) == 3 and result.truncated
 
 
-def test_time_limit(mini_store):
+def test_time_limit(console):
     # ~10^8 filtered rows streamed (~1 s of CPU on 2 cores, ~200 MB); interrupted at 0.1 s
     slow = ("MATCH (a:Model), (b:Model), (c:Model) WHERE a.likes + b.likes + c.likes > -1 "
             "RETURN count(*) AS n")
     with pytest.raises(QueryTimeout):
-        run_console_query(mini_store, slow, row_cap=10, timeout_s=0.1)
-    # the connection is usable afterwards, without the limit
-    assert run_console_query(mini_store, "RETURN 1 AS x").frame.iloc[0, 0] == 1
+        run_console_query(console, slow, row_cap=10, timeout_s=0.1)
+    # the console answers afterwards, without the limit
+    assert run_console_query(console, "RETURN 1 AS x").frame.iloc[0, 0] == 1
 
 
-def test_engine_errors_are_query_errors(mini_store):
+def test_engine_errors_are_query_errors(console):
     with pytest.raises(QueryError):
-        run_console_query(mini_store, "MATCH (m:NoSuchLabel) RETURN m")
+        run_console_query(console, "MATCH (m:NoSuchLabel) RETURN m")
 
 
-def test_examples_pass_the_guard_and_run(mini_store):
+def test_examples_pass_the_guard_and_run(console):
     for name, query in EXAMPLES.items():
-        result = run_console_query(mini_store, query, row_cap=50)
+        result = run_console_query(console, query, row_cap=50)
         assert len(result.frame.columns) >= 1, name
 
 
@@ -209,41 +229,37 @@ def test_schema_overview_lists_every_label_and_relation():
     assert set(rels["type"]) == {rel.value for rel in Rel}
 
 
-# -- the same guard whatever the backend -------------------------------------------------
-class RecordingStore:
-    """A GraphStore stand-in that records what reaches the engine."""
-
-    def __init__(self, dialect):
-        self.dialect = dialect
-        self.read_only = True
-        self.calls: list[tuple] = []
-
-    def run_read_only(self, query, params, *, row_cap, timeout_s):
-        self.calls.append((query, params, row_cap, timeout_s))
-        return pd.DataFrame({"x": [1]})
-
-
-def _outcome(store, query):
-    try:
-        run_console_query(store, query, row_cap=7, timeout_s=3)
-    except QueryRefused as e:
-        return ("refused", str(e))
-    return ("ran", store.calls[-1])
+# -- the first filter runs before anything starts ----------------------------------------------
+def test_refusals_start_no_worker(tmp_path):
+    """The lexical filter and the text limits run in the app, before any worker exists: a
+    console over a graph that cannot even be opened refuses every attack the same way, and
+    only an accepted query gets as far as starting a worker (which then fails to open)."""
+    target = SandboxTarget.embedded(tmp_path / "missing" / "graph.kuzu")
+    with ConsoleSandbox(target, warm=False) as box:
+        for name, query in ATTACKS:
+            with pytest.raises(QueryRefused):
+                box.run(query)
+            assert box.workers() == [], name
+        with pytest.raises(ConsoleFailure, match="could not open the graph"):
+            box.run("MATCH (m:Model) RETURN count(m)")
 
 
-def test_refusals_identical_across_backends():
-    from graph.dialect import KUZU, NEO4J
+def test_neo4j_store_read_only_path_uses_read_access_with_timeout():
+    """`Neo4jStore.run_read_only` (a store API; the console itself goes through a worker):
+    READ access mode, the server-side timeout, the row cap."""
+    neo4j_store = pytest.importorskip("graph.neo4j_store", reason="graph/neo4j_store.py absent")
+    import neo4j
 
-    kuzu, neo4j = RecordingStore(KUZU), RecordingStore(NEO4J)
-    for name, query in ATTACKS + [(a[0], a[1]) for a in ALLOWED]:
-        assert _outcome(kuzu, query) == _outcome(neo4j, query), name
-    refused = len(ATTACKS)
-    assert len(kuzu.calls) == len(neo4j.calls) == len(ALLOWED) != refused
-    # what reaches the engine: the statement without a trailing ';', one row over the cap
-    assert all(c[2] == 8 and c[3] == 3 and not c[0].rstrip().endswith(";") for c in kuzu.calls)
+    driver = _FakeDriver()
+    store = neo4j_store.Neo4jStore(driver)
+    frame = store.run_read_only("MATCH (n) RETURN n.x AS x", None, row_cap=5, timeout_s=2.5)
+    assert len(frame) == 5
+    sessions = [e[1] for e in driver.log if e[0] == "session"]
+    assert sessions and all(s.get("default_access_mode") == neo4j.READ_ACCESS for s in sessions)
+    timeouts = [e[1] for e in driver.log if e[0] == "begin"]
+    assert (timeouts == [2.5]) or any(e[0] == "execute_read" for e in driver.log)
 
 
-# -- Neo4j: the store runs console queries in a READ transaction with a timeout -----------
 class _FakeResult:
     def __init__(self, rows):
         self._rows = rows
@@ -303,22 +319,3 @@ class _FakeDriver:
 
     def close(self):
         pass
-
-
-def test_neo4j_store_console_uses_read_access_with_timeout():
-    neo4j_store = pytest.importorskip("graph.neo4j_store", reason="graph/neo4j_store.py absent")
-    import neo4j
-
-    driver = _FakeDriver()
-    store = neo4j_store.Neo4jStore(driver)
-    result = run_console_query(store, "MATCH (n) RETURN n.x AS x", row_cap=5, timeout_s=2.5)
-    assert result.truncated and len(result.frame) == 5
-    sessions = [e[1] for e in driver.log if e[0] == "session"]
-    assert sessions and all(s.get("default_access_mode") == neo4j.READ_ACCESS for s in sessions)
-    timeouts = [e[1] for e in driver.log if e[0] == "begin"]
-    assert (timeouts == [2.5]) or any(e[0] == "execute_read" for e in driver.log)
-    # the guard refuses before any session is opened
-    before = len(driver.log)
-    with pytest.raises(QueryRefused):
-        run_console_query(store, "MATCH (n) DETACH DELETE n")
-    assert len(driver.log) == before

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.evaluate import (evaluate, format_report, holdout_links, ranking_metrics,
-                                 split_holdout)
+from analytics.evaluate import evaluate, format_report, holdout_links, ranking_metrics, split_holdout
 from tests.test_retrieval import retrieval_root
 
 

@@ -12,7 +12,12 @@ from huggingface_hub.hf_api import ExpandModelProperty_T
 
 from ingest.errors import RecordError, SourceError
 from ingest.hub import (
-    ALLOWED_EXPAND, DATASET_EXPAND, MODEL_EXPAND, SPACE_EXPAND, HubSource, retry_after_seconds,
+    ALLOWED_EXPAND,
+    DATASET_EXPAND,
+    MODEL_EXPAND,
+    SPACE_EXPAND,
+    HubSource,
+    retry_after_seconds,
 )
 from ingest.records import DatasetRecord, ModelRecord, SpaceRecord
 from tests.fakehub import BROKEN_ITEMS, FakeHub, fake_hub, load_fixture  # noqa: F401

@@ -240,15 +240,6 @@ def test_llama_family_has_conflicts_in_the_mini_graph(audit):
     assert pub["conflict"].is_monotonic_decreasing and pub["conflict"].iat[0] > 0
 
 
-def test_one_build_per_read_only_store(mini_store, audit, mini_graph_copy):
-    assert L.build_licence_audit(mini_store) is audit  # the publisher index reuses it
-    store = _writable(mini_graph_copy)
-    try:  # a writable store may change between builds: never reused
-        assert L.build_licence_audit(store) is not L.build_licence_audit(store)
-    finally:
-        store.close()
-
-
 def test_save_and_load_roundtrip(audit, tmp_path):
     audit.save(tmp_path)
     back = L.LicenceAudit.load(tmp_path)
@@ -308,8 +299,6 @@ def test_unwind_path_writes_what_load_from_writes(mini_graph_copy, tmp_path):
     that lost its verdict is cleared."""
     import shutil
 
-    import pyarrow as pa
-
     other = tmp_path / "other"
     shutil.copytree(mini_graph_copy, other)
     got = []
@@ -317,10 +306,7 @@ def test_unwind_path_writes_what_load_from_writes(mini_graph_copy, tmp_path):
         store = _writable(root)
         try:
             audit = L.build_licence_audit(store)
-            m = audit.models
-            models = pa.table({"id": m["id"].astype(object), "verdict": m["verdict"].astype(object),
-                               "chain": m["chain_verdict"].astype(object),
-                               "root": m["root"].astype(object)})
+            models = L.verdict_rows(audit)
             vq.write_licence_verdicts(store, models, batch=50, load_from=load_from)
             vq.write_licence_verdicts(store, models.slice(1), batch=50, load_from=load_from)
             got.append(vq.stored_licence_verdicts(store).sort_values("id")
@@ -329,35 +315,6 @@ def test_unwind_path_writes_what_load_from_writes(mini_graph_copy, tmp_path):
             store.close()
     pd.testing.assert_frame_equal(got[0], got[1])
     assert len(got[0]) == len(audit.models) - 1
-
-
-def test_write_adds_the_columns_to_a_graph_created_before_them(tmp_path, monkeypatch):
-    """A generation ingested before the derived properties were declared gets them added."""
-    from dataclasses import replace
-
-    import graph.kuzu_store as ks
-    from graph import schema as S
-    from ingest.run import ingest
-    from ingest.sources import SnapshotSource
-    from tests.conftest import MINI_SNAPSHOT
-
-    derived = {n for n, _ in S.DERIVED_MODEL_PROPS}
-    nodes = tuple(replace(n, properties=tuple(p for p in n.properties if p[0] not in derived))
-                  for n in S.NODES)
-    monkeypatch.setattr(ks, "NODES", nodes)
-    monkeypatch.setattr(ks, "NODE_SPECS", {n.label: n for n in nodes})
-    ingest(SnapshotSource(MINI_SNAPSHOT), root=tmp_path)
-    store = _writable(tmp_path)
-    try:
-        assert "licenseVerdict" not in vq.table_columns(store, vq.Label.MODEL)
-        assert vq.models_by_id(store, ["microsoft/phi-2"])["licenseVerdict"].isna().all()
-        audit = L.build_licence_audit(store)
-        L.write_licence_verdicts(store, audit)
-        assert {"licenseVerdict", "licenseChainVerdict", "familyRoot"} <= \
-            vq.table_columns(store, vq.Label.MODEL)
-        assert len(vq.stored_licence_verdicts(store)) == len(audit.models)
-    finally:
-        store.close()
 
 
 # -- the full snapshot -------------------------------------------------------------------------
@@ -373,11 +330,11 @@ def full_store(full_graph_root):
 def test_full_graph_audit(full_store):
     """The issue's figure: 745 of Meta-Llama-3-8B's 1,139 descendants (two generations) state
     a different licence from their parent (418 changed, 322 dropped, 5 added)."""
-    from graph import insights
+    from analytics.family import licence_drift
 
     llama = "meta-llama/Meta-Llama-3-8B"
     desc = q.descendants(full_store, llama, 2)
-    drift = insights.licence_drift(desc, q.get_model(full_store, llama))
+    drift = licence_drift(desc, q.get_model(full_store, llama))
     assert len(desc) == 1139 and len(drift) == 745
     assert drift["drift"].value_counts().to_dict() == {"changed": 418, "dropped": 322, "added": 5}
     audit = L.build_licence_audit(full_store)

@@ -47,6 +47,13 @@ def test_full_july_2024_snapshot(tmp_path):
     store = open_store(read_only=True, root=tmp_path)
     try:
         assert q.family_size(store, "stabilityai/stable-diffusion-xl-base-1.0", max_depth=1) > 4000
+        # the largest families: lineage reads exact against a BFS and the engine's own match
+        from tests.test_queries import check_real_family
+
+        edges = q.lineage_edges(store)
+        for family in ("stabilityai/stable-diffusion-xl-base-1.0",
+                       "distilbert/distilbert-base-uncased", "mistralai/Mistral-7B-v0.1"):
+            assert check_real_family(store, family, edges) > 4500
         assert q.get_model(store, "openai-community/gpt2")["createdAt"] is None  # back-fill
     finally:
         store.close()

@@ -1,6 +1,7 @@
 """Real browser: the licence audit, publishers, compare and trends pages in headless
 Chromium against `streamlit run` over the mini graph (plus a synthetic second run and a model
-whose id is Markdown), and the lineage page's GraphML download actually downloaded.
+whose id is Markdown, with the scheduled job's results refreshed for it), and the lineage
+page's GraphML download actually downloaded.
 
 Needs a Chromium binary (skipped when none is found); see tests/test_browser.py.
 """
@@ -17,6 +18,7 @@ from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
 from tests.test_export import check_graphml
 from tests.test_trends import _later, add_run
+from tests.test_views_pages import refresh_views
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +46,7 @@ def app_url(mini_graph_root, tmp_path_factory, chromium_binary):
                       {"id": POISON})])
         add_run(store, "synthetic-2", _later(30), {PHI2: (1_000_000, 3_400),
                                                    GPT2: (5_000_000, 2_100), POISON: (9, 0)})
+        refresh_views(store)  # the job's results for the changed graph
     finally:
         store.close()
     ARTIFACTS.mkdir(exist_ok=True)

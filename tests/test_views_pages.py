@@ -2,12 +2,14 @@
 export) through Streamlit's AppTest, on copies of the mini graph."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from analytics import pipeline as P
 from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
 from tests.test_trends import _later, add_run
@@ -15,6 +17,7 @@ from tests.test_trends import _later, add_run
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 PHI2, GPT2 = "microsoft/phi-2", "openai-community/gpt2"
 POISON = "evil/![x](http://evil.example/x.png)"
+VIEW_STEPS = (P.LICENCE_VERDICTS, P.LICENCE_AUDIT, P.PUBLISHERS, P.TRENDS)
 
 
 def _clear() -> None:
@@ -22,15 +25,25 @@ def _clear() -> None:
     st.cache_resource.clear()
 
 
+def refresh_views(store) -> None:
+    """The scheduled job's view steps again, after a test changed the graph in place (as the
+    job does after an ingest): licence verdicts, audit, publisher index, trends."""
+    steps = [s for s in P.STEPS if s.name in VIEW_STEPS]
+    done = P.Refresh(steps).before_publish(store, store.generation())
+    assert [s.name for s in done if s.ok] == [s.name for s in steps], done
+
+
 @pytest.fixture
 def graph_env(mini_graph_copy, monkeypatch):
-    """A mini graph copy with a second, synthetic run and a model whose id is Markdown."""
+    """A mini graph copy with a second, synthetic run and a model whose id is Markdown, and
+    the job's results refreshed for it."""
     store = KuzuStore(Generations(mini_graph_copy).current_path(), read_only=False)
     try:
         store.write([("CREATE (:Model {id: $id, author: 'evil', license: 'mit', stub: false, "
                       "downloads: 5})", {"id": POISON})])
         add_run(store, "synthetic-2", _later(30), {PHI2: (1_000_000, 3_400),
                                                    GPT2: (5_000_000, 2_100), POISON: (9, 0)})
+        refresh_views(store)
     finally:
         store.close()
     monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
@@ -189,3 +202,63 @@ def test_lineage_offers_the_family_as_graphml_and_json(graph_env):
     _ok(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download family (GraphML)" in labels and "Download family (JSON)" in labels
+
+
+# -- pages only read what the scheduled job stored ----------------------------------------
+def _refuse(*_a, **_k):
+    raise AssertionError("a page built a whole-graph result on a request")
+
+
+def test_pages_read_stored_results_and_never_build(graph_env, monkeypatch):
+    """With every batch builder and whole-graph query broken, the pages still show everything:
+    they read the stored results, plus per-id look-ups."""
+    from analytics import licences, publishers, trends
+    from graph import queries, views_queries
+
+    for module, name in ((licences, "build_licence_audit"), (licences, "audit_edges"),
+                         (publishers, "build_publisher_index"), (trends, "build_trending"),
+                         (trends, "build_trends"), (trends, "trend_table"),
+                         (views_queries, "lineage_edges_with_models"),
+                         (views_queries, "author_totals"), (views_queries, "repeated_observations"),
+                         (views_queries, "observation_runs"), (queries, "top_base_models"),
+                         (queries, "derivative_edges")):
+        monkeypatch.setattr(module, name, _refuse)
+    from analytics import forecasts
+
+    monkeypatch.setattr(forecasts, "build_forecasts", _refuse)
+    for page, params in (("pages/licences.py", {}),
+                         ("pages/licences.py", {"model": "jata77/lora_model"}),
+                         ("pages/publishers.py", {}),
+                         ("pages/publishers.py", {"author": "meta-llama"}),
+                         ("pages/trends.py", {"model": PHI2}),
+                         ("pages/compare.py", {"models": f"{PHI2},{GPT2}"})):
+        at = _app(page, **params)
+        _ok(at)
+        assert not at.info or "not computed yet" not in _texts(at.info), (page, params)
+    # the compare chart's curves are the stored forecasts (observed, WSB curve, forecast)
+    at = _app("pages/compare.py", models=f"{PHI2},{GPT2}")
+    names = {trace.get("name") for c in at.get("plotly_chart")
+             for trace in json.loads(c.proto.spec)["data"]}
+    assert {f"{PHI2}: observed", f"{GPT2}: observed", f"{GPT2}: forecast"} <= names
+
+
+def test_pages_say_when_the_job_has_not_built_a_result(mini_graph_copy, monkeypatch):
+    """A result the job has not stored (or failed to) is announced, not built on request."""
+    from analytics.results import Results, ResultStatus
+    from graph.store import current_generation
+
+    monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
+    results = Results(current_generation())
+    for name in VIEW_STEPS:
+        results.record(ResultStatus(name, False, "2026-01-01T00:00:00+00:00", 0.0, "broken"))
+    monkeypatch.setattr("analytics.licences.build_licence_audit", _refuse)
+    _clear()
+    try:
+        for page, what in (("pages/licences.py", "The licence audit"),
+                           ("pages/publishers.py", "The publisher index"),
+                           ("pages/trends.py", "The trends")):
+            at = _app(page)
+            _ok(at)
+            assert f"{what}** is not computed yet" in _texts(at.info), page
+    finally:
+        _clear()

@@ -74,10 +74,12 @@ def test_observations_and_runs(mini_store):
     assert vq.repeated_observations(mini_store).empty
 
 
-def test_clear_statements_touch_only_the_derived_properties():
-    (stmt, params), = vq.clear_licence_verdicts()
-    assert "licenseVerdict" in stmt and "familyRoot" in stmt and params == {}
-    assert "license " not in stmt and "SET m.license =" not in stmt
+def test_verdict_rows_must_carry_every_licence_property(mini_store):
+    import pyarrow as pa
+
+    with pytest.raises(ValueError, match="familyRoot"):
+        vq.write_licence_verdicts(mini_store, pa.table({"id": ["a"], "licenseVerdict": ["same"],
+                                                        "licenseChainVerdict": ["same"]}))
 
 
 def test_table_columns_lists_the_declared_properties(mini_store):

@@ -1,0 +1,5 @@
+import sys
+
+from analytics.growth.cli import main
+
+sys.exit(main())

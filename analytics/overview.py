@@ -1,0 +1,128 @@
+"""The Overview page's aggregates: uploads per month, licence mix, base models with the most
+derivatives and the last ingest runs, as plain frames.
+
+`build_overview(store)` runs the named queries once (the scheduled job calls it after each
+ingest); the functions below it are pure transformations of their rows.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from graph import queries as q
+from graph.schema import LINEAGE_RELS
+from graph.store import GraphStore
+
+OTHER = "(other)"
+NONE = "(none)"
+GROUPS = ("task", "library")  # how uploads per month can be split
+
+
+def month_from_ym(ym: pd.Series) -> pd.Series:
+    """First day of the month of integer yyyymm values."""
+    ym = ym.astype("int64")
+    return pd.to_datetime(pd.DataFrame({"year": ym // 100, "month": ym % 100, "day": 1}))
+
+
+def lump(df: pd.DataFrame, col: str, top: int) -> pd.DataFrame:
+    """Keep the `top` largest values of `col` (by total n), lump the rest into OTHER; rows
+    without a value become NONE (kept, and not counted in `top`)."""
+    df = df.copy()
+    df[col] = df[col].fillna(NONE).replace("", NONE)
+    totals = df[df[col] != NONE].groupby(col)["n"].sum().sort_values(ascending=False)
+    keep = set(totals.index[:top]) | {NONE}
+    df.loc[~df[col].isin(keep), col] = OTHER
+    return df
+
+
+def uploads_per_month(rows: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+    """Models created per month and group from `graph.queries.uploads_by_month` rows
+    (ym, grp, n): month (first of month), group, n; groups beyond the `top` largest are
+    lumped into "(other)", models with none into "(none)"."""
+    if rows.empty:
+        return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"),
+                             "group": pd.Series(dtype=str), "n": pd.Series(dtype="int64")})
+    df = lump(rows.rename(columns={"grp": "group"}), "group", top)
+    df["month"] = month_from_ym(df["ym"])
+    out = df.groupby(["month", "group"], as_index=False)["n"].sum()
+    return out.sort_values(["month", "group"]).reset_index(drop=True)
+
+
+def licence_mix(rows: pd.DataFrame, top: int = 12) -> pd.DataFrame:
+    """Models per licence from `graph.queries.models_per_licence` rows, largest first:
+    licence, n, share (the named licences first, then the lumps)."""
+    if rows.empty:
+        return pd.DataFrame(columns=["licence", "n", "share"])
+    df = lump(rows, "licence", top).groupby("licence", as_index=False)["n"].sum()
+    df["share"] = df["n"] / df["n"].sum()
+    order = df["licence"].isin([OTHER, NONE])
+    return (df.assign(_o=order).sort_values(["_o", "n"], ascending=[True, False])
+            .drop(columns="_o").reset_index(drop=True))
+
+
+def top_base_models_long(wide: pd.DataFrame) -> pd.DataFrame:
+    """`graph.queries.top_base_models` in long form for a stacked bar: id, relation, n, total."""
+    if wide.empty:
+        return pd.DataFrame(columns=["id", "relation", "n", "total"])
+    long = wide.melt(id_vars=["id", "total"], value_vars=list(LINEAGE_RELS),
+                     var_name="relation", value_name="n")
+    return long[long["n"] > 0].reset_index(drop=True)
+
+
+def run_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """`graph.queries.ingest_runs` with their JSON counts and rejects flattened into columns."""
+    if runs.empty:
+        return pd.DataFrame(columns=["startedAt", "endedAt", "source", "mode", "status",
+                                     "models", "datasets", "spaces", "read", "rejects",
+                                     "top rejects", "id"])
+    rows = []
+    for r in runs.to_dict("records"):
+        counts = _json(r.get("counts"))
+        rejects = _json(r.get("rejects"))
+        loaded = counts.get("loaded", {})
+        worst = sorted(rejects.items(), key=lambda kv: -kv[1])[:3]
+        rows.append({"startedAt": r["startedAt"], "endedAt": r["endedAt"],
+                     "source": r["source"], "mode": r["mode"], "status": r["status"],
+                     "models": loaded.get("model"), "datasets": loaded.get("dataset"),
+                     "spaces": loaded.get("space"), "read": counts.get("read"),
+                     "rejects": int(sum(rejects.values())),
+                     "top rejects": ", ".join(f"{k} {v:,}" for k, v in worst),
+                     "id": r["id"]})
+    return pd.DataFrame(rows)
+
+
+def _json(text: Any) -> dict:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass
+class Overview:
+    """Everything the Overview page draws, computed once per generation."""
+
+    nodes: dict[str, int]
+    rels: dict[str, int]
+    uploads: dict[str, pd.DataFrame]  # group ("task" / "library") → uploads_per_month frame
+    top_base: pd.DataFrame
+    licences: pd.DataFrame
+    runs: pd.DataFrame
+
+
+def build_overview(store: GraphStore, *, top_base: int = 20, top_groups: int = 8,
+                   top_licences: int = 12, runs: int = 10) -> Overview:
+    """Run the overview's queries once and shape their rows (the scheduled job's step)."""
+    return Overview(
+        nodes=q.count_nodes(store), rels=q.count_rels(store),
+        uploads={by: uploads_per_month(q.uploads_by_month(store, by), top_groups)
+                 for by in GROUPS},
+        top_base=top_base_models_long(q.top_base_models(store, top_base)),
+        licences=licence_mix(q.models_per_licence(store), top_licences),
+        runs=run_summary(q.ingest_runs(store, runs)))

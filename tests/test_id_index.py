@@ -1,0 +1,94 @@
+"""analytics/id_index.py: the type-ahead index, against a plain-Python reference."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from analytics.id_index import ModelIdIndex
+from graph import queries as q
+
+PHI2 = "microsoft/phi-2"  # 56 descendants over 3 levels in the mini graph
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+DEEP = "BramVanroy/fietje-2-chat"  # three ancestors up to phi-2
+
+
+@pytest.fixture(scope="module")
+def store(mini_graph_root):
+    from graph.store import open_store
+
+    s = open_store(read_only=True, root=mini_graph_root)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def models(store) -> pd.DataFrame:
+    return store.frame("MATCH (m:Model) RETURN m.id AS id, m.createdAt AS createdAt, "
+                       "m.pipelineTag AS task, m.libraryName AS library, m.license AS license, "
+                       "m.stub AS stub, m.downloads AS downloads")
+
+
+@pytest.fixture(scope="module")
+def edges(store) -> pd.DataFrame:
+    return store.frame(f"MATCH (c:Model)-[e:{q.LINEAGE_TYPES}]->(p:Model) "
+                       "RETURN c.id AS child, p.id AS parent, label(e) AS rel")
+
+
+# -- type-ahead index ------------------------------------------------------------------
+def _reference_search(ids, downloads, text, limit):
+    t = text.strip().lower()
+
+    def rank(i):
+        lo, name = i.lower(), i.lower().split("/", 1)[-1]
+        return (0 if lo == t else 1 if name == t else 2 if lo.startswith(t) else
+                3 if name.startswith(t) else 4)
+
+    hits = [i for i in ids if t in i.lower()]
+    return sorted(hits, key=lambda i: (rank(i), -downloads[i], i.lower()))[:limit]
+
+
+@pytest.mark.parametrize("text", ["llama", "LLAMA", "phi-2", "microsoft/phi-2", "a", "/", "gpt2",
+                                  "zzz-nothing", "", "  bert  "])
+def test_id_index_search_matches_reference(store, models, text):
+    index = ModelIdIndex.from_frame(q.model_ids_downloads(store))
+    dl = dict(zip(models["id"], pd.to_numeric(models["downloads"]).fillna(0)))
+    got = index.search(text, limit=20)
+    want = _reference_search(models["id"].tolist(), dl, text, 20) if text.strip() else []
+    t = text.strip().lower()
+
+    def key(i):  # (rank, -downloads): ties may come in any order
+        lo = i.lower()
+        name = lo.split("/", 1)[-1]
+        rank = (0 if lo == t else 1 if name == t else 2 if lo.startswith(t) else
+                3 if name.startswith(t) else 4)
+        return rank, -dl[i]
+
+    assert [key(i) for i in got] == [key(i) for i in want]
+    assert all(t in i.lower() for i in got)
+
+
+def test_id_index_resolve_and_contains(store):
+    index = ModelIdIndex.from_frame(q.model_ids_downloads(store))
+    assert PHI2 in index and "nope/nope" not in index
+    assert index.resolve(PHI2) == PHI2
+    assert index.resolve("MICROSOFT/PHI-2") == PHI2
+    assert index.resolve("microsoft/phi") is None
+    assert index.resolve("") is None
+    assert index.search(PHI2)[0] == PHI2  # the exact id first
+    assert index.search("gpt2")[0] == "openai-community/gpt2"  # then an exact name
+    assert len(index) == len(store.rows("MATCH (m:Model) RETURN m.id AS id"))
+
+
+def test_id_index_on_760k_ids():
+    # size as on the full graph; the speed is measured by bench/id_index.py, not here
+    ids = [f"org{i % 5000}/model-{i}-{'llama' if i % 7 == 0 else 'bert'}" for i in range(760_000)]
+    index = ModelIdIndex(ids, range(len(ids)))
+    assert len(index) == len(ids)
+    assert index.search("org43/model-43-")[0] == "org43/model-43-bert"
+    hits = index.search("llama", limit=50)
+    assert len(hits) == 50 and all("llama" in h for h in hits)
+    # most downloaded first among equal ranks (downloads = position here)
+    assert [int(h.split("-")[1]) for h in hits] == sorted((int(h.split("-")[1]) for h in hits), reverse=True)
+
+
+

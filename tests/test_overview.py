@@ -1,0 +1,91 @@
+"""analytics/overview.py: the Overview aggregates from the named queries, on the mini graph,
+checked against plain pandas."""
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from analytics import overview as O
+from graph import queries as q
+from graph.schema import LINEAGE_RELS
+
+PHI2 = "microsoft/phi-2"  # 56 descendants over 3 levels in the mini graph
+SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+DEEP = "BramVanroy/fietje-2-chat"  # three ancestors up to phi-2
+
+
+@pytest.fixture(scope="module")
+def store(mini_graph_root):
+    from graph.store import open_store
+
+    s = open_store(read_only=True, root=mini_graph_root)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def models(store) -> pd.DataFrame:
+    return store.frame("MATCH (m:Model) RETURN m.id AS id, m.createdAt AS createdAt, "
+                       "m.pipelineTag AS task, m.libraryName AS library, m.license AS license, "
+                       "m.stub AS stub, m.downloads AS downloads")
+
+
+@pytest.fixture(scope="module")
+def edges(store) -> pd.DataFrame:
+    return store.frame(f"MATCH (c:Model)-[e:{q.LINEAGE_TYPES}]->(p:Model) "
+                       "RETURN c.id AS child, p.id AS parent, label(e) AS rel")
+
+
+# -- overview --------------------------------------------------------------------------
+@pytest.mark.parametrize("by,col", [("task", "task"), ("library", "library")])
+def test_uploads_per_month(store, models, by, col):
+    got = O.uploads_per_month(q.uploads_by_month(store, by), top=3)
+    dated = models[models["createdAt"].notna()]
+    assert got["n"].sum() == len(dated)
+    assert set(got["group"]) - {O.OTHER, O.NONE} <= set(dated[col].dropna())
+    assert len(set(got["group"]) - {O.OTHER, O.NONE}) <= 3
+    months = dated["createdAt"].dt.to_period("M").dt.to_timestamp()
+    assert got.groupby("month")["n"].sum().to_dict() == months.value_counts().to_dict()
+
+
+def test_uploads_rejects_unknown_split(store):
+    with pytest.raises(ValueError, match="by must be"):
+        q.uploads_by_month(store, by="colour")
+
+
+def test_licence_mix(store, models):
+    got = O.licence_mix(q.models_per_licence(store), top=4)
+    real = models[models["stub"] != True]  # noqa: E712
+    assert got["n"].sum() == len(real)
+    assert got["share"].sum() == pytest.approx(1.0)
+    named = got[~got["licence"].isin([O.OTHER, O.NONE])]
+    want = Counter(real["license"].dropna())
+    assert dict(zip(named["licence"], named["n"])) == dict(want.most_common(4))
+
+
+def test_top_base_models_long_form(store):
+    wide = q.top_base_models(store, 10)
+    long = O.top_base_models_long(wide)
+    assert long.groupby("id")["n"].sum().to_dict() == dict(zip(wide["id"], wide["total"]))
+    assert set(long["relation"]) <= set(LINEAGE_RELS)
+
+
+def test_ingest_run_summary(store):
+    runs = O.run_summary(q.ingest_runs(store))
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["status"] == "ok" and run["models"] > 400 and run["rejects"] >= 0
+    assert "snapshot" in run["source"]
+
+
+
+
+def test_build_overview_holds_every_part(store, models):
+    ov = O.build_overview(store)
+    assert ov.nodes["Model"] == len(models)
+    assert set(ov.uploads) == set(O.GROUPS)
+    assert ov.uploads["task"]["n"].sum() == ov.uploads["library"]["n"].sum()
+    assert ov.licences["n"].sum() == (models["stub"] != True).sum()  # noqa: E712
+    assert len(ov.runs) == 1 and not ov.top_base.empty
