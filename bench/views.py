@@ -2,10 +2,13 @@
 
     python -m bench.views [--db /tmp/views-graph] [--write] [--parquet [--portable]]
 
-Builds the full graph first when --db holds none (from ../shared/data, ~1-3 min). Prints,
-for each step, seconds and a ratio against a baseline measured in the same run (so figures
-stay comparable on a busy machine), then what the views find: verdict counts, the families
-and publishers with the most licence conflicts, trending models, the largest family's export.
+Builds the full graph first when --db holds none (from ../shared/data, ~1-3 min). Prints
+the seconds the scheduled job's view steps took for the current generation (its manifest),
+how long loading each stored result takes (what a page does), then, for each builder and
+look-up, seconds and a ratio against a baseline measured in the same run (so figures stay
+comparable on a busy machine), then what the views find: verdict counts, the families and
+publishers with the most licence conflicts, Meta-Llama-3-8B's descendants by verdict,
+trending models, the largest family's export.
 
 Baselines: the audit against one scan of every lineage edge with both ends' properties (the
 builder's own query); a family export against `graph.queries.descendants` of that family;
@@ -51,6 +54,9 @@ def main() -> None:
     pd.set_option("display.max_colwidth", 60)
 
     from analytics import compare, export, licences, publishers, trends
+    from analytics import pipeline as P
+    from analytics.forecasts import ForecastTable
+    from analytics.results import Results
     from graph import queries as q
     from graph import views_queries as vq
     from graph.store import open_store
@@ -58,6 +64,26 @@ def main() -> None:
     ensure_full_graph(args.db)
     store = open_store(read_only=True, root=args.db)
     print(f"graph {args.db}: {q.count_nodes(store)['Model']:,} models")
+    results = Results(store.generation())
+    status = results.status()
+    print(f"  {'job step (manifest)':<46} {'seconds':>10}")
+    for name, s in status.items():
+        _row(name, s.seconds, note="ok" if s.ok else f"FAILED: {s.error}")
+    job = sum(s.seconds for s in status.values())
+    views = sum(status[n].seconds for n in (P.LICENCE_VERDICTS, P.LICENCE_AUDIT, P.PUBLISHERS,
+                                            P.TRENDS) if n in status)
+    _row("the view steps, of all steps", views, job, f"all steps {job:.1f} s")
+    loaders = {P.LICENCE_AUDIT: lambda r: licences.LicenceAudit.load(r.folder(P.LICENCE_AUDIT)),
+               P.PUBLISHERS: lambda r: r.load_frame(P.PUBLISHERS),
+               P.TRENDS: lambda r: trends.Trends.load(r.folder(P.TRENDS)),
+               P.FORECASTS: lambda r: ForecastTable.load(r.folder(P.FORECASTS))}
+    loaded = {}
+    print(f"  {'load a stored result (a page, cold)':<46} {'seconds':>10}")
+    for name, load in loaders.items():
+        if results.ready(name):
+            loaded[name], t_l = _timed(load, results)
+            _row(f"  {name}", t_l)
+    forecast_table = loaded.get(P.FORECASTS)
     print(f"  {'step':<46} {'seconds':>10}  {'ratio':>7}")
 
     edges, t_scan = _timed(vq.lineage_edges_with_models, store)
@@ -81,7 +107,7 @@ def main() -> None:
         _row(f"publisher_profile({author})", t, t_scan,
              f"{len(prof.models):,} models, family {prof.family_size:,}")
     top5 = q.top_base_models(store, 5)["id"].tolist()
-    cmp, t_cmp = _timed(compare.compare_models, store, top5)
+    cmp, t_cmp = _timed(compare.compare_models, store, top5, forecasts=forecast_table)
     _row("compare_models(top 5 base models)", t_cmp, t_scan,
          f"{int(cmp.overview['descendants'].sum()):,} descendants")
 
@@ -122,12 +148,13 @@ def main() -> None:
             try:
                 written, t_w = _timed(licences.write_licence_verdicts, w, audit)
                 _row("write_licence_verdicts (staging copy)", t_w, t_audit,
-                     f"{written['models']:,} models, {sum(written.values()) - written['models']:,}"
-                     " edges")
+                     f"{written['models']:,} models (clear + set, UNWIND batches)")
                 n, t_q = _timed(w.rows, "MATCH (m:Model) WHERE m.licenseVerdict = 'conflict' "
                                 "RETURN count(*) AS n")
                 _row("  Cypher: count conflicts from the property", t_q, t_audit,
                      f"{n[0]['n']:,}")
+                _, t_again = _timed(licences.write_licence_verdicts, w, audit)
+                _row("  again over stored verdicts (the next run)", t_again, t_w)
             finally:
                 w.close()
 
@@ -142,6 +169,15 @@ def main() -> None:
     print(f"\npublishers with the most conflicts in their families:\n"
           f"{by_fam[['author', 'family_models', 'family_conflicts']].to_string()}")
     print(f"\ncommonest conflicting licence pairs:\n{audit.transitions(limit=args.top)}")
+    llama = "meta-llama/Meta-Llama-3-8B"
+    store = open_store(read_only=True, root=args.db)
+    try:
+        for depth in (2, 10):
+            desc = q.descendants(store, llama, depth)
+            print(f"\n{llama}: {len(desc):,} descendants to depth {depth}, by verdict:\n"
+                  f"{audit.subtree_counts(desc['id']).to_string(index=False)}")
+    finally:
+        store.close()
     if len(trending):
         cols = ["id", "downloads_before", "downloads_after", "downloads_change",
                 "downloads_relative"]
