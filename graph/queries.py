@@ -43,12 +43,135 @@ def ensure_nodes(label: Label) -> str:
     return f"UNWIND $ids AS i MERGE (n:{label.value} {{id: i}})"
 
 
+def existing_ids(store: GraphStore, label: Label, ids: list[str]) -> list[str]:
+    """Which of `ids` are nodes of `label` already (stubs included)."""
+    if not ids:
+        return []
+    return [r["id"] for r in store.rows(
+        f"UNWIND $ids AS i MATCH (n:{label.value} {{id: i}}) RETURN n.id AS id", {"ids": ids})]
+
+
+def create_nodes(store: GraphStore, label: Label, columns: list[str]) -> str:
+    """`UNWIND $rows CREATE` nodes known not to exist (cheaper than MERGE: ~4x on Kùzu)."""
+    types = dict(NODE_SPECS[label].properties)
+    props = ", ".join(f"{c}: {_cast(store, 'r.' + c, types[c])}" for c in columns)
+    return f"UNWIND $rows AS r CREATE (n:{label.value} {{{props}}})"
+
+
+def update_nodes(store: GraphStore, label: Label, rows: list[dict]) -> list[tuple[str, dict]]:
+    """Statements that set the scalar properties each row gives on existing nodes; a null
+    keeps the stored value (list properties go through `set_list_property`: Kùzu 0.11 loses
+    a list property set to an expression over itself in a multi-row UNWIND)."""
+    if not rows:
+        return []
+    types = dict(NODE_SPECS[label].properties)
+    cols = [c for c in rows[0] if c != "id" and not types[c].endswith("[]")]
+    if not cols:
+        return []
+
+    def query(ref) -> str:
+        sets = ", ".join(f"n.{c} = coalesce({_cast(store, ref(c), types[c])}, n.{c})"
+                         for c in cols)
+        return f"MATCH (n:{label.value} {{id: {ref('id')}}}) SET {sets}"
+
+    return _row_statements(store, (label,), query, rows, ["id", *cols])
+
+
+def set_list_property(store: GraphStore, label: Label, column: str, rows: list[dict], *,
+                      only_if_null: bool = False) -> list[tuple[str, dict]]:
+    """Statements that set a list property on existing nodes (only where it is null, with
+    `only_if_null`) from rows of id and the value."""
+    typ = dict(NODE_SPECS[label].properties)[column]
+    where = f" WHERE n.{column} IS NULL" if only_if_null else ""
+
+    def query(ref) -> str:
+        return (f"MATCH (n:{label.value} {{id: {ref('id')}}}){where} "
+                f"SET n.{column} = {_cast(store, ref(column), typ)}")
+
+    return _row_statements(store, (label,), query, rows, ["id", column])
+
+
+#: Kùzu 0.11 plans a `MATCH (n {id: r.x})` after `UNWIND` over a scan of the whole label, and
+#: a second one per row (~0.2 µs a node, and a two-node `MATCH` as a join over both labels'
+#: scans: out of buffer memory on the full graph for 84 rows). A statement per row looks the
+#: key up in the index instead (~2-5 ms a statement). Above this many nodes in a label that
+#: is the cheaper way; below it, one UNWIND statement per 2,000 rows.
+KUZU_UNWIND_MAX_NODES = 15_000
+
+
+def _row_statements(store: GraphStore, labels: tuple[Label, ...], query, rows: list[dict],
+                    keys: list[str]) -> list[tuple[str, dict]]:
+    """`query(ref)` (Cypher with `ref(name)` for each value) over `rows`: as `UNWIND $rows`
+    statements, or on Kùzu with a large label, one statement per row."""
+    if store.dialect.name == "kuzu" and max(
+            store.rows(f"MATCH (n:{label.value}) RETURN count(n) AS n")[0]["n"]
+            for label in labels) > KUZU_UNWIND_MAX_NODES:
+        one = query(lambda name: "$" + name)
+        return [(one, {k: r.get(k) for k in keys}) for r in rows]
+    many = "UNWIND $rows AS r " + query(lambda name: "r." + name)
+    return [(many, {"rows": rows[i:i + 2000]}) for i in range(0, len(rows), 2000)]
+
+
+def create_ref_nodes(label: Label, *, stub: bool) -> str:
+    """Create nodes known only by a reference (and known not to exist yet)."""
+    props = "id: i, stub: true" if stub else "id: i"
+    return f"UNWIND $ids AS i CREATE (n:{label.value} {{{props}}})"
+
+
 def upsert_rels(store: GraphStore, rel: Rel, src: Label, dst: Label, columns: list[str]) -> str:
+    """`MERGE` relations between existing nodes (Neo4j; on Kùzu 0.11 the two-node `MATCH`
+    after `UNWIND` is planned as a join over both labels' scans and runs out of memory on the
+    full graph: the loader uses `insert_rels` / `update_rels` there)."""
     types = dict(REL_SPECS[rel].properties)
-    sets = ", ".join(f"e.{c} = {_cast(store, 'r.' + c, types[c])}" for c in columns)
-    query = (f"UNWIND $rows AS r MATCH (a:{src.value} {{id: r.src}}), (b:{dst.value} {{id: r.dst}}) "
-             f"MERGE (a)-[e:{rel.value}]->(b)")
+    sets = ", ".join(f"e.{c} = coalesce({_cast(store, 'r.' + c, types[c])}, e.{c})"
+                     for c in columns)
+    query = (f"UNWIND $rows AS r MATCH (a:{src.value} {{id: r.src}}), "
+             f"(b:{dst.value} {{id: r.dst}}) MERGE (a)-[e:{rel.value}]->(b)")
     return query + (f" SET {sets}" if sets else "")
+
+
+def insert_rels(store: GraphStore, rel: Rel, src: Label, dst: Label,
+                rows: list[dict]) -> list[tuple[str, dict]]:
+    """Statements that create relations known not to exist yet between existing nodes, from
+    rows of src, dst and every property of the relation (nulls allowed). (Kùzu's `COPY` into
+    a non-empty relation table would be faster, but inside a transaction it does not survive
+    `kill -9`: committed rows are lost and the file is damaged.)"""
+    if not rows:
+        return []
+    props = REL_SPECS[rel].properties
+
+    def query(ref) -> str:
+        values = ", ".join(f"{p}: {_cast(store, ref(p), t)}" for p, t in props)
+        carry = ", r" if ref("src") == "r.src" else ""  # UNWIND's row variable, if any
+        return (f"MATCH (a:{src.value} {{id: {ref('src')}}}) WITH a{carry} "
+                f"MATCH (b:{dst.value} {{id: {ref('dst')}}}) CREATE (a)-[e:{rel.value}"
+                + (f" {{{values}}}" if values else "") + "]->(b)")
+
+    return _row_statements(store, (src, dst), query, rows, ["src", "dst", *(p for p, _ in props)])
+
+
+def update_rels(store: GraphStore, rel: Rel, src: Label, dst: Label,
+                rows: list[dict]) -> list[tuple[str, dict]]:
+    """Statements that set the properties rows give on existing relations (a null keeps the
+    stored value)."""
+    props = REL_SPECS[rel].properties
+    if not rows or not props:
+        return []
+
+    def query(ref) -> str:
+        sets = ", ".join(f"e.{p} = coalesce({_cast(store, ref(p), t)}, e.{p})" for p, t in props)
+        return (f"MATCH (a:{src.value} {{id: {ref('src')}}})-[e:{rel.value}]->"
+                f"(b:{dst.value} {{id: {ref('dst')}}}) SET {sets}")
+
+    return _row_statements(store, (src, dst), query, rows, ["src", "dst", *(p for p, _ in props)])
+
+
+def rel_pairs(store: GraphStore, rel: Rel, src: Label, dst: Label, *, by: str) -> str:
+    """The (src, dst) pairs of existing `rel` relations at the nodes `$ids`, found from the
+    `by` end ("src" or "dst": the end with few such relations)."""
+    a = f"(a:{src.value} {{id: i}})" if by == "src" else f"(a:{src.value})"
+    b = f"(b:{dst.value} {{id: i}})" if by == "dst" else f"(b:{dst.value})"
+    return f"UNWIND $ids AS i MATCH {a}-[e:{rel.value}]->{b} RETURN a.id AS src, b.id AS dst"
 
 
 def delete_out_rels(rel: Rel, src: Label) -> str:
@@ -56,27 +179,34 @@ def delete_out_rels(rel: Rel, src: Label) -> str:
     return f"UNWIND $ids AS i MATCH (a:{src.value} {{id: i}})-[e:{rel.value}]->() DELETE e"
 
 
-def lineage_cycles(store: GraphStore) -> str:
-    """Pairs (child, parent) of `$rows` where parent already descends from child."""
-    return (f"UNWIND $rows AS r MATCH (p:Model {{id: r.dst}})-[:{LINEAGE_TYPES}*1..{MAX_DEPTH}]->"
-            f"(c:Model {{id: r.src}}) RETURN DISTINCT r.src AS child, r.dst AS parent")
+def lineage_parents(store: GraphStore) -> str:
+    """Every lineage edge (child, parent) out of the models `$ids`."""
+    return (f"UNWIND $ids AS i MATCH (c:Model {{id: i}})-[:{LINEAGE_TYPES}]->(p:Model) "
+            f"RETURN c.id AS child, p.id AS parent")
 
 
 def stub_model_ids(store: GraphStore) -> list[str]:
     return [r["id"] for r in store.rows("MATCH (m:Model) WHERE m.stub = true RETURN m.id AS id")]
 
 
-def relink_stub(store: GraphStore, rel: Rel) -> str:
-    """Move `rel` edges that point at stub `$stub` onto the real model `$target`."""
-    props = [name for name, _ in REL_SPECS[rel].properties]
-    sets = ", ".join(f"n.{p} = e.{p}" for p in props)
-    return (f"MATCH (c)-[e:{rel.value}]->(s:Model {{id: $stub}}), (t:Model {{id: $target}}) "
-            f"WHERE s.stub = true MERGE (c)-[n:{rel.value}]->(t) "
-            + (f"SET {sets} " if sets else "") + "DELETE e")
+def edges_into(store: GraphStore, rel: Rel, src: Label, dst: Label) -> str:
+    """`rel` edges from `src` nodes into the `dst` nodes `$ids`: src, dst and properties."""
+    props = "".join(f", e.{p} AS {p}" for p, _ in REL_SPECS[rel].properties)
+    return (f"UNWIND $ids AS i MATCH (a:{src.value})-[e:{rel.value}]->(b:{dst.value} {{id: i}}) "
+            f"RETURN a.id AS src, b.id AS dst{props}")
 
 
-def delete_stub_model() -> str:
-    return "MATCH (s:Model {id: $stub}) WHERE s.stub = true DETACH DELETE s"
+def delete_unreferenced(label: Label, *, stubs_only: bool) -> str:
+    """Drop nodes of `label` that nothing links to any more (only stubs, with `stubs_only`):
+    a first load never creates them, so an incremental run removes them to end equal."""
+    stub = " AND n.stub = true" if stubs_only else ""
+    return f"MATCH (n:{label.value}) WHERE NOT EXISTS {{ MATCH (n)-[]-() }}{stub} DELETE n"
+
+
+def delete_stub_nodes(label: Label) -> str:
+    """Drop the stub nodes `$ids` and their edges (real nodes are left alone)."""
+    return (f"UNWIND $ids AS i MATCH (s:{label.value} {{id: i}}) WHERE s.stub = true "
+            f"DETACH DELETE s")
 
 
 # -- ingest runs -----------------------------------------------------------------------------
@@ -89,8 +219,9 @@ def start_run(store: GraphStore) -> str:
 
 
 def checkpoint_run(store: GraphStore) -> str:
+    """The run's cursor with its progress so far (counts: read/loaded/skipped, JSON)."""
     return ("MATCH (r:IngestRun {id: $id}) SET r.cursor = $cursor, r.rejects = $rejects, "
-            f"r.watermark = {_cast(store, '$watermark', 'TIMESTAMP')}")
+            f"r.counts = $counts, r.watermark = {_cast(store, '$watermark', 'TIMESTAMP')}")
 
 
 def finish_run(store: GraphStore) -> str:
@@ -103,7 +234,8 @@ def running_run(store: GraphStore) -> dict[str, Any] | None:
     rows = store.rows("MATCH (r:IngestRun) WHERE r.status = 'running' RETURN r.id AS id, "
                       "r.source AS source, r.mode AS mode, r.cursor AS cursor, "
                       "r.rejects AS rejects, r.startedAt AS startedAt, r.since AS since, "
-                      "r.recordLimit AS recordLimit")
+                      "r.recordLimit AS recordLimit, r.counts AS counts, "
+                      "r.watermark AS watermark")
     return rows[0] if rows else None
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from graph.errors import GraphEmpty, GraphError
+from graph.errors import GraphEmpty, GraphError, QueryError
 from graph.generations import WriterBusy
 from ingest.errors import IngestError
 
@@ -31,7 +31,8 @@ def cli() -> None:
 @cli.command()
 @click.option("--snapshot", "snapshots", multiple=True, type=click.Path(path_type=Path),
               help="Folder of recorded Hub API files (*.jsonl.gz); repeatable. Default: the Hub.")
-@click.option("--endpoint", default=None, help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
+@click.option("--endpoint", default=None,
+              help="Hub endpoint (default: HF_ENDPOINT or huggingface.co).")
 @click.option("--limit", type=int, default=None, help="At most N records of each kind.")
 @click.option("--since", default=None, help="Only records modified/created after this ISO date.")
 @click.option("--full", is_flag=True, help="Ignore the last run's watermark: re-read everything.")
@@ -95,7 +96,8 @@ def _print_report(r: dict) -> None:
     if r["skipped"]:
         click.echo("  skipped: " + ", ".join(f"{k} {v:,}" for k, v in sorted(r["skipped"].items())))
     if any(r["rejects"].values()):
-        click.echo("  rejected by reason:")
+        click.echo("  rejected by reason (field problems end in (dropped) or (kept): "
+                   "the rest of the record landed):")
         for k, v in sorted(r["rejects"].items(), key=lambda kv: -kv[1]):
             click.echo(f"    {k:<40} {v:>9,}")
     else:
@@ -126,16 +128,18 @@ def status(as_json, runs) -> None:
 
     try:
         store = open_store(read_only=True)
+        try:
+            out = {"nodes": q.count_nodes(store), "rels": q.count_rels(store),
+                   "runs": q.ingest_runs(store, runs).to_dict(orient="records")}
+        finally:
+            store.close()
     except GraphEmpty as e:
-        if as_json:
-            click.echo(json.dumps({"empty": True, "message": str(e)}))
-            sys.exit(1)
-        raise click.ClickException(str(e))
-    try:
-        out = {"nodes": q.count_nodes(store), "rels": q.count_rels(store),
-               "runs": q.ingest_runs(store, runs).to_dict(orient="records")}
-    finally:
-        store.close()
+        _status_failed(as_json, str(e), empty=True)
+    except QueryError as e:
+        _status_failed(as_json, f"the graph opened but is not a Hub Atlas graph, or is damaged "
+                                f"({_one_line(e)}); rebuild it with `python -m ingest run`")
+    except GraphError as e:
+        _status_failed(as_json, _one_line(e))
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
         return
@@ -145,6 +149,19 @@ def status(as_json, runs) -> None:
         rejects = sum(json.loads(r["rejects"] or "{}").values())
         click.echo(f"    {r['startedAt']}  {r['status']:<8} {r['mode'] or '':<12} "
                    f"rejects {rejects:<6,} {r['source']}")
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+def _status_failed(as_json: bool, message: str, *, empty: bool = False) -> None:
+    """Say what is wrong (no traceback) and exit 1."""
+    if as_json:
+        click.echo(json.dumps({"empty": True, "message": message} if empty
+                              else {"error": message}))
+        sys.exit(1)
+    raise click.ClickException(message)
 
 
 @cli.command("lineage-accuracy")

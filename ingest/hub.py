@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -85,6 +86,18 @@ _RETRY_EXCEPTIONS: tuple[type[BaseException], ...] = (
 )
 #: A Retry-After beyond this is treated as this (a Hub answer of hours would stall ingest).
 MAX_RETRY_AFTER = 3600.0
+
+
+_URL_USERINFO = re.compile(r"(?<=://)[^/@\s?#]+@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&](?:token|access_token|api_key|apikey|key|password|secret|sig|signature)=)[^&#\s]*")
+
+
+def redact_url(text: str) -> str:
+    """`text` (a URL, or a message that quotes URLs) with credentials masked: the user:password
+    of `https://user:pass@host` and secret-looking query parameters (`?token=`) become `***`.
+    The one place an endpoint is made safe to print, log or store (IngestRun.source...)."""
+    return _SECRET_PARAM.sub(r"\1***", _URL_USERINFO.sub("***@", text))
 
 
 def _parse_ts(value: Any) -> datetime | None:
@@ -182,7 +195,8 @@ class HubSource:
         )
 
     def __repr__(self) -> str:
-        return f"HubSource(endpoint={self.endpoint!r}, authenticated={self.token is not None})"
+        return (f"HubSource(endpoint={redact_url(self.endpoint)!r}, "
+                f"authenticated={self.token is not None})")
 
     # ---- listings ---------------------------------------------------------------------------
 
@@ -250,7 +264,8 @@ class HubSource:
                     return
             if next_url is not None:
                 if next_url in seen:
-                    raise SourceError(f"{kind} listing loops: next page {next_url} seen before")
+                    raise SourceError(f"{kind} listing loops: next page "
+                                      f"{redact_url(next_url)} seen before")
                 seen.add(next_url)
             url, params = next_url, None  # the next link carries every query parameter
 
@@ -295,13 +310,13 @@ class HubSource:
                 response = get_session().get(url, params=params, headers=self._headers,
                                              timeout=self.timeout)
             except _RETRY_EXCEPTIONS as e:
-                problem, cause = f"{type(e).__name__}: {e}", e
+                problem, cause = redact_url(f"{type(e).__name__}: {e}"), e
                 try:
-                    where = str(e.request.url)
+                    where = redact_url(str(e.request.url))
                 except RuntimeError:  # no request attached
-                    where = url
+                    where = redact_url(url)
             else:
-                where = str(response.url)
+                where = redact_url(str(response.url))
                 status = response.status_code
                 if status in passthrough:
                     return response, None

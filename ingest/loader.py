@@ -15,10 +15,10 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from graph import queries as q
-from graph.schema import LINEAGE_RELS, Label, Rel
+from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, Label, Rel
 from graph.store import GraphStore, chunked
 from ingest.lineage import IdResolver
-from ingest.records import DatasetRecord, ModelRecord, SpaceRecord
+from ingest.records import INT64_MAX, DatasetRecord, ModelRecord, SpaceRecord
 
 # Namespaces we know to be organisations. Listing records carry no account type, so every
 # other author is stored as a User; `HubSource` can refine this where the Hub is reachable.
@@ -46,23 +46,41 @@ def _ts(value: datetime | None) -> datetime | None:
 
 
 def iso_utc(value: datetime | None) -> str | None:
-    """A timestamp parameter: ISO 8601 with a `T`, naive UTC (Kùzu CASTs it, Neo4j datetime()s it)."""
+    """A timestamp parameter: ISO 8601 with a `T`, naive UTC (Kùzu CASTs it, Neo4j
+    datetime()s it)."""
     return value.replace(tzinfo=None).isoformat() if value is not None else None
 
 
 @dataclass
 class LineageStats:
+    """Links and distinct parents (as written) of one run; resolution is measured at the end,
+    against every model the run knows then, so a resumed run reports what a clean one does."""
+
     links: int = 0
     parents_written: set = field(default_factory=set)
-    resolved_exact: set = field(default_factory=set)
-    resolved_alias: set = field(default_factory=set)
 
-    def as_dict(self) -> dict[str, Any]:
+    def add(self, record: ModelRecord) -> None:
+        self.links += len(record.base_models)
+        self.parents_written.update(link.parent for link in record.base_models)
+
+    def as_dict(self, resolver: IdResolver) -> dict[str, Any]:
         n = len(self.parents_written)
-        resolved = len(self.resolved_exact) + len(self.resolved_alias)
+        exact = alias = 0
+        for parent in self.parents_written:
+            target, known = resolver.resolve(parent)
+            if known:
+                exact += target == parent
+                alias += target != parent
+        resolved = exact + alias
         return {"lineage_links": self.links, "distinct_parents": n,
-                "parents_resolved": resolved, "parents_resolved_by_alias": len(self.resolved_alias),
+                "parents_resolved": resolved, "parents_resolved_by_alias": alias,
                 "parents_resolved_share": round(resolved / n, 4) if n else None}
+
+
+def _given_list(record, name: str) -> list[str] | None:
+    """A list property as a row carries it: None when the record does not give it (the
+    stored value is kept), else the list, possibly empty (which replaces it)."""
+    return list(getattr(record, name)) if name in record.given else None
 
 
 @dataclass
@@ -73,6 +91,9 @@ class GraphRows:
     refs: dict[Label, set[str]] = field(default_factory=lambda: defaultdict(set))
     rels: dict[tuple[Rel, Label, Label], list[dict]] = field(
         default_factory=lambda: defaultdict(list))
+    #: (relation, source label) -> ids whose record gives that relation's source field: the
+    #: incremental path replaces exactly those records' relations of that type
+    owned: dict[tuple[Rel, Label], list[str]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
     def build(cls, models: Iterable[ModelRecord], datasets: Iterable[DatasetRecord],
@@ -84,8 +105,13 @@ class GraphRows:
         for d in datasets:
             rows._add_dataset(d)
         for s in spaces:
-            rows._add_space(s)
+            rows._add_space(s, resolver)
         return rows
+
+    def _own(self, label: Label, rid: str, given: bool, *rels: Rel) -> None:
+        if given:
+            for rel in rels:
+                self.owned[(rel, label)].append(rid)
 
     def _author(self, author: str | None, target: Label, rid: str) -> None:
         if author:
@@ -98,10 +124,17 @@ class GraphRows:
         self.nodes[Label.MODEL].append({
             "id": m.id, "author": m.author, "createdAt": m.created_at,
             "lastModified": m.last_modified, "likes": m.likes, "downloads": m.downloads,
-            "pipelineTag": m.pipeline_tag, "libraryName": m.library, "tags": list(m.tags),
-            "gated": m.gated, "parameters": m.parameters, "license": m.license,
-            "cardText": m.card_text, "stub": False})
+            "pipelineTag": m.pipeline_tag, "libraryName": m.library,
+            "tags": _given_list(m, "tags"), "gated": m.gated, "parameters": m.parameters,
+            "license": m.license, "cardText": m.card_text, "stub": False})
         self._author(m.author, Label.MODEL, m.id)
+        own, given = self._own, m.given
+        own(Label.MODEL, m.id, m.pipeline_tag is not None, Rel.HAS_TASK)
+        own(Label.MODEL, m.id, m.library is not None, Rel.USES_LIBRARY)
+        own(Label.MODEL, m.id, "licenses" in given, Rel.HAS_LICENSE)
+        own(Label.MODEL, m.id, "datasets" in given, Rel.TRAINED_ON)
+        own(Label.MODEL, m.id, "arxiv" in given, Rel.CITES)
+        own(Label.MODEL, m.id, "base_models" in given, *LINEAGE_RELS.values())
         if m.pipeline_tag:
             self.refs[Label.TASK].add(m.pipeline_tag)
             self.rels[(Rel.HAS_TASK, Label.MODEL, Label.TASK)].append(
@@ -112,7 +145,8 @@ class GraphRows:
                 {"src": m.id, "dst": m.library})
         for lic in m.licenses:
             self.refs[Label.LICENSE].add(lic)
-            self.rels[(Rel.HAS_LICENSE, Label.MODEL, Label.LICENSE)].append({"src": m.id, "dst": lic})
+            self.rels[(Rel.HAS_LICENSE, Label.MODEL, Label.LICENSE)].append(
+                {"src": m.id, "dst": lic})
         for ds in m.datasets:
             self.refs[Label.DATASET].add(ds)
             self.rels[(Rel.TRAINED_ON, Label.MODEL, Label.DATASET)].append({"src": m.id, "dst": ds})
@@ -121,14 +155,12 @@ class GraphRows:
             self.rels[(Rel.CITES, Label.MODEL, Label.PAPER)].append({"src": m.id, "dst": paper})
         for space in m.spaces:
             self.refs[Label.SPACE].add(space)
-            self.rels[(Rel.USES_MODEL, Label.SPACE, Label.MODEL)].append({"src": space, "dst": m.id})
+            self.rels[(Rel.USES_MODEL, Label.SPACE, Label.MODEL)].append(
+                {"src": space, "dst": m.id})
         seen_parents = set()
+        stats.add(m)
         for link in m.base_models:
-            stats.links += 1
-            stats.parents_written.add(link.parent)
-            parent, known = resolver.resolve(link.parent)
-            if known:
-                (stats.resolved_exact if parent == link.parent else stats.resolved_alias).add(link.parent)
+            parent, _ = resolver.resolve(link.parent)
             if parent == m.id:
                 rejects["lineage_self_loop"] += 1
                 continue
@@ -144,32 +176,45 @@ class GraphRows:
         self.nodes[Label.DATASET].append({
             "id": d.id, "author": d.author, "createdAt": d.created_at,
             "lastModified": d.last_modified, "likes": d.likes, "downloads": d.downloads,
-            "tags": list(d.tags), "gated": d.gated, "license": d.license,
+            "tags": _given_list(d, "tags"), "gated": d.gated, "license": d.license,
             "description": d.description, "stub": False})
         self._author(d.author, Label.DATASET, d.id)
+        self._own(Label.DATASET, d.id, "tasks" in d.given, Rel.HAS_TASK)
+        self._own(Label.DATASET, d.id, "licenses" in d.given, Rel.HAS_LICENSE)
+        self._own(Label.DATASET, d.id, "arxiv" in d.given, Rel.CITES)
         for task in d.tasks:
             self.refs[Label.TASK].add(task)
             self.rels[(Rel.HAS_TASK, Label.DATASET, Label.TASK)].append({"src": d.id, "dst": task})
         for lic in d.licenses:
             self.refs[Label.LICENSE].add(lic)
-            self.rels[(Rel.HAS_LICENSE, Label.DATASET, Label.LICENSE)].append({"src": d.id, "dst": lic})
+            self.rels[(Rel.HAS_LICENSE, Label.DATASET, Label.LICENSE)].append(
+                {"src": d.id, "dst": lic})
         for paper in d.arxiv:
             self.refs[Label.PAPER].add(paper)
             self.rels[(Rel.CITES, Label.DATASET, Label.PAPER)].append({"src": d.id, "dst": paper})
 
-    def _add_space(self, s: SpaceRecord) -> None:
+    def _add_space(self, s: SpaceRecord, resolver: IdResolver) -> None:
         self.nodes[Label.SPACE].append({
             "id": s.id, "author": s.author, "createdAt": s.created_at,
             "lastModified": s.last_modified, "likes": s.likes, "sdk": s.sdk, "stub": False})
         self._author(s.author, Label.SPACE, s.id)
-        for mid in s.models:
+        self._own(Label.SPACE, s.id, "models" in s.given, Rel.USES_MODEL)
+        self._own(Label.SPACE, s.id, "datasets" in s.given, Rel.USES_DATASET)
+        # model ids resolve like base_model parents (case, legacy names), so a Space and a
+        # child that name one model the same way point at the same node
+        for mid in dict.fromkeys(resolver.resolve(m)[0] for m in s.models):
             self.refs[Label.MODEL].add(mid)
             self.rels[(Rel.USES_MODEL, Label.SPACE, Label.MODEL)].append({"src": s.id, "dst": mid})
         for did in s.datasets:
             self.refs[Label.DATASET].add(did)
-            self.rels[(Rel.USES_DATASET, Label.SPACE, Label.DATASET)].append({"src": s.id, "dst": did})
+            self.rels[(Rel.USES_DATASET, Label.SPACE, Label.DATASET)].append(
+                {"src": s.id, "dst": did})
 
     # -- lineage hygiene -------------------------------------------------------------------
+    def lineage_rewritten(self) -> set[str]:
+        """Models whose lineage this batch replaces (their record gives base_models)."""
+        return set(self.owned.get((Rel.FINETUNE_OF, Label.MODEL), ()))
+
     def lineage_edges(self) -> list[tuple[Rel, dict]]:
         return [(rel, row) for (rel, _, _), rows in self.rels.items()
                 if rel.value in {r.value for r in LINEAGE_RELS.values()} for row in rows]
@@ -239,6 +284,8 @@ def _table(rows: list[dict], rename: dict[str, str] | None = None) -> pa.Table:
         values = [r[c] for r in rows]
         if c in _DATES:
             values = [_ts(v) for v in values]
+        elif c == "tags":  # a record that gives no tags has none
+            values = [v if v is not None else [] for v in values]
         name = (rename or {}).get(c, c)
         data[name] = pa.array(values, type=_ARROW.get(c, pa.string()))
     return pa.table(data)
@@ -263,55 +310,217 @@ def bulk_write(store: GraphStore, rows: GraphRows) -> None:
             store.bulk_insert_rels(rel, src, dst, _table(rels, {"src": "from", "dst": "to"}))
 
 
-_OWNED_RELS = {  # outgoing relations a record owns: replaced when the record is upserted again
-    Label.MODEL: [*LINEAGE_RELS.values(), Rel.HAS_TASK, Rel.USES_LIBRARY, Rel.HAS_LICENSE,
-                  Rel.TRAINED_ON, Rel.CITES],
-    Label.DATASET: [Rel.HAS_TASK, Rel.HAS_LICENSE, Rel.CITES],
-    Label.SPACE: [Rel.USES_MODEL, Rel.USES_DATASET],
-}
+def _param_ok(value: Any, typ: str) -> bool:
+    if value is None:
+        return True
+    if typ == "STRING" or typ == "TIMESTAMP":  # timestamps travel as ISO strings
+        return isinstance(value, str)
+    if typ == "INT64":
+        return type(value) is int and -INT64_MAX - 1 <= value <= INT64_MAX
+    if typ == "BOOLEAN":
+        return type(value) is bool
+    if typ == "STRING[]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return False
+
+
+def _checked(rows: list[dict], types: dict[str, str], what: str) -> list[dict]:
+    """Parameter rows whose values have exactly their schema type (ISO strings for dates).
+    Records are validated at the edge, so a mismatch is a bug: it fails loudly here rather
+    than reaching the engine, whose parameter binding can crash the process on one."""
+    rows = [_iso_dates(r) for r in rows]
+    for r in rows:
+        for k, v in r.items():
+            typ = types.get(k, "STRING")
+            if not _param_ok(v, typ):
+                raise TypeError(f"{what}.{k}: {type(v).__name__} value for a {typ} property")
+    return rows
+
+
+def _node_types(label: Label) -> dict[str, str]:
+    return dict(NODE_SPECS[label].properties)
+
+
+def _rel_types(rel: Rel) -> dict[str, str]:
+    return {"src": "STRING", "dst": "STRING", **dict(REL_SPECS[rel].properties)}
 
 
 def upsert_statements(store: GraphStore, rows: GraphRows) -> list[tuple[str, dict]]:
-    """MERGE statements that make the graph hold exactly these records (idempotent)."""
+    """Statements that make the graph hold these records, merged into what it holds: a new
+    node is created; a known one (real or stub) takes every property the record gives (None
+    keeps the stored value, as `merge_records` does) and the relations whose source field the
+    record gives (`rows.owned`) are replaced. Reads which ids exist first, so it must run
+    under the writer lock; the statements are idempotent and commit in one transaction."""
     stmts: list[tuple[str, dict]] = []
     for label, nodes in rows.nodes.items():
         if not nodes:
             continue
-        ids = [n["id"] for n in nodes]
-        payload = [_iso_dates(n) for n in nodes]
-        for chunk in chunked(payload, 2000):
-            stmts.append((q.upsert_nodes(store, label, list(chunk[0].keys())), {"rows": chunk}))
-        for rel in _OWNED_RELS.get(label, []):
+        types = _node_types(label)
+        existing = set(q.existing_ids(store, label, [n["id"] for n in nodes]))
+        cols = list(nodes[0].keys())
+        lists = [c for c in cols if types[c].endswith("[]")]
+        new = _checked([{**n, **{c: n[c] or [] for c in lists}}
+                        for n in nodes if n["id"] not in existing], types, label.value)
+        old = _checked([n for n in nodes if n["id"] in existing], types, label.value)
+        for chunk in chunked(new, 2000):
+            stmts.append((q.create_nodes(store, label, cols), {"rows": chunk}))
+        stmts += q.update_nodes(store, label, old)
+        for c in lists:  # a list property given replaces the stored one; else it is kept
+            stmts += q.set_list_property(
+                store, label, c, [{"id": r["id"], c: r[c]} for r in old if r[c] is not None])
+            stmts += q.set_list_property(
+                store, label, c, [{"id": r["id"], c: []} for r in old if r[c] is None],
+                only_if_null=True)
+    for (rel, label), ids in rows.owned.items():
+        if ids:
             stmts.append((q.delete_out_rels(rel, label), {"ids": ids}))
     for label, ids in rows.refs.items():
-        if label in (Label.MODEL, Label.DATASET, Label.SPACE):
-            stmts.append((q.ensure_stub_nodes(label), {"ids": sorted(ids)}))
-        else:
-            stmts.append((q.ensure_nodes(label), {"ids": sorted(ids)}))
+        own = {n["id"] for n in rows.nodes.get(label, ())}
+        wanted = sorted(ids - own)
+        missing = sorted(set(wanted) - set(q.existing_ids(store, label, wanted)))
+        if missing:
+            stub = label in (Label.MODEL, Label.DATASET, Label.SPACE)
+            stmts.append((q.create_ref_nodes(label, stub=stub), {"ids": missing}))
     for (rel, src, dst), rels in rows.rels.items():
-        if not rels:
-            continue
-        cols = [c for c in rels[0] if c not in ("src", "dst")]
-        for chunk in chunked(rels, 2000):
-            stmts.append((q.upsert_rels(store, rel, src, dst, cols),
-                          {"rows": [_iso_dates(r) for r in chunk]}))
+        if rels:
+            fresh = set(rows.owned.get((rel, src), ()))  # their old relations are deleted above
+            stmts += rel_statements(store, rel, src, dst, rels, fresh)
     return stmts
+
+
+#: the end from which existing relations of a type are looked up: the one with few of them
+_LOOKUP_END = {Rel.PUBLISHED: "dst", Rel.USES_MODEL: "dst"}
+
+
+def rel_statements(store: GraphStore, rel: Rel, src: Label, dst: Label, rels: list[dict],
+                   fresh: set[str]) -> list[tuple[str, dict]]:
+    """Statements that make these relations exist with these properties: rows out of `fresh`
+    sources (whose relations of this type are deleted first) are inserted; for the others,
+    which relations exist already is read first: those are updated (a null property keeps
+    its value), the rest inserted. Endpoints must exist when the statements run."""
+    props = [p for p, _ in REL_SPECS[rel].properties]
+    rows = _checked([{"src": r["src"], "dst": r["dst"], **{p: r.get(p) for p in props}}
+                     for r in rels], _rel_types(rel), rel.value)
+    other = [r for r in rows if r["src"] not in fresh]
+    existing: set[tuple[str, str]] = set()
+    if other:
+        end = _LOOKUP_END.get(rel, "src")
+        for chunk in chunked(sorted({r[end] for r in other}), 2000):
+            existing.update((x["src"], x["dst"]) for x in store.rows(
+                q.rel_pairs(store, rel, src, dst, by=end), {"ids": chunk}))
+    new = [r for r in rows if (r["src"], r["dst"]) not in existing]
+    old = [r for r in rows if (r["src"], r["dst"]) in existing]
+    return q.insert_rels(store, rel, src, dst, new) + q.update_rels(store, rel, src, dst, old)
 
 
 def _iso_dates(row: dict) -> dict:
     return {k: (iso_utc(v) if k in _DATES else v) for k, v in row.items()}
 
 
-def relink_statements(store: GraphStore, resolver: IdResolver) -> list[tuple[str, dict]]:
-    """Stub parents that now resolve to a real model (its record arrived later in the stream,
-    or under its new name): move their edges onto that model and drop the stub."""
-    stmts: list[tuple[str, dict]] = []
+def closing_edges(store: GraphStore, edges: Iterable[tuple[str, str]],
+                  replaced: set[str] = frozenset()) -> set[tuple[str, str]]:
+    """The new child -> parent edges that would close a lineage cycle, together with the
+    graph's edges (minus those of `replaced` children, whose lineage is being rewritten) and
+    the new edges accepted before them (in sorted order: deterministic)."""
+    new = sorted(set(edges))
+    if not new:
+        return set()
+    up: dict[str, set[str]] = defaultdict(set)
+    frontier = {n for e in new for n in e}
+    seen = set(frontier)
+    for _ in range(q.MAX_DEPTH + 1):  # the graph's ancestors of every endpoint, level by level
+        if not frontier:
+            break
+        found = store.rows(q.lineage_parents(store), {"ids": sorted(frontier)})
+        frontier = set()
+        for r in found:
+            if r["child"] in replaced:
+                continue
+            up[r["child"]].add(r["parent"])
+            if r["parent"] not in seen:
+                seen.add(r["parent"])
+                frontier.add(r["parent"])
+    bad = set()
+    for child, parent in new:
+        if child == parent or _reaches(up, parent, child):
+            bad.add((child, parent))
+        else:
+            up[child].add(parent)
+    return bad
+
+
+def _reaches(up: dict[str, set[str]], start: str, goal: str) -> bool:
+    stack, seen = [start], {start}
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        for nxt in up.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
+
+
+#: labels whose nodes exist only because something links to them (repo labels: the stubs)
+_REFERENCED_ONLY = (Label.PAPER, Label.TASK, Label.LIBRARY, Label.LICENSE, Label.USER,
+                    Label.ORGANIZATION)
+
+
+def unreferenced_statements() -> list[tuple[str, dict]]:
+    """Delete what an incremental run left unreferenced (a licence, task, author or stub
+    parent no record names any more), which a first load would not have created."""
+    stmts = [(q.delete_unreferenced(label, stubs_only=False), {}) for label in _REFERENCED_ONLY]
+    stmts += [(q.delete_unreferenced(label, stubs_only=True), {})
+              for label in (Label.MODEL, Label.DATASET, Label.SPACE)]
+    return stmts
+
+
+#: relations that can point at a stub model, by the label they come from
+_INTO_MODELS = [*((rel, Label.MODEL) for rel in LINEAGE_RELS.values()),
+                (Rel.USES_MODEL, Label.SPACE)]
+
+
+def relink_statements(store: GraphStore, resolver: IdResolver,
+                      rejects: Counter) -> tuple[list[tuple[str, dict]], int]:
+    """Stub models that now resolve to a real model (its record arrived later in the stream,
+    or under its new name): move their incoming edges onto that model and drop the stub, with
+    the same lineage hygiene as a first load (self-loops, duplicate links and cycles are
+    dropped and counted). Returns the statements and how many stubs they remove."""
+    moves = {}
     for stub in q.stub_model_ids(store):
         target, known = resolver.resolve(stub)
-        if not known or target == stub:
-            continue
-        params = {"stub": stub, "target": target}
-        for rel in [*LINEAGE_RELS.values(), Rel.USES_MODEL]:
-            stmts.append((q.relink_stub(store, rel), params))
-        stmts.append((q.delete_stub_model(), params))
-    return stmts
+        if known and target != stub:
+            moves[stub] = target
+    if not moves:
+        return [], 0
+    stubs = sorted(moves)
+    moved: dict[tuple[Rel, Label], list[dict]] = {}
+    for rel, src in _INTO_MODELS:
+        found = store.rows(q.edges_into(store, rel, src, Label.MODEL), {"ids": stubs})
+        moved[(rel, src)] = [{**r, "dst": moves[r["dst"]]} for r in found]
+    lineage = [(rel, r) for (rel, src), rs in moved.items() if src is Label.MODEL
+               and rel in LINEAGE_RELS.values() for r in rs]
+    children = sorted({r["src"] for _, r in lineage})
+    have = {(r["child"], r["parent"]) for r in
+            store.rows(q.lineage_parents(store), {"ids": children})} if children else set()
+    keep: dict[tuple[str, str], tuple[Rel, dict]] = {}
+    for rel, r in sorted(lineage, key=lambda x: (x[1]["src"], x[1]["dst"], x[0].value)):
+        edge = (r["src"], r["dst"])
+        if edge[0] == edge[1]:
+            rejects["lineage_self_loop"] += 1
+        elif edge in have or edge in keep:
+            rejects["lineage_duplicate_link"] += 1
+        else:
+            keep[edge] = (rel, r)
+    bad = closing_edges(store, keep)
+    rejects["lineage_cycle"] += len(bad)
+    for rel, src in moved:
+        if rel in LINEAGE_RELS.values():
+            moved[(rel, src)] = [r for e, (kr, r) in keep.items() if kr is rel and e not in bad]
+    stmts = [(q.delete_stub_nodes(Label.MODEL), {"ids": stubs})]
+    for (rel, src), rs in moved.items():
+        rs = list({(r["src"], r["dst"]): r for r in rs}.values())
+        if rs:
+            stmts += rel_statements(store, rel, src, Label.MODEL, rs, fresh=set())
+    return stmts, len(stubs)

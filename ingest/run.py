@@ -12,12 +12,13 @@ import json
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from graph import queries as q
+from graph.errors import GraphError
 from graph.generations import Generations
 from graph.schema import Label, Rel
 from graph.store import (
@@ -36,12 +37,14 @@ from ingest.loader import (
     GraphRows,
     LineageStats,
     bulk_write,
+    closing_edges,
     cycle_edges,
     iso_utc,
     relink_statements,
+    unreferenced_statements,
     upsert_statements,
 )
-from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord
+from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord, merge_records
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -91,16 +94,6 @@ class RunReport:
                               for a in self.analytics]}
 
 
-def _merge(old, new):
-    """Two records for one id (a listing item, then its full record): the later wins where
-    it has a value."""
-    values = {}
-    for f in fields(new):
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        values[f.name] = b if b not in (None, (), "", {}) else a
-    return type(new)(**values)
-
-
 def _date_of(record) -> datetime | None:
     return getattr(record, "last_modified", None) or getattr(record, "created_at", None)
 
@@ -123,8 +116,11 @@ class RecordStream:
         except RecordError as e:
             self.report.rejects[f"{item.kind}:{e.reason}"] += 1
             return None
-        if getattr(record, "tags_truncated", False):
-            self.report.rejects[f"{item.kind}:tags_truncated(kept)"] += 1
+        except Exception as e:  # noqa: BLE001 - one record must never end a cron run
+            self.report.rejects[f"{item.kind}:unexpected_error:{type(e).__name__}"] += 1
+            return None
+        for issue, n in record.issues.items():
+            self.report.rejects[f"{item.kind}:{issue}"] += n
         when = _date_of(record)
         if when is not None and (self.watermark is None or when > self.watermark):
             self.watermark = when
@@ -178,14 +174,20 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
                      batch_size, full, refresh: Refresher | None) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
-        store = open_embedded(staging_dir / "graph.kuzu", read_only=False)
-        run = q.running_run(store)
+        try:
+            store = open_embedded(staging_dir / "graph.kuzu", read_only=False)
+            run = q.running_run(store)
+        except GraphError:
+            # killed while the staging copy was being made: nothing in it was committed by
+            # the run, so start again from the published generation (else every rerun fails)
+            store, run = None, None
         if run and run["mode"] == "incremental" and run["source"] == source.name:
             report = _run_batches(store, source, run["id"], limit, since, progress,
                                   batch_size, resume=run)
             return _finish(gens, store, staging_dir, report, refresh)
         # a bulk first load cannot be resumed half-way: start it again from nothing
-        store.close()
+        if store is not None:
+            store.close()
         gens.discard(staging_dir)
     run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
     first_load = gens.current_path() is None
@@ -277,7 +279,7 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
         key = (item.kind, record.id)
         if key in by_id:
             report.skipped[f"{item.kind}:merged_duplicate_id"] += 1
-            record = _merge(by_id[key], record)
+            record = merge_records(by_id[key], record)
         by_id[key] = record
     models, datasets, spaces = _split(by_id.values())
     report.phases["parse"] = round(time.perf_counter() - clock, 2)
@@ -295,18 +297,58 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     report.phases["write"] = round(time.perf_counter() - clock, 2)
     report.loaded.update({"model": len(models), "dataset": len(datasets), "space": len(spaces)})
     report.rejects = +report.rejects
-    report.lineage = stats.as_dict()
+    report.lineage = stats.as_dict(resolver)
     report.watermark = stream.watermark
     return report
+
+
+def _batch_records(stream: RecordStream, batch) -> dict[tuple[str, str], object]:
+    """The batch's records by (kind, id), duplicates merged (the later wins where it gives)."""
+    records: dict[tuple[str, str], object] = {}
+    for item in batch:
+        record = stream.parse(item)
+        if record is not None:
+            key = (item.kind, record.id)
+            records[key] = merge_records(records[key], record) if key in records else record
+    return records
+
+
+def _replay(items, since, done: int, batch_size: int) -> LineageStats:
+    """The lineage links of the first `done` items, which an interrupted run committed
+    (parsed again in the same batches, nothing written), so that the resumed run's report
+    covers the whole run."""
+    stats = LineageStats()
+    stream = RecordStream(RunReport("replay", "", "incremental"), since)
+    for batch in chunked(itertools.islice(items, done), batch_size):
+        for record in _batch_records(stream, batch).values():
+            if isinstance(record, ModelRecord):
+                stats.add(record)
+    return stats
+
+
+def _checkpoint(store: GraphStore, report: RunReport, done: int, batch_size: int,
+                watermark: datetime | None) -> tuple[str, dict]:
+    """The statement that records the run's cursor and everything its report needs so far."""
+    return (q.checkpoint_run(store), {
+        "id": report.run_id, "cursor": done, "rejects": json.dumps(dict(report.rejects)),
+        "counts": json.dumps({"read": report.read, "loaded": dict(report.loaded),
+                              "skipped": dict(report.skipped), "batch_size": batch_size}),
+        "watermark": iso_utc(watermark)})
 
 
 def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, progress,
                  batch_size: int, resume: dict | None) -> RunReport:
     report = RunReport(run_id, source.name, "incremental")
     done = 0
+    stats = LineageStats()
     if resume:
         done = int(resume["cursor"] or 0)
         report.rejects.update(json.loads(resume["rejects"] or "{}"))
+        saved = json.loads(resume.get("counts") or "{}")
+        report.read = int(saved.get("read", 0))
+        report.loaded.update(saved.get("loaded", {}))
+        report.skipped.update(saved.get("skipped", {}))
+        batch_size = int(saved.get("batch_size") or batch_size)
         report.resumed_from = done
         if resume.get("startedAt") is not None:
             report.started_at = resume["startedAt"].replace(tzinfo=timezone.utc)
@@ -315,50 +357,44 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
         limit = resume.get("recordLimit")
     else:
         _start_run(store, report, since, limit)
+    # the source is deterministic: the first `done` items are what the interrupted run
+    # committed; they are only replayed for the report
+    items = iter(source.iter_items(limit=limit, since=since))
+    if done:
+        stats = _replay(items, since, done, batch_size)
     stream = RecordStream(report, since)
+    if resume and resume.get("watermark") is not None:
+        stream.watermark = resume["watermark"].replace(tzinfo=timezone.utc)
     resolver = IdResolver(q.model_ids(store))
-    stats = LineageStats()
-    # the source is deterministic: skip what the interrupted run already committed
-    items = itertools.islice(source.iter_items(limit=limit, since=since), done, None)
     if progress and done:
         progress(done)
     for batch in chunked(items, batch_size):
         # rejects are counted straight into the report: a batch that fails to commit ends
         # the process, and a resumed run reloads the counts committed with the last cursor
-        records: dict[tuple[str, str], object] = {}
-        for item in batch:
-            record = stream.parse(item)
-            if record is not None:
-                key = (item.kind, record.id)
-                records[key] = _merge(records[key], record) if key in records else record
+        records = _batch_records(stream, batch)
         models, datasets, spaces = _split(records.values())
         for m in models:
             resolver.add(m.id)
         rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
         rows.dedupe_rels()
-        edges = [(r["src"], r["dst"]) for _, r in rows.lineage_edges()]
-        bad = cycle_edges(edges)
-        if edges:
-            found = store.rows(q.lineage_cycles(store),
-                               {"rows": [{"src": a, "dst": b} for a, b in edges]})
-            bad |= {(r["child"], r["parent"]) for r in found}
+        bad = closing_edges(store, [(r["src"], r["dst"]) for _, r in rows.lineage_edges()],
+                            rows.lineage_rewritten())
         report.rejects["lineage_cycle"] += rows.drop_lineage(bad)
         _observations(rows, run_id, report.started_at)
         done += len(batch)
-        stmts = upsert_statements(store, rows)
-        stmts.append((q.checkpoint_run(store), {
-            "id": run_id, "cursor": done, "rejects": json.dumps(dict(report.rejects)),
-            "watermark": iso_utc(stream.watermark)}))
-        store.write(stmts)  # the batch and its checkpoint commit together
         report.loaded.update({"model": len(models), "dataset": len(datasets),
                               "space": len(spaces)})
+        stmts = upsert_statements(store, rows)
+        stmts.append(_checkpoint(store, report, done, batch_size, stream.watermark))
+        store.write(stmts)  # the batch and its checkpoint commit together
         if progress:
             progress(len(batch))
-    relink = relink_statements(store, resolver)
-    if relink:
-        store.write(relink)
-    report.loaded["relinked_stub_parents"] = sum(1 for s, _ in relink if "DETACH" in s)
+    relink, relinked = relink_statements(store, resolver, report.rejects)
+    report.loaded["relinked_stub_parents"] += relinked
+    # with the counts, so that a run resumed after this step still reports it
+    store.write([*relink, *unreferenced_statements(),
+                 _checkpoint(store, report, done, batch_size, stream.watermark)])
     report.rejects = +report.rejects
-    report.lineage = stats.as_dict()
+    report.lineage = stats.as_dict(resolver)
     report.watermark = stream.watermark
     return report

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import gzip
+import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,7 +67,7 @@ def _tree_row_to_model(row: dict) -> Any:
     if isinstance(meta, str):
         try:
             meta = _literal(ast.parse(meta, mode="eval").body)
-        except (ValueError, SyntaxError, RecursionError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             return None
     if not isinstance(meta, dict):
         return None
@@ -93,46 +94,62 @@ class SnapshotSource:
                         break
         if not self.files:
             names = ", ".join(n for n, _ in SNAPSHOT_FILES)
-            raise FileNotFoundError(f"no snapshot files ({names}) in {', '.join(map(str, self.dirs))}")
+            where = ", ".join(map(str, self.dirs))
+            raise FileNotFoundError(f"no snapshot files ({names}) in {where}")
         self.name = "snapshot:" + ",".join(str(d) for d in self.dirs)
 
     def iter_items(self, *, limit: int | None = None,
                    since: datetime | None = None) -> Iterator[RawItem]:
         """Every line of every file; `limit` caps each record kind. `since` is applied by the
-        loader, which knows the parsed dates."""
+        loader, which knows the parsed dates.
+
+        A damaged file does not end the run: every line readable before the damage is
+        yielded, then one error item (`truncated_file`: the gzip stream ends early;
+        `corrupt_file`: bad gzip data or CRC; `unreadable_file`: the file cannot be read), and
+        reading goes on with the next file. The order stays deterministic for resumes."""
         taken: dict[str, int] = {}
         for path, kind in self.files:
+            if limit is not None and taken.get(kind, 0) >= limit:
+                continue
             is_tree = path.name.startswith("trees.")
             opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rb") as fh:
-                for line in fh:
-                    if limit is not None and taken.get(kind, 0) >= limit:
-                        break
-                    line = line.strip()
-                    if not line:
-                        continue
-                    taken[kind] = taken.get(kind, 0) + 1
-                    try:
-                        data = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        yield RawItem(kind, None, "bad_json")
-                        continue
-                    if is_tree and isinstance(data, dict):
-                        data = _tree_row_to_model(data)
-                    yield RawItem(kind, data)
+            try:
+                with opener(path, "rb") as fh:
+                    for line in fh:
+                        if limit is not None and taken.get(kind, 0) >= limit:
+                            break
+                        line = line.strip()
+                        if not line:
+                            continue
+                        taken[kind] = taken.get(kind, 0) + 1
+                        try:
+                            data = orjson.loads(line)
+                        except orjson.JSONDecodeError:
+                            yield RawItem(kind, None, "bad_json")
+                            continue
+                        if is_tree and isinstance(data, dict):
+                            data = _tree_row_to_model(data)
+                        yield RawItem(kind, data)
+            except EOFError:
+                yield RawItem(kind, None, "truncated_file")
+            except (gzip.BadGzipFile, zlib.error):
+                yield RawItem(kind, None, "corrupt_file")
+            except OSError:
+                yield RawItem(kind, None, "unreadable_file")
 
 
 class LiveHubSource:
     """The live Hub (or any endpoint speaking its API) through `ingest.hub.HubSource`."""
 
     def __init__(self, hub=None, *, kinds: tuple[RepoKind, ...] = ("model", "dataset", "space")):
-        if hub is None:
-            from ingest.hub import HubSource
+        from ingest.hub import HubSource, redact_url
 
+        if hub is None:
             hub = HubSource()
         self.hub = hub
         self.kinds = kinds
-        self.name = f"hub:{getattr(hub, 'endpoint', 'default')}"
+        # the name is printed in run reports and stored as IngestRun.source: no credentials
+        self.name = "hub:" + redact_url(str(getattr(hub, "endpoint", "default")))
 
     def iter_items(self, *, limit: int | None = None,
                    since: datetime | None = None) -> Iterator[RawItem]:

@@ -65,6 +65,14 @@ def test_too_little_history_falls_back_to_the_last_value():
     assert np.isnan(est.predict_ahead(3)[0]) and est.predict_ahead(3)[1] == 2
 
 
+def test_enough_series_but_none_grew_falls_back_to_the_last_value():
+    # a small first load: many series, none with a new derivative in the training months
+    counts = np.ones((80, 8))
+    est = PooledRateForecaster().fit(counts)
+    assert est.n_train_ >= est.min_train and est.rate_model_ is None
+    np.testing.assert_array_equal(est.predict_ahead(6), np.ones(80))
+
+
 @pytest.mark.parametrize("bad", [{"level": 1.2}, {"rate_origins": 0}, {"max_damping": 5.0}])
 def test_validation_happens_in_fit(bad):
     est = PooledRateForecaster(**bad)

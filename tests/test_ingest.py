@@ -72,7 +72,7 @@ def test_mini_snapshot_counts_and_rejects(mini_graph_root):
     assert rejects["model:missing_id"] == 1
     assert rejects["lineage_self_loop"] >= 1
     assert rejects["lineage_cycle"] == 1  # cyc/a ⇄ cyc/b: one of the two edges is dropped
-    assert rejects["model:tags_truncated(kept)"] == 1
+    assert rejects["model:tags:too_many(kept)"] == 1
 
 
 def test_lineage_queries_on_mini_graph(mini_store):
@@ -176,18 +176,22 @@ def test_second_ingest_fails_fast_while_one_runs(tmp_path):
 
 READER = textwrap.dedent("""
     import sys, time, json
+    from pathlib import Path
     from graph.generations import Generations
     from graph.kuzu_store import KuzuStore
-    root, seconds = sys.argv[1], float(sys.argv[2])
+    root, stop = sys.argv[1], Path(sys.argv[2])
     gens = Generations(root)
     name, store, seen, queries = None, None, set(), 0
-    end = time.time() + seconds
+    end = time.time() + 600
     while time.time() < end:
         current = gens.current_name()
+        if stop.exists() and current == name and queries > 10:
+            break  # told to stop, and the live generation has been read
         if current != name:            # a new generation was published: reopen
             if store is not None:
                 store.close()
-            store, name = KuzuStore(gens.current_path(), read_only=True, buffer_pool_mb=128), current
+            store, name = KuzuStore(gens.current_path(), read_only=True,
+                                    buffer_pool_mb=128), current
         n = store.rows("MATCH (m:Model) RETURN count(m) AS n")[0]["n"]
         seen.add(n)
         queries += 1
@@ -199,12 +203,15 @@ def test_dashboard_reader_and_cron_writer_in_two_processes(tmp_path):
     cli("run", "--snapshot", str(MINI_SNAPSHOT), "--limit", "60", db=tmp_path)
     first = counts(tmp_path)["nodes"]["Model"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path), "30"], cwd=REPO,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stop = tmp_path / "stop-reading"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(tmp_path), str(stop)],
+                              cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
     time.sleep(2.0)
     cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", db=tmp_path)   # the cron job
     cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", db=tmp_path)   # and the next one
-    out, err = reader.communicate(timeout=60)
+    stop.touch()  # the reader stops once it has read the generation live now
+    out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     result = json.loads(out)
     final = counts(tmp_path)["nodes"]["Model"]
@@ -224,3 +231,133 @@ def test_since_filters_by_date(tmp_path, since):
     store.close()
     newest = df["modified"].fillna(df["created"])  # `since` reads lastModified, else createdAt
     assert len(df) > 0 and (newest > datetime(2024, 6, 1)).all()
+
+
+CRASHER = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from ingest.run import ingest
+    from ingest.sources import SnapshotSource
+    root, snapshot, after = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+
+    class Crashing(SnapshotSource):
+        def iter_items(self, **kw):
+            for n, item in enumerate(super().iter_items(**kw)):
+                if n == after:
+                    os._exit(9)  # like kill -9: no cleanup, no finally
+                yield item
+
+    ingest(Crashing(snapshot), root=root, full=True, batch_size=int(sys.argv[4]))
+""")
+
+
+@pytest.mark.parametrize("crash_after", [301])
+def test_resumed_run_reports_the_whole_run(tmp_path, crash_after):
+    """A run killed after some batches committed, then resumed: its report (loaded, read,
+    skipped, rejects, lineage, relinked stubs) is the report of a run that was never killed."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    for db in (clean, killed):
+        cli("run", "--snapshot", str(MINI_SNAPSHOT), "--limit", "60", db=db)
+    want = json.loads(cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", "--batch-size",
+                          "25", "--json", db=clean).stdout)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("NEO4J_URI", None)
+    proc = subprocess.run([sys.executable, "-c", CRASHER, str(killed), str(MINI_SNAPSHOT),
+                           str(crash_after), "25"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr
+    assert Generations(killed).pending_staging() is not None
+    got = json.loads(cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", "--json",
+                         db=killed).stdout)  # the default batch size: the run's own is kept
+    assert got["run_id"] != want["run_id"] and got["resumed_from"] == crash_after // 25 * 25
+    assert got["resumed_from"] > 0
+    for key in ("read", "loaded", "skipped", "rejects", "lineage", "counts", "mode"):
+        if key == "counts":  # the run bookkeeping differs: its own IngestRun node
+            assert got[key]["nodes"] == want[key]["nodes"]
+            continue
+        assert got[key] == want[key], key
+    assert want["loaded"]["relinked_stub_parents"] >= 0 and want["read"] > 400
+    assert content_counts(killed) == content_counts(clean)
+
+
+def test_status_says_what_is_wrong_with_a_damaged_or_foreign_graph(tmp_path):
+    from graph.engine import engine
+
+    kuzu = engine().module  # the engine in use (kuzu and ladybug cannot share one process)
+
+    damaged, foreign = tmp_path / "damaged", tmp_path / "foreign"
+    for root in (damaged, foreign):
+        (root / "gen-x").mkdir(parents=True)
+        (root / "CURRENT").write_text("gen-x")
+    (damaged / "gen-x" / "graph.kuzu").write_bytes(random.Random(1).randbytes(200_000))
+    db = kuzu.Database(str(foreign / "gen-x" / "graph.kuzu"))
+    kuzu.Connection(db).execute("CREATE NODE TABLE Other(id INT64, PRIMARY KEY(id))")
+    db.close()
+    for root, words in ((damaged, "not a database of any known engine"),
+                        (foreign, "not a Hub Atlas graph")):
+        for args in (("status",), ("status", "--json")):
+            proc = cli(*args, db=root, check=False)
+            out = proc.stdout + proc.stderr
+            assert proc.returncode == 1 and words in out, out
+            assert "Traceback" not in out
+        assert "error" in json.loads(cli("status", "--json", db=root, check=False).stdout)
+
+
+# The driver retries an unreachable server for 30 s by default; the test only shortens that.
+STATUS_FAST_RETRY = (
+    "import sys; from graph.neo4j_store import Neo4jStore; "
+    "Neo4jStore.connect.__func__.__kwdefaults__['max_retry_s'] = 1.0; "
+    "from ingest.__main__ import cli; sys.argv = ['ingest', *sys.argv[1:]]; cli()")
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_status_with_neo4j_unreachable_is_a_clear_error(tmp_path, as_json):
+    env = {**os.environ, "NEO4J_URI": "bolt://127.0.0.1:9", "NEO4J_PASSWORD": "canary-pw-123",
+           "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-c", STATUS_FAST_RETRY, "status",
+                           *(["--json"] if as_json else [])], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "Neo4j is unreachable" in out and "Traceback" not in out
+    assert "canary-pw-123" not in out
+    if as_json:
+        assert "unreachable" in json.loads(proc.stdout)["error"]
+
+
+def test_endpoint_credentials_never_printed_or_stored(tmp_path, caplog):
+    with FakeHub(max_page_size=50) as hub:
+        secret_url = hub.url.replace("://", "://hubuser:canary-secret-42@")
+        proc = cli("run", "--endpoint", secret_url, "--limit", "20", db=tmp_path)
+        status = cli("status", db=tmp_path)
+        for out in (proc.stdout, proc.stderr, status.stdout, status.stderr):
+            assert "canary-secret-42" not in out
+        assert "hub:http://***@127.0.0.1" in proc.stdout
+        store = open_store(read_only=True, root=tmp_path)
+        runs = q.ingest_runs(store)
+        store.close()
+        assert runs["source"].str.contains("canary-secret").sum() == 0
+        assert runs["source"].iloc[0].startswith("hub:http://***@")
+    # a failing endpoint: the error and every retry warning are redacted too
+    source = LiveHubSource(HubSource(endpoint="http://hubuser:canary-secret-42@127.0.0.1:9",
+                                     max_retries=1, sleep=lambda s: None), kinds=("model",))
+    with pytest.raises(Exception) as err:
+        ingest(source, root=tmp_path / "down")
+    assert "canary-secret-42" not in str(err.value) and "***@127.0.0.1:9" in str(err.value)
+    assert "canary-secret-42" not in caplog.text and repr(source.hub).count("***") == 1
+
+
+def test_a_staging_copy_cut_short_by_a_kill_is_started_again(tmp_path):
+    """kill -9 while the staging copy of the live graph is written leaves a file that cannot
+    be opened: the next run must start again, not fail on it for good."""
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    for db in (clean, killed):
+        cli("run", "--snapshot", str(MINI_SNAPSHOT), "--limit", "60", db=db)
+    live = Generations(killed).current_path()
+    staging = killed / "staging-20990101T000000-cut"
+    staging.mkdir()
+    (staging / live.name).write_bytes(live.read_bytes()[: live.stat().st_size // 5])
+    for db in (clean, killed):
+        cli("run", "--snapshot", str(MINI_SNAPSHOT), "--full", db=db)
+    assert content_counts(killed) == content_counts(clean)
+    assert not staging.exists() and Generations(killed).pending_staging() is None

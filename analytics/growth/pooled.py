@@ -135,8 +135,8 @@ class PooledRateForecaster:
         self.tail_ = np.full(len(SIZE_BINS) - 1, np.nan)
         self.calibration_coverage_, self.n_calibration_ = np.nan, 0
         self.rate_ = np.where(self.eligible_, 0.0, np.nan)
-        if self.n_train_ < int(self.min_train):
-            return self
+        if self.n_train_ < int(self.min_train) or not (y > 0).any():
+            return self  # too little to learn from (or nothing grew): the last value stands
         base = self._base_rate(X)
         self.rate_model_ = HistGradientBoostingRegressor(
             loss="poisson", max_iter=int(self.max_iter), learning_rate=float(self.learning_rate),
