@@ -9,6 +9,11 @@
   (PyTorch) and ``"onnx-int8"`` (the same network exported to ONNX with mean pooling and
   L2-normalisation inside the graph, weights dynamically quantised to int8, run by
   onnxruntime). Texts are sorted by length and batched so padding is minimal.
+* `choose_variant()` picks the variant for this CPU by a short measurement at first use
+  (texts per CPU-second of each candidate on calibration texts, and its cosine with fp32 as a
+  quality gate), caches the choice per CPU signature (``~/.cache/hubatlas/``) and reports it.
+  bf16 wins where the CPU has AMX; without AMX (AVX-512-BF16 only, e.g. AMD EPYC) bf16 runs
+  at fp32 speed or below and the measurement picks whichever is faster there.
 * `VectorCache` keeps one float16 row per model under ``<HUBATLAS_DB>/retrieval/<variant>/``
   keyed by a hash of the model's text, so a restart loads them (memory-mapped) and an
   incremental ingest re-embeds only models whose text changed.
@@ -21,6 +26,7 @@ import logging
 import os
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -30,9 +36,13 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 VARIANTS = ("fp32", "bf16", "onnx-int8", "onnx-fp32")
-#: Chosen by measurement (`python -m bench.retrieval precision`): bf16 is the fastest and
-#: agrees with fp32 to cosine 0.9999 on this CPU (AMX); ONNX int8 is the fallback elsewhere.
-DEFAULT_VARIANT = "bf16"
+#: Candidates of the automatic choice. onnx-int8 is not one: its top-10 neighbours agree with
+#: fp32's only ~0.89 of the time (`python -m bench.retrieval precision`), below the 0.95 goal,
+#: whatever the CPU; set HUBATLAS_EMBED_VARIANT=onnx-int8 to trade that for ~1.8x speed.
+AUTO_CANDIDATES = ("bf16", "fp32", "onnx-fp32")
+#: A candidate must reproduce fp32 to this mean cosine on the calibration texts (bf16: 0.99995;
+#: int8: 0.990, which costs a tenth of the top-10).
+MIN_COSINE = 0.999
 DEFAULT_MAX_SEQ = 64
 DIM = 384
 
@@ -145,11 +155,11 @@ class TextEncoder:
 
     Parameters
     ----------
-    variant : {"bf16", "fp32", "onnx-int8", "onnx-fp32"} or None, default=None
-        None: ``$HUBATLAS_EMBED_VARIANT`` or "bf16".
-        Precision/runtime. The ONNX variants export once (cached under `onnx_dir`);
-        ``onnx-fp32`` is the fp32 network in onnxruntime: 3 ms per query vs 8.5 for bf16 torch.
-        bf16 is fast only on CPUs with AVX512-BF16/AMX (as here); elsewhere pick onnx-int8.
+    variant : {"bf16", "fp32", "onnx-int8", "onnx-fp32", "auto"} or None, default=None
+        None: ``$HUBATLAS_EMBED_VARIANT``, else "auto": the variant `choose_variant` measured
+        fastest on this CPU among those that reproduce fp32 (cached per CPU). The ONNX
+        variants export once (cached under `onnx_dir`); ``onnx-fp32`` is the fp32 network in
+        onnxruntime: 3 ms per query vs 8.5 for bf16 torch. bf16 is fast only with AMX.
     max_seq_length : int, default=64
         Tokens kept per text (the model was trained with 128 and caps at 256).
     batch_size : int, default=128
@@ -166,7 +176,9 @@ class TextEncoder:
     def __init__(self, *, variant: str | None = None, max_seq_length: int = DEFAULT_MAX_SEQ,
                  batch_size: int = 128, threads: int | None = 1,
                  onnx_dir: str | Path | None = None):
-        variant = variant or os.environ.get("HUBATLAS_EMBED_VARIANT") or DEFAULT_VARIANT
+        variant = variant or os.environ.get("HUBATLAS_EMBED_VARIANT") or "auto"
+        if variant == "auto":
+            variant = choose_variant().variant
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if not 8 <= int(max_seq_length) <= 256:
@@ -187,10 +199,16 @@ class TextEncoder:
 
     # -- loading -----------------------------------------------------------------------
     def _tokenizer(self):
+        """The model's own fast tokenizer (``tokenizer.json``) through the `tokenizers`
+        library: the same ids as transformers' AutoTokenizer, without importing transformers
+        (and torch) — what made a cold query take seconds."""
         if self._tok is None:
-            from transformers import AutoTokenizer
+            from tokenizers import Tokenizer
 
-            self._tok = AutoTokenizer.from_pretrained(str(model_dir()))
+            tok = Tokenizer.from_file(str(model_dir() / "tokenizer.json"))
+            tok.no_padding()
+            tok.enable_truncation(self.max_seq_length)
+            self._tok = tok
         return self._tok
 
     def _load(self):
@@ -232,11 +250,10 @@ class TextEncoder:
         self._load()
         tok = self._tokenizer()
         # Tokenise once (fast, Rust), sort by token length, batch: minimal padding.
-        enc = tok(texts, truncation=True, max_length=self.max_seq_length, padding=False,
-                  return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+        enc = [e.ids for e in tok.encode_batch(texts)]
         lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=len(enc))
         order = np.argsort(lengths, kind="stable")
-        pad = tok.pad_token_id or 0
+        pad = tok.token_to_id("[PAD]") or 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
             width = int(lengths[idx].max())
@@ -328,6 +345,167 @@ def ensure_onnx_int8(folder: str | Path) -> Path:
     return int8
 
 
+# -- choosing the variant for this CPU -------------------------------------------------------
+@dataclass(frozen=True)
+class VariantChoice:
+    """The variant chosen for a CPU, and the measurement behind it.
+
+    rates: texts per CPU-second of each candidate (one thread, calibration texts; CPU time,
+    not wall time, so other processes on the machine do not skew it); cosines: mean cosine
+    of each candidate's vectors with fp32's."""
+
+    variant: str
+    signature: str
+    rates: dict
+    cosines: dict
+    measured_at: str
+    cached: bool = False
+
+    def describe(self) -> str:
+        rows = ", ".join(f"{v} {r:.0f}/cpu-s (cos {self.cosines.get(v, float('nan')):.5f})"
+                         for v, r in self.rates.items())
+        how = "cached choice" if self.cached else "measured now"
+        return f"embedding variant {self.variant} ({how} on {self.signature}: {rows})"
+
+
+def _cache_base() -> Path:
+    return Path(os.environ.get("HUBATLAS_CACHE_DIR") or Path.home() / ".cache" / "hubatlas")
+
+
+def amx_usable() -> bool:
+    """Whether this process may use AMX tiles (Linux asks for permission first; a CPU without
+    AMX, or a sandbox that denies the request, says no — oneDNN then falls back to AVX-512)."""
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        # arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): what oneDNN itself calls
+        return libc.syscall(158, 0x1023, 18) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def cpu_signature() -> str:
+    """Names what the choice depends on: CPU model, its vector/matrix features, runtimes."""
+    model, flags = platform_cpu()
+    feats = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+             if f in flags]
+    if "amx_bf16" in feats and not amx_usable():
+        feats.remove("amx_bf16")
+        feats.append("amx-denied")
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    try:
+        import onnxruntime
+        import torch
+
+        runtimes = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
+    except ImportError:  # pragma: no cover - both are requirements
+        runtimes = "?"
+    return f"{model} [{' '.join(feats)}]" + (f" max-isa {isa}" if isa else "") + f"; {runtimes}"
+
+
+def platform_cpu() -> tuple[str, set]:
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("", platform.machine()):
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return model, flags
+
+
+def calibration_texts(n: int = 256, seed: int = 0) -> list[str]:
+    """Model texts shaped like the real ones (`model_text`: 12-90 tokens), made up from a
+    fixed vocabulary so a choice can be measured before any graph exists."""
+    rng = np.random.default_rng(seed)
+    words = ("llama mistral bert roberta whisper stable diffusion xl lora gguf instruct chat "
+             "base small large uncased multilingual german french sentiment ner qa 7b 8b 13b "
+             "v1 v2 awq gptq int4 finetuned squad imdb tweets vit clip t5 phi qwen gemma").split()
+    tasks = ("text-generation", "text-classification", "token-classification", "fill-mask",
+             "automatic-speech-recognition", "text-to-image", "sentence-similarity")
+    out = []
+    for _ in range(n):
+        name = " ".join(rng.choice(words, rng.integers(2, 7)))
+        parts = [name, f"by user{rng.integers(1000)}", f"task: {rng.choice(tasks)}",
+                 "library: transformers", "license: apache-2.0"]
+        if rng.random() < 0.5:
+            parts.append("tags: " + ", ".join(rng.choice(words, rng.integers(2, 16))))
+        if rng.random() < 0.3:
+            parts.append(" ".join(rng.choice(words, rng.integers(10, 60))))
+        out.append(". ".join(parts))
+    return out
+
+
+_CHOICE: dict[str, VariantChoice] = {}
+
+
+def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool = False,
+                   texts: Sequence[str] | None = None, min_cosine: float = MIN_COSINE,
+                   cache_file: str | Path | None = None) -> VariantChoice:
+    """The fastest candidate variant on this CPU whose vectors reproduce fp32's.
+
+    Measured once per CPU signature (about 15 s: each candidate encodes the calibration
+    texts on one thread) and cached in ``~/.cache/hubatlas/embed-variant.json``
+    (``$HUBATLAS_CACHE_DIR``); ``refresh=True`` measures again. Logged at INFO."""
+    sig = cpu_signature()
+    key = f"{sig} | {','.join(candidates)}"
+    path = Path(cache_file) if cache_file else _cache_base() / "embed-variant.json"
+    if not refresh:
+        if key in _CHOICE:
+            return _CHOICE[key]
+        try:
+            rec = json.loads(path.read_text()).get(key)
+        except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+            rec = None
+        if rec and rec.get("variant") in VARIANTS:
+            choice = VariantChoice(**{**rec, "cached": True})
+            _CHOICE[key] = choice
+            log.info("%s", choice.describe())
+            return choice
+    texts = list(texts) if texts is not None else calibration_texts()
+    rates, vecs = {}, {}
+    for v in dict.fromkeys(["fp32", *candidates]):
+        enc = TextEncoder(variant=v, threads=1)
+        enc.encode(texts[:16])  # load (and export) outside the timing
+        best = 0.0
+        for _ in range(2):
+            c0 = time.process_time()
+            vecs[v] = enc.encode(texts)
+            best = max(best, len(texts) / max(time.process_time() - c0, 1e-9))
+        rates[v] = best
+    cosines = {v: float((vecs[v] * vecs["fp32"]).sum(1).mean()) for v in vecs}
+    ok = [v for v in candidates if cosines[v] >= min_cosine] or ["fp32"]
+    best_v = max(ok, key=lambda v: rates[v])
+    choice = VariantChoice(variant=best_v, signature=sig,
+                           rates={v: rates[v] for v in candidates}, cosines=cosines,
+                           measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            allrec = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            allrec = {}
+        rec = {k: v for k, v in choice.__dict__.items() if k != "cached"}
+        allrec[key] = rec
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(allrec, indent=1))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home: the choice holds for this process only
+        log.warning("could not cache the embedding variant choice in %s: %s", path, e)
+    _CHOICE[key] = choice
+    log.info("%s", choice.describe())
+    return choice
+
+
 # -- the vector cache ------------------------------------------------------------------------
 class VectorCache:
     """float16 vectors of model texts on disk, aligned with the last build's model order.
@@ -412,15 +590,36 @@ def _encode_chunks(encoder: TextEncoder, texts: Sequence[str], chunks: list[np.n
             yield idx, fut.result()
 
 
+_SIDE_MAX = 200_000
+
+
+def _fill_from(old_h: np.ndarray, old_v: np.ndarray, hashes: np.ndarray, vectors: np.ndarray,
+               have: np.ndarray) -> None:
+    """Copy into `vectors` (and mark in `have`) every row whose hash is among `old_h`."""
+    if not len(old_h):
+        return
+    order = np.argsort(old_h, kind="stable")
+    sorted_h = old_h[order]
+    pos = np.clip(np.searchsorted(sorted_h, hashes), 0, len(sorted_h) - 1)
+    hit = (sorted_h[pos] == hashes) & ~have
+    src = order[pos[hit]]
+    # Gather in sorted order so a memmap is read sequentially-ish.
+    vectors[hit] = np.asarray(old_v[np.sort(src)])[np.argsort(np.argsort(src))]
+    have |= hit
+
+
 def embed_models(ids: Sequence[str], texts: Sequence[str], encoder: TextEncoder, *,
                  root: str | Path | None = None, persist: bool = True,
                  log_every: int = 0, n_jobs: int | None = None) -> tuple[np.ndarray, dict]:
     """Vectors (float16, aligned with `ids`) for model texts, re-using every cached vector
     whose text hash matches and embedding only the rest.
 
-    Returns ``(vectors, info)`` with info = {"embedded": n, "reused": n, "seconds": s,
-    "texts_per_s": r}. With ``persist=False`` nothing is written (used by the evaluation,
-    which embeds texts with held-out links removed). Large jobs (≥ 40,000 texts) run in
+    Returns ``(vectors, info)`` with info = {"embedded": n, "encoded": n (distinct texts
+    among them), "reused": n, "variant": v, "seconds": s, "texts_per_s": r}. With
+    ``persist=False`` the cache is not rewritten (used by the evaluation, which embeds texts
+    with held-out links removed); the few texts it lacked are kept in a side cache
+    (``side/``, the newest 200,000) so the next such run finds them. Large jobs (≥ 40,000
+    texts) run in
     `n_jobs` one-thread worker processes (default: one per core)."""
     t0 = time.perf_counter()
     ids = np.asarray(list(ids), dtype=str)
@@ -432,33 +631,56 @@ def embed_models(ids: Sequence[str], texts: Sequence[str], encoder: TextEncoder,
     if old is not None:
         _, old_h, old_v = old
         if len(old_h) == len(hashes) and np.array_equal(old_h, hashes):
-            info = {"embedded": 0, "reused": len(ids), "seconds": time.perf_counter() - t0,
+            info = {"embedded": 0, "encoded": 0, "reused": len(ids),
+                    "variant": encoder.variant, "seconds": time.perf_counter() - t0,
                     "texts_per_s": float("nan")}
             return old_v, info
-        order = np.argsort(old_h, kind="stable")
-        sorted_h = old_h[order]
-        pos = np.searchsorted(sorted_h, hashes)
-        pos = np.clip(pos, 0, max(len(sorted_h) - 1, 0))
-        have = (sorted_h[pos] == hashes) if len(sorted_h) else have
-        src = order[pos[have]]
-        # Gather in sorted chunks so the memmap is read sequentially-ish.
-        vectors[have] = old_v[np.sort(src)][np.argsort(np.argsort(src))]
+        _fill_from(old_h, old_v, hashes, vectors, have)
+    # Texts embedded by earlier runs that did not persist (the evaluation's texts without
+    # their held-out links): kept aside, so the next such run embeds nothing again.
+    side = None if persist else VectorCache(cache.folder / "side")
+    side_old = side.load() if side is not None and not have.all() else None
+    if side_old is not None:
+        _fill_from(side_old[1], side_old[2], hashes, vectors, have)
     todo = np.flatnonzero(~have)
     t1 = time.perf_counter()
+    n_unique = 0
     if len(todo):
-        jobs = int(n_jobs or os.cpu_count() or 1) if len(todo) >= 4 * _CHUNK else 1
-        chunks = [todo[s:s + _CHUNK] for s in range(0, len(todo), _CHUNK)]
+        # Identical texts are embedded once; the rest go in order of length, so every chunk
+        # (and every batch in it) holds texts of about one length: little padding.
+        _, first, inverse = np.unique(hashes[todo], return_index=True, return_inverse=True)
+        uniq = todo[first]
+        n_unique = len(uniq)
+        uniq = uniq[np.argsort(np.fromiter((len(texts[i]) for i in uniq), np.int64, len(uniq)),
+                               kind="stable")]
+        jobs = int(n_jobs or os.cpu_count() or 1) if len(uniq) >= 4 * _CHUNK else 1
+        chunks = [uniq[s:s + _CHUNK] for s in range(0, len(uniq), _CHUNK)]
         done = 0
         for idx, vecs in _encode_chunks(encoder, texts, chunks, jobs):
             vectors[idx] = vecs
             done += len(idx)
             if log_every:
                 rate = done / max(time.perf_counter() - t1, 1e-9)
-                log.info("embedded %d/%d (%.0f texts/s, %d processes)", done, len(todo), rate, jobs)
+                log.info("embedded %d/%d (%.0f texts/s, %d processes)", done, len(uniq), rate, jobs)
+        vectors[todo] = vectors[todo[first][inverse.ravel()]]
     embed_s = time.perf_counter() - t1
     if persist:
         cache.save(ids, hashes, vectors)
-    info = {"embedded": int(len(todo)), "reused": int(have.sum()),
-            "seconds": time.perf_counter() - t0,
+    elif len(todo):
+        keep_ids, keep_h, keep_v = ids[todo], hashes[todo], vectors[todo]
+        if side_old is not None:  # the newest _SIDE_MAX texts are kept
+            n_old = max(0, _SIDE_MAX - len(todo))
+            keep_ids = np.concatenate([side_old[0].astype(str)[-n_old:] if n_old else [],
+                                       keep_ids])
+            keep_h = np.concatenate([side_old[1][-n_old:] if n_old else side_old[1][:0],
+                                     keep_h])
+            keep_v = np.concatenate([np.asarray(side_old[2][-n_old:] if n_old else
+                                                side_old[2][:0]), keep_v])
+        try:
+            side.save(keep_ids, keep_h, keep_v)
+        except OSError as e:  # read-only cache folder: next run embeds them again
+            log.warning("could not keep %d evaluation vectors: %s", len(todo), e)
+    info = {"embedded": int(len(todo)), "encoded": n_unique, "reused": int(have.sum()),
+            "variant": encoder.variant, "seconds": time.perf_counter() - t0,
             "texts_per_s": (len(todo) / embed_s) if len(todo) and embed_s > 0 else float("nan")}
     return vectors, info

@@ -1,6 +1,12 @@
-"""HuggingBench-style evaluation on links held out of the graph: `python -m analytics.evaluate`.
+"""Evaluation of search, recommendation and tracing: `python -m analytics.evaluate`.
 
-Two tasks, after HuggingBench (on HuggingKG):
+* **search relevance** (`analytics.search_relevance`): queries with the models a Hub user
+  would accept (known items, families, tasks, intents, nonsense), success@1/5/10 and MRR@10
+  per query type for the current ranking, the previous one and simple baselines, on the part
+  the ranking was tuned on and on a held-out part. Uses the generation's saved search index
+  (or builds it from the vector cache).
+
+Then two tasks on links held out of the graph, after HuggingBench (on HuggingKG):
 
 * **dataset recommendation** — hold out a seeded sample of Model→Dataset (TRAINED_ON) links;
   for each model with a held-out link, rank every dataset that has a training link, with the
@@ -99,15 +105,35 @@ def holdout_links(models: pd.DataFrame, ds: pd.DataFrame, lin: pd.DataFrame, sam
     return held_ds, train_ds, held_lin, train_lin
 
 
+def evaluate_relevance(store=None, *, root=None, search=None) -> dict:
+    """The search relevance table: {"summary": rows, "per_query": rows, "seconds": s}."""
+    from analytics.retrieval import open_search
+    from analytics.search_relevance import evaluate_search
+
+    t0 = time.perf_counter()
+    search = search if search is not None else open_search(store, root=root)
+    summary, per = evaluate_search(search)
+    return {"summary": summary.to_dict("records"), "per_query": per.to_dict("records"),
+            "seconds": time.perf_counter() - t0}
+
+
 def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
-             encoder: TextEncoder | None = None, n_train_tracer: int = 2000) -> dict:
-    """Run both tasks; returns {"setup": …, "dataset recommendation": rows, "model tracing":
-    rows} where rows are dicts of method → metrics (baselines included)."""
+             encoder: TextEncoder | None = None, n_train_tracer: int = 2000,
+             relevance: bool = True, links: bool = True) -> dict:
+    """Run the search relevance set and both link tasks; returns {"setup": …, "search
+    relevance": {...}, "dataset recommendation": rows, "model tracing": rows} where rows are
+    dicts of method → metrics (baselines included)."""
     from graph import retrieval_queries as rq
     from graph.store import db_root, store_or_open
 
     t0 = time.perf_counter()
+    out: dict = {}
     with store_or_open(store, root=root) as store:
+        if relevance:
+            out["search relevance"] = evaluate_relevance(store, root=root)
+        if not links:
+            out["setup"] = {"seconds": {"total": time.perf_counter() - t0}}
+            return out
         models = rq.model_frame(store)
         ds = rq.model_dataset_links(store)
         lin = rq.lineage_links(store)
@@ -130,11 +156,13 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
     tr_rows = _eval_tracing(tracer, held_lin, train_lin, vectors, seed)
     t_tr = time.perf_counter() - t2
     return {
+        **out,
         "setup": {"models": len(models), "model_dataset_links": len(ds),
                   "lineage_links": len(lin), "held_out_dataset_links": len(held_ds),
                   "held_out_models": int(held_ds["model"].nunique()),
                   "held_out_lineage_links": len(held_lin), "seed": seed,
-                  "re_embedded_texts": info["embedded"], "encoder": encoder.key,
+                  "re_embedded_texts": info["embedded"], "reused_vectors": info["reused"],
+                  "embed_seconds": info["seconds"], "encoder": encoder.key,
                   "tracer_pool": int(len(tracer.pool_)),
                   "tracer_weights": dict(zip(tracer_feature_names(), map(float, tracer.weights_))),
                   "seconds": {"prepare": t_prep, "datasets": t_ds, "tracing": t_tr,
@@ -243,8 +271,18 @@ def _metric_table(res: dict, task: str, cols: list[str]) -> list[str]:
 
 
 def format_report(res: dict, ks=KS) -> str:
+    lines = []
+    if "search relevance" in res:
+        import pandas as pd
+
+        from analytics.search_relevance import METHOD_LABELS, format_table
+
+        rel = res["search relevance"]
+        lines += [format_table(pd.DataFrame(rel["summary"]), list(METHOD_LABELS.values())), ""]
+        if "dataset recommendation" not in res:
+            return "\n".join(lines)
     s = res["setup"]
-    lines = [f"HuggingBench-style evaluation (seed {s['seed']}; encoder {s['encoder']}; "
+    lines += [f"HuggingBench-style evaluation (seed {s['seed']}; encoder {s['encoder']}; "
              f"{s['models']:,} models, {s['model_dataset_links']:,} model→dataset links, "
              f"{s['lineage_links']:,} lineage links; {s['re_embedded_texts']} texts re-embedded "
              f"without held-out links; {s['seconds']['total']:.0f}s)", "",
@@ -264,14 +302,18 @@ def format_report(res: dict, ks=KS) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m analytics.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m analytics.evaluate",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--sample", type=int, default=2000, help="held-out links per task")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="also write the results to this file")
+    p.add_argument("--only", choices=["search", "links"],
+                   help="run only the search relevance set, or only the held-out link tasks")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    res = evaluate(sample=a.sample, seed=a.seed)
+    res = evaluate(sample=a.sample, seed=a.seed, relevance=a.only != "links",
+                   links=a.only != "search")
     print(format_report(res))
     if a.json:
         with open(a.json, "w") as f:

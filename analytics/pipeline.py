@@ -3,7 +3,7 @@
 Two stages, so pages never fit, embed or scan the whole graph on a request:
 
 1. `Refresh.before_publish(store, generation)` runs on the new graph while it is still private
-   (the embedded staging copy, or Neo4j before the run is marked finished). It writes what
+   (the embedded staging copy; on Neo4j, in place). It writes what
    users query in Cypher into the graph — per base model its WSB parameters and forecasts
    (`graph.schema.GROWTH_PROPERTIES`), per derivative its licence verdicts
    (`graph.schema.LICENCE_PROPERTIES`) — and stores the quick results as files of the new
@@ -43,6 +43,7 @@ OVERVIEW = "overview"
 ID_INDEX = "id_index"
 FORECASTS = "forecasts"
 SEARCH = "search"
+RECOMMENDER = "recommender"  # saved by the search step, beside the index
 LICENCE_VERDICTS = "licence_verdicts"  # the licence verdicts, as Model properties
 LICENCE_AUDIT = "licence_audit"  # a folder: analytics.licences.LicenceAudit
 PUBLISHERS = "publishers"  # a table: analytics.publishers.build_publisher_index
@@ -185,11 +186,16 @@ def _lineage(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
 
 
 def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    """The search index (vectors, the fitted lexical and coarse index) and the recommender
+    over it, each saved as a folder the pages memory-map (analytics.retrieval)."""
+    from analytics.recommend import build_recommender
     from analytics.retrieval import build_search
 
-    search = build_search(store)[0]
-    results.save_object(SEARCH, search)
-    return {"models": len(search.ids_) if hasattr(search, "ids_") else None}
+    search = build_search(store, save_to=results.folder(SEARCH))  # saves atomically
+    build_recommender(search, store, save_to=results.folder(RECOMMENDER))
+    info = getattr(search, "build_info_", {})
+    return {"models": len(search.ids_),
+            **{k: info[k] for k in ("embedded", "encoded", "reused", "variant") if k in info}}
 
 
 # -- licence audit, publishers, trends ---------------------------------------------------------

@@ -16,6 +16,7 @@ nothing here queries the graph, so the evaluation can fit them on training links
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -31,6 +32,7 @@ from analytics.embeddings import clean_tags, model_texts
 from analytics.retrieval import HybridSearch
 
 _NONE = np.zeros(0, dtype=np.int64)
+RECOMMENDER_FORMAT = 1
 
 
 def _check_links(df: pd.DataFrame, cols: Sequence[str], name: str) -> pd.DataFrame:
@@ -143,10 +145,58 @@ class ModelRecommender(BaseEstimator):
         self.as_of_ = edges["child_created"].max() if edges["child_created"].notna().any() \
             else pd.Timestamp.now()
         self.edges_ = edges
-        self.model_info_ = info.set_index("id")
+        self._model_info = info.set_index("id")
         own = edges.set_index("child")["relation"]
         # Models that are themselves quantisations or adapters are not places to start from.
         self.derived_kind_ = own[own.isin(["quantized", "adapter"])].groupby(level=0).size()
+
+    @property
+    def model_info_(self) -> pd.DataFrame:
+        """id → created, task, downloads (rebuilt from the index's table after `load`)."""
+        info = self.__dict__.get("_model_info")
+        if info is None:
+            t = self.index_.table_.select(["id", "createdAt", "pipelineTag", "downloads"])
+            info = t.to_pandas().rename(columns={"createdAt": "created", "pipelineTag": "task"})
+            info["created"] = pd.to_datetime(info["created"], errors="coerce")
+            info = self._model_info = info.set_index("id")
+        return info
+
+    # -- persistence ---------------------------------------------------------------------
+    def save(self, folder) -> Path:
+        """Write the fitted state (not the index: save that with `HybridSearch.save`) to
+        ``folder/recommender.pkl`` (links, lineage and task priors: a few MB) with a
+        manifest; replaced atomically."""
+        import json
+        import os
+        import pickle
+
+        check_is_fitted(self, "index_")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v for k, v in self.__dict__.items() if k not in ("index_", "_model_info")}
+        tmp = folder / f"recommender.pkl.tmp-{os.getpid()}"
+        with open(tmp, "wb") as f:
+            pickle.dump({"format": RECOMMENDER_FORMAT, "n_models": len(self.index_.ids_),
+                         "state": state}, f, protocol=5)
+        os.replace(tmp, folder / "recommender.pkl")
+        (folder / "manifest.json").write_text(json.dumps(
+            {"format": RECOMMENDER_FORMAT, "n_models": len(self.index_.ids_),
+             "datasets": len(self.dataset_ids_)}))
+        return folder
+
+    @classmethod
+    def load(cls, folder, index: HybridSearch) -> "ModelRecommender":
+        """The state `save` wrote, over `index` (the saved index of the same generation)."""
+        import pickle
+
+        with open(Path(folder) / "recommender.pkl", "rb") as f:
+            blob = pickle.load(f)  # our own file, written by `save` for this generation
+        if blob.get("format") != RECOMMENDER_FORMAT or blob["n_models"] != len(index.ids_):
+            raise ValueError(f"{folder}: recommender state of another format or index: rebuild")
+        self = cls.__new__(cls)
+        self.__dict__.update(blob["state"])
+        self.index_ = index
+        return self
 
     # -- helpers -------------------------------------------------------------------------
     def _row(self, model_id: str) -> int:
@@ -210,11 +260,12 @@ class ModelRecommender(BaseEstimator):
         r = self._row(model_id)
         nb = self._scored_neighbours(r, int(k))
         ids = self.index_.ids_
-        out = nb.assign(id=ids[nb["row"].to_numpy()]).drop(columns="row")
+        rows = nb["row"].to_numpy()
+        out = nb.assign(id=ids[rows]).drop(columns="row").reset_index(drop=True)
         out["reason"] = [self._sim_reason(x) for x in out.itertuples()]
-        out = out.merge(self.index_.frame_, on="id", how="left")
-        return out[["id", "score", "text", "lineage", "datasets", "reason",
-                    *[c for c in self.index_.frame_.columns if c != "id"]]].reset_index(drop=True)
+        props = self.index_.rows_frame(rows).drop(columns="id")
+        return pd.concat([out[["id", "score", "text", "lineage", "datasets", "reason"]], props],
+                         axis=1)
 
     @staticmethod
     def _sim_reason(x) -> str:
@@ -256,9 +307,11 @@ class ModelRecommender(BaseEstimator):
         for c in top:
             users = nb_rows[np.isin(nb_rows, self.links_csc_[:, c].indices)]
             names = [self.index_.ids_[u] for u in users[:3]]
+            task = self.tasks_[r]
             reason = (f"used by {len(users)} of the {len(nb_rows)} most similar models"
                       + (f" (e.g. {', '.join(names)})" if names else "")
-                      if len(users) else f"popular for task {self.tasks_[r]}")
+                      if len(users) else f"popular for task {task}" if isinstance(task, str)
+                      and task else "popular across the Hub (the model has no task)")
             rows.append({"dataset": self.dataset_ids_[c], "score": float(scores[c]),
                          "used_by": int(len(users)), "models_total": int(self.dataset_popularity_[c]),
                          "reason": reason})
@@ -564,16 +617,41 @@ def _jaccard(a: set, b: set) -> float:
 
 
 # -- building from the graph -----------------------------------------------------------------
-def build_recommender(search: HybridSearch, store=None, *, root=None,
+def build_recommender(search: HybridSearch, store=None, *, root=None, save_to=None,
                       **params) -> ModelRecommender:
-    """A `ModelRecommender` over the graph's links, sharing a fitted `build_search` index."""
+    """Batch builder: a `ModelRecommender` over the graph's links, sharing a fitted
+    `build_search` index (and saved to `save_to` when given)."""
     from graph import retrieval_queries as rq
     from graph.store import store_or_open
 
     with store_or_open(store, root=root) as store:
         ds, lin = rq.model_dataset_links(store), rq.lineage_links(store)
-    return ModelRecommender(**params).fit(search.models_frame_, search.vectors_, ds, lin,
-                                          index=search)
+    rec = ModelRecommender(**params).fit(search.models_frame_, search.vectors_, ds, lin,
+                                         index=search)
+    if save_to is not None:
+        rec.save(save_to)
+    return rec
+
+
+def open_recommender(search: HybridSearch, store=None, *, root=None) -> ModelRecommender:
+    """The current generation's saved recommender (``<generation>/results/recommender``) if
+    it matches `search`, else a fresh `build_recommender`, saved for next time."""
+    from analytics.retrieval import search_folder
+
+    folder = search_folder(root)
+    folder = folder.parent / "recommender" if folder is not None else None
+    if folder is not None and (folder / "recommender.pkl").exists():
+        try:
+            return ModelRecommender.load(folder, search)
+        except (ValueError, OSError, EOFError, KeyError):
+            pass  # another format or index: rebuild below
+    rec = build_recommender(search, store, root=root)
+    if folder is not None:
+        try:
+            rec.save(folder)
+        except OSError:
+            pass
+    return rec
 
 
 def build_tracer(search: HybridSearch, store=None, *, root=None, **params) -> BaseModelTracer:

@@ -4,12 +4,15 @@
 
 Sections (each can run alone; results are appended to bench/out/retrieval.json):
 
-* ``precision`` — fp32 vs bf16 vs ONNX int8 on a random sample of real model texts: texts/s
-  on this machine's cores, cosine agreement with fp32, and retrieval overlap@10 (the same
-  queries' top-10 neighbours among the sample, vs fp32).
+* ``precision`` — fp32 vs bf16 vs ONNX fp32/int8 on a random sample of real model texts:
+  texts/s (wall and per CPU-second), cosine with fp32, top-10 agreement with fp32 (search
+  queries; texts as queries), and the automatic variant choice. ``--no-amx`` simulates a CPU
+  without AMX (e.g. AMD EPYC) by denying the AMX permission to the process.
 * ``build`` — the whole index over every model of the graph: read the graph, make texts,
   embed (only what the vector cache lacks; ``--fresh`` uses an empty cache), fit the index.
   With ``--sample N`` only N texts are embedded and the full time is extrapolated (said so).
+* ``persist`` — save the fitted index under the generation's folder; size; load time and
+  first queries in a fresh process (what the Search page pays after a restart).
 * ``latency`` — p50/p95 of top-10 hybrid search (query encoding included) over the full index,
   with and without filters; resident memory.
 * ``quality`` — the evaluation harness (`analytics.evaluate`) on the same graph.
@@ -38,7 +41,8 @@ QUERIES = [
     "sentence embeddings multilingual", "chat model 7b quantized 4-bit", "object detection yolo",
     "translation english to french", "japanese text generation", "medical text classification",
     "lora adapter for mistral", "zero-shot classification", "text to speech", "depth estimation",
-    "small fast bert for mobile", "reward model", "protein language model", "table question answering",
+    "small fast bert for mobile", "reward model", "protein language model",
+    "table question answering",
     "spanish sentiment", "controlnet canny", "face recognition", "math reasoning model",
     "embedding model for retrieval", "toxic comment detection", "fill mask roberta",
 ]
@@ -97,43 +101,85 @@ def _load_texts(store=None):
     return frame, model_texts(frame)
 
 
+def deny_amx() -> None:
+    """Simulate a CPU without AMX (e.g. AMD EPYC: AVX-512 with BF16 and VNNI, no AMX) in this
+    process and its children: a seccomp filter makes the kernel refuse the AMX permission
+    request (arch_prctl ARCH_REQ_XCOMP_PERM), so oneDNN (torch) and onnxruntime fall back to
+    their AVX-512 kernels, as they do on such a CPU. Must run before torch is imported."""
+    import ctypes
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    # load nr; if arch_prctl: load arg0; if ARCH_REQ_XCOMP_PERM: EPERM; else allow
+    prog = [(0x20, 0, 0, 0), (0x15, 0, 3, 158), (0x20, 0, 0, 16), (0x15, 0, 1, 0x1023),
+            (0x06, 0, 0, 0x00050001), (0x06, 0, 0, 0x7FFF0000)]
+    buf = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in prog))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(len(prog), ctypes.cast(buf, ctypes.c_void_p))
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "could not install the no-AMX seccomp filter")
+    os.environ["HUBATLAS_BENCH_NO_AMX"] = "1"
+
+
+def _agreement(q: np.ndarray, v: np.ndarray, ref: np.ndarray, k: int = 10) -> float:
+    top = np.argsort(-(q @ v.T), axis=1)[:, :k]
+    ref_top = np.argsort(-(q @ ref.T), axis=1)[:, :k]
+    return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, ref_top)]))
+
+
 def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0) -> list[dict]:
-    from analytics.embeddings import TextEncoder
+    """Each variant on the same real texts: texts/s (wall and per CPU-second, one thread),
+    cosine with fp32, and top-10 agreement with fp32 for queries encoded as the search
+    encodes them (fp32 ONNX) and for texts as queries (the recommender's case)."""
+    from analytics.embeddings import TextEncoder, amx_usable, choose_variant
 
     _, texts = _load_texts()
     rng = np.random.default_rng(seed)
     sample = [texts[i] for i in rng.choice(len(texts), n, replace=False)]
-    queries = QUERIES + [sample[i] for i in rng.choice(n, n_queries - len(QUERIES), replace=False)]
+    as_queries = QUERIES + [sample[i] for i in rng.choice(n, n_queries - len(QUERIES),
+                                                          replace=False)]
     res, rows = {}, []
-    for variant in ("fp32", "bf16", "onnx-int8", "onnx-fp32"):
+    for variant in ("fp32", "bf16", "onnx-fp32", "onnx-int8"):
         enc = TextEncoder(variant=variant)
         enc.encode(sample[:64])  # load, export, warm up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         vecs = enc.encode(sample)
-        dt = time.perf_counter() - t0
-        qv = enc.encode(queries)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
         t1 = time.perf_counter()
         for q in QUERIES:
             enc.encode([q])
         q_ms = (time.perf_counter() - t1) / len(QUERIES) * 1000
-        res[variant] = (vecs, qv)
-        rows.append({"variant": variant, "texts_per_s": n / dt, "query_encode_ms": q_ms})
-    ref_v, ref_q = res["fp32"]
-    ref_top = np.argsort(-(ref_q @ ref_v.T), axis=1)[:, :10]
+        res[variant] = vecs
+        rows.append({"variant": variant, "texts_per_s": n / dt, "texts_per_cpu_s": n / dc,
+                     "query_encode_ms": q_ms})
+    qv = TextEncoder(variant="onnx-fp32").encode(QUERIES)
+    ref = res["fp32"]
     for row in rows:
-        v, q = res[row["variant"]]
-        cos = (v * ref_v).sum(1)
-        top = np.argsort(-(q @ v.T), axis=1)[:, :10]
-        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top)])
+        v = res[row["variant"]]
+        cos = (v * ref).sum(1)
+        own_q = v[[sample.index(t) for t in as_queries[len(QUERIES):]]]
+        ref_q = ref[[sample.index(t) for t in as_queries[len(QUERIES):]]]
+        doc = np.mean([len(set(np.argsort(-(a @ v.T))[1:11]) & set(np.argsort(-(b @ ref.T))[1:11]))
+                       / 10 for a, b in zip(own_q, ref_q)])
         row.update({"cos_mean": float(cos.mean()), "cos_min": float(cos.min()),
-                    "overlap@10": float(overlap),
-                    "speedup": row["texts_per_s"] / rows[0]["texts_per_s"]})
-    print(f"\nEmbedding precision ({n} real model texts, {n_queries} queries, max_seq_length 64, "
-          f"one thread per process: the index build runs one such process per core, "
-          f"{os.cpu_count()} here):")
-    print(_table(rows, ["variant", "texts_per_s", "speedup", "cos_mean", "cos_min",
-                        "overlap@10", "query_encode_ms"]))
-    _record("precision", {"n": n, "rows": rows})
+                    "agree@10_queries": _agreement(qv, v, ref), "agree@10_texts": float(doc),
+                    "speedup_cpu": row["texts_per_cpu_s"] / rows[0]["texts_per_cpu_s"]})
+    choice = choose_variant(refresh=True)
+    amx = "AMX usable" if amx_usable() else "AMX not usable" + (
+        " (denied by --no-amx: simulates a CPU without AMX)"
+        if os.environ.get("HUBATLAS_BENCH_NO_AMX") else "")
+    print(f"\nEmbedding precision ({n} real model texts, {len(QUERIES)} search queries and "
+          f"{n_queries - len(QUERIES)} texts as queries, max_seq_length 64, one thread per "
+          f"process; {amx}; machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
+          f"cores: per-CPU-second rates are the ones to compare):")
+    print(_table(rows, ["variant", "texts_per_s", "texts_per_cpu_s", "speedup_cpu", "cos_mean",
+                        "cos_min", "agree@10_queries", "agree@10_texts", "query_encode_ms"]))
+    print(f"automatic choice: {choice.describe()}")
+    _record("precision_no_amx" if os.environ.get("HUBATLAS_BENCH_NO_AMX") else "precision",
+            {"n": n, "rows": rows, "choice": choice.__dict__, "amx": amx})
     return rows
 
 
@@ -161,7 +207,8 @@ def bench_build(*, fresh: bool = False, sample: int | None = None) -> dict:
             return out
         t1 = time.perf_counter()
         vectors, info = embed_models(frame["id"], texts, enc, root=root, log_every=1)
-        out.update({"embed_s": time.perf_counter() - t1, **{f"embed_{k}": v for k, v in info.items()}})
+        out.update({"embed_s": time.perf_counter() - t1,
+                    **{f"embed_{k}": v for k, v in info.items()}})
         t2 = time.perf_counter()
         HybridSearch().fit(frame, vectors)
         out["index_fit_s"] = time.perf_counter() - t2
@@ -176,11 +223,55 @@ def bench_build(*, fresh: bool = False, sample: int | None = None) -> dict:
     return out
 
 
+def bench_persist() -> dict:
+    """Save the fitted index under the generation's folder, then load it in a fresh process
+    (as the Search page does after a restart) and time the load and the first queries."""
+    import subprocess
+
+    from analytics.retrieval import build_search, search_folder
+
+    folder = search_folder()
+    t0 = time.perf_counter()
+    search = build_search()
+    build_s = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    search.save(folder)
+    save_s = time.perf_counter() - t1
+    files = {p.name: p.stat() for p in folder.iterdir()}
+    size = sum(st.st_size for st in files.values())
+    linked = sum(st.st_size for st in files.values() if st.st_nlink > 1)
+    del search
+    probe = ("import time, json; t = time.perf_counter(); "
+             "from analytics.retrieval import HybridSearch; "
+             f"s = HybridSearch.load({str(folder)!r}); t_load = time.perf_counter() - t; "
+             "t2 = time.perf_counter(); s.search('whisper small', k=10); "
+             "t_first = time.perf_counter() - t2; t3 = time.perf_counter(); "
+             "s.search('sentiment analysis for tweets', k=10); "
+             "t_second = time.perf_counter() - t3; "
+             "print(json.dumps({'import_and_load_s': t_load, 'first_query_s': t_first, "
+             "'second_query_s': t_second}))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    runs = []
+    for _ in range(2):
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                             env=env, check=True)
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    res = {"folder": str(folder), "build_from_cache_s": build_s, "save_s": save_s,
+           "files": len(files), "size_mb": size / 2**20,
+           "hard_linked_from_vector_cache_mb": linked / 2**20, "load_runs": runs}
+    print("\nSaved search index:")
+    print(_table([{"step": k, "value": v} for k, v in res.items() if k != "load_runs"],
+                 ["step", "value"]))
+    print(_table(runs, ["import_and_load_s", "first_query_s", "second_query_s"]))
+    _record("persist", res)
+    return res
+
+
 def bench_latency(n_repeat: int = 3) -> dict:
-    from analytics.retrieval import SearchFilters, load_search
+    from analytics.retrieval import SearchFilters, open_search
 
     t0 = time.perf_counter()
-    search = load_search()
+    search = open_search()
     load_s = time.perf_counter() - t0
     rss = _current_rss_mb()
     cases = {"no filter": None,
@@ -223,18 +314,25 @@ def bench_quality(sample: int = 2000, seed: int = 0) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.retrieval")
-    p.add_argument("section", choices=["precision", "build", "latency", "quality", "all"])
+    p.add_argument("section", choices=["precision", "build", "persist", "latency", "quality",
+                                        "all"])
     p.add_argument("--fresh", action="store_true", help="build into an empty vector cache")
     p.add_argument("--sample", type=int, default=None,
                    help="build: embed only N texts and extrapolate")
     p.add_argument("--n", type=int, default=2000, help="precision: texts in the sample")
+    p.add_argument("--no-amx", action="store_true",
+                   help="simulate a CPU without AMX (seccomp denies the AMX permission)")
     a = p.parse_args(argv)
+    if a.no_amx:
+        deny_amx()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if a.section in ("precision", "all"):
         bench_precision(n=a.n)
     if a.section in ("build", "all"):
         bench_build(fresh=a.fresh, sample=a.sample)
+    if a.section in ("persist", "all"):
+        bench_persist()
     if a.section in ("latency", "all"):
         bench_latency()
     if a.section in ("quality", "all"):

@@ -217,19 +217,20 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
     generation = store.generation()
     if generation.backend == "neo4j":
         generation = neo4j_generation(report.run_id)
-    if refresh is not None:
-        report.analytics += refresh.before_publish(store, generation)
+    # Neo4j readers switch to the new generation here and read the previous generation's
+    # results until its own are ready (analytics.results.find_ready)
     _record_end(store, report)
     if refresh is not None:
+        report.analytics += refresh.before_publish(store, generation)
         report.analytics += refresh.after_publish(store, generation)
     return report
 
 
 def _finish(gens: Generations, store: GraphStore, staging_dir: Path, report: RunReport,
             refresh: Refresher | None) -> RunReport:
+    _record_end(store, report)  # the ingest is done; the derived results follow
     if refresh is not None:  # its files land in the staging folder and are published with it
         report.analytics += refresh.before_publish(store, store.generation())
-    _record_end(store, report)
     store.checkpoint()
     store.close()
     gens.publish(staging_dir)

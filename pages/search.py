@@ -9,21 +9,28 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from analytics.recommend import build_recommender, build_tracer, trace_unlinked
-from analytics.retrieval import SearchFilters, build_search
-from pages.common import generation, get_store, md_text, require_store
+from analytics.pipeline import RECOMMENDER, SEARCH
+from analytics.recommend import ModelRecommender, build_tracer, trace_unlinked
+from analytics.results import Results
+from analytics.retrieval import HybridSearch, SearchFilters
+from pages.common import hub_url, md_text, require_store, require_stored, stored
 
 ANY = "(any)"
 
 
-@st.cache_resource(max_entries=1, show_spinner="Building the search index…")
-def _search(version: str):
-    return build_search(get_store())[0]
+def _load(results: Results) -> tuple[HybridSearch, ModelRecommender]:
+    """The scheduled job's saved index and recommender (memory-mapped: well under a second)."""
+    search = HybridSearch.load(results.folder(SEARCH))
+    return search, ModelRecommender.load(results.folder(RECOMMENDER), search)
 
 
-@st.cache_resource(show_spinner="Preparing recommendations…")
-def _recommender(version: str):
-    return build_recommender(_search(version))
+# `version` (the generation whose index is loaded) keys the cached functions below
+def _search(version: str) -> HybridSearch:
+    return stored(SEARCH, _load).value[0]
+
+
+def _recommender(version: str) -> ModelRecommender:
+    return stored(SEARCH, _load).value[1]
 
 
 @st.cache_resource(show_spinner="Learning the base-model tracer…")
@@ -56,22 +63,40 @@ def _trace(version: str, model_id: str, k: int):
     return trace_unlinked(_tracer(version), model_id, k=k)
 
 
-def _lineage_link(model_id: str) -> str:
-    return (f"[Open **{md_text(model_id)}** on the Lineage page]"
-            f"(lineage?model={quote(model_id, safe='/')})")
+HUB = "https://huggingface.co/"
+
+
+def _lineage_link(model_id: str) -> None:
+    """A link to the Lineage page in this tab and session (st.page_link); a relative markdown
+    link where the page is run on its own (tests)."""
+    label = f"Open {md_text(model_id)} on the Lineage page"
+    try:
+        st.page_link("pages/lineage.py", label=label, icon=":material/account_tree:",
+                     query_params={"model": model_id})
+    except Exception:  # noqa: BLE001 - no navigation (the page run alone): a plain link
+        st.markdown(f"[{label}](./lineage?model={quote(model_id, safe='/')})")
+    st.markdown(f"[{md_text(model_id)} on the Hub ↗]({hub_url(model_id)})")
 
 
 def main() -> None:
     st.title("Search models")
-    st.caption("Which model should I start from? Hybrid search: meaning (MiniLM embeddings), "
-               "matching words in ids and tags, and adoption (downloads, likes, derivatives).")
+    st.caption("Which model should I start from? The query is read for what it names (a model, "
+               "a family, a task), then ranked by meaning (MiniLM embeddings), matching words in "
+               "ids and tags, and adoption (downloads, likes, derivatives).")
     require_store()  # an empty graph gets its message here
-    version = generation().key
+    require_stored(SEARCH, "The search index", _load)
+    version = stored(SEARCH, _load).generation
     search = _search(version)
     opts = search.options()
 
-    query = st.text_input("What do you need?", value=st.query_params.get("q", ""),
+    if "query" not in st.session_state:  # a shared link (?q=) fills the box once
+        st.session_state["query"] = st.query_params.get("q", "")
+    query = st.text_input("What do you need?", key="query",
                           placeholder="e.g. german named entity recognition")
+    if query.strip() and st.query_params.get("q") != query:
+        st.query_params["q"] = query  # the URL carries the query: shareable, survives reloads
+    elif not query.strip() and "q" in st.query_params:
+        del st.query_params["q"]
     with st.expander("Filters", expanded=False):
         c1, c2, c3 = st.columns(3)
         task = c1.selectbox("Task", [ANY, *opts["task"]])
@@ -92,8 +117,7 @@ def main() -> None:
         created_after=str(created) if use_date else None)
 
     if filters.task:
-        with st.expander(f"Where to start for {md_text(filters.task)}: base models by adoption "
-                         "and growth"):
+        with st.expander(f"Where to start for {filters.task}: base models by adoption and growth"):
             st.dataframe(_start(version, filters.task, 10), hide_index=True,
                          width="stretch")
 
@@ -105,18 +129,30 @@ def main() -> None:
     if res.empty:
         st.warning("No model matches these filters.")
         return
+    if (res["confidence"] == "low").all():
+        st.warning(f"No model clearly matches **{query}**: nothing names it or its task, and "
+                   "the closest meanings are weak. The results below are guesses.")
+    table = res.assign(id=HUB + res["id"])  # shown as the id, links to the Hub
     st.dataframe(
-        res[["id", "score", "reason", "semantic", "lexical", "popularity", "pipelineTag",
-             "libraryName", "license", "downloads", "likes", "family_size", "relation"]],
+        table[["id", "pipelineTag", "downloads", "license", "confidence", "score", "reason",
+               "semantic", "lexical", "name", "popularity", "libraryName", "likes",
+               "family_size", "relation"]],
         hide_index=True, width="stretch",
-        column_config={"score": st.column_config.NumberColumn(format="%.3f"),
-                       "semantic": st.column_config.NumberColumn(format="%.2f"),
-                       "lexical": st.column_config.NumberColumn(format="%.2f"),
-                       "popularity": st.column_config.NumberColumn(format="%.2f"),
-                       "family_size": st.column_config.NumberColumn("derivatives")})
+        column_config={
+            "id": st.column_config.LinkColumn("model", display_text=r"https://huggingface\.co/(.*)",
+                                               help="opens the model on the Hub"),
+            "pipelineTag": st.column_config.TextColumn("task"),
+            "downloads": st.column_config.NumberColumn(format="localized"),
+            "license": st.column_config.TextColumn("licence"),
+            "score": st.column_config.NumberColumn(format="%.3f"),
+            "semantic": st.column_config.NumberColumn(format="%.2f"),
+            "lexical": st.column_config.NumberColumn(format="%.2f"),
+            "name": st.column_config.NumberColumn(format="%.2f"),
+            "popularity": st.column_config.NumberColumn("adoption", format="%.2f"),
+            "family_size": st.column_config.NumberColumn("derivatives")})
 
     picked = st.selectbox("Look closer at", res["id"].tolist())
-    st.markdown(_lineage_link(picked))
+    _lineage_link(picked)
     left, right = st.columns(2)
     with left:
         st.subheader("Similar models")

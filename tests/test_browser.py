@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.pipeline import SEARCH, build_now
 from bench.pages import Chromium, PageSpec, find_chromium, load_page, page_specs, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -33,6 +34,9 @@ def chromium_binary() -> str:
 def app_url(mini_graph_root, tmp_path_factory, chromium_binary):
     db = tmp_path_factory.mktemp("browser") / "graph"
     shutil.copytree(mini_graph_root, db)
+    with pytest.MonkeyPatch.context() as env:  # the job's search step, as after an ingest
+        env.setenv("HUBATLAS_DB", str(db))
+        assert [s.ok for s in build_now([SEARCH])] == [True]
     ARTIFACTS.mkdir(exist_ok=True)
     with streamlit_server(db, log=ARTIFACTS / "streamlit.log") as url:
         yield url

@@ -17,7 +17,7 @@ def fitted(mini_graph_root, tmp_path_factory):
     from graph.store import open_store
 
     root = retrieval_root(mini_graph_root, tmp_path_factory)
-    search, _ = build_search(root=root)
+    search = build_search(root=root)
     store = open_store(read_only=True, root=root)
     try:
         ds, lin = rq.model_dataset_links(store), rq.lineage_links(store)

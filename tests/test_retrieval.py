@@ -23,8 +23,8 @@ def retrieval_root(mini_graph_root, tmp_path_factory):
 @pytest.fixture(scope="module")
 def built(mini_graph_root, tmp_path_factory):
     root = retrieval_root(mini_graph_root, tmp_path_factory)
-    search, info = build_search(root=root)
-    return root, search, info
+    search = build_search(root=root)
+    return root, search, search.build_info_
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_results_carry_scores_and_reasons(search):
         assert col in res
     top = res[res["id"] == "openai-community/gpt2"].iloc[0]
     assert "gpt2" in top["matched_terms"]
-    assert "semantic" in top["reason"] and "popularity" in top["reason"]
+    assert "semantic" in top["reason"] and "adoption" in top["reason"]
     assert top["popularity"] > 0.5
 
 
@@ -92,7 +92,8 @@ def test_filters(search):
 def test_vectors_persisted_and_reused(built):
     root, search, first = built
     assert first["embedded"] + first["reused"] == search.n_models_
-    again, info = build_search(root=root)
+    again = build_search(root=root)
+    info = again.build_info_
     assert info["embedded"] == 0 and info["reused"] == search.n_models_
     assert np.array_equal(np.asarray(again.vectors_), np.asarray(search.vectors_))
 
@@ -130,10 +131,17 @@ def test_two_stage_dense_matches_exact_reference(search):
 
 
 def test_lexical_scores_match_naive_reference(search):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     rows, scores, terms = search.lexical_scores("llama gguf")
     assert set(terms) == {"llama", "gguf"}
     X = search.terms_.tocsr()
-    q = search.lexical_.transform([lexical_tokens("llama gguf")]).toarray().ravel()
+    # the query vector as scikit-learn would make it from the same vocabulary and idf
+    vec = TfidfVectorizer(analyzer=lambda d: d, sublinear_tf=True,
+                          vocabulary=search.vocab_.to_pylist())
+    vec.fit([search.vocab_.to_pylist()])
+    vec.idf_ = search.idf_.astype(np.float64)
+    q = vec.transform([lexical_tokens("llama gguf")]).toarray().ravel()
     naive = np.array([X[i].toarray().ravel() @ q for i in range(X.shape[0])])
     assert set(rows) == set(np.flatnonzero(naive > 0))
     assert np.allclose(scores, naive[rows], atol=1e-5)
@@ -165,18 +173,34 @@ def test_encoder_rejects_unknown_variant():
 def test_search_page_renders_results_and_panels(built, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
+    from analytics.pipeline import SEARCH, build_now
+
     root, _, _ = built
     monkeypatch.setenv("HUBATLAS_DB", str(root))
+    at = AppTest.from_file("../pages/search.py", default_timeout=120)
+    at.run()  # the job has not built the index yet: the page says so
+    assert not at.exception and "not computed yet" in at.info[0].value
+    # the scheduled job's step (vectors from the cache the fixture filled)
+    assert [s.ok for s in build_now([SEARCH])] == [True]
     at = AppTest.from_file("../pages/search.py", default_timeout=120)
     at.run()
     assert not at.exception
     at.text_input[0].input("gpt2 text generation").run()
     assert not at.exception
     results = at.dataframe[0].value
-    assert "openai-community/gpt2" in results["id"].tolist()
+    # ids link to the Hub; task, downloads and licence come before the reason
+    assert "https://huggingface.co/openai-community/gpt2" in results["id"].tolist()
+    cols = list(results.columns)
+    assert cols.index("pipelineTag") < cols.index("downloads") < cols.index("license") \
+        < cols.index("reason")
     assert results["reason"].str.contains("semantic").all()
+    assert at.query_params["q"] in ("gpt2 text generation", ["gpt2 text generation"])  # URL
     assert len(at.dataframe) >= 3  # results, similar models, datasets to try
-    assert any("lineage?model=" in m.value for m in at.markdown)
+    assert any("lineage?model=" in m.value for m in at.markdown), [m.value for m in at.markdown]
+    datasets = at.dataframe[2].value
+    assert not datasets["reason"].str.contains("task nan").any()
+    at.text_input[0].input("qwzx vbnm plok").run()  # nonsense: the page says it is unsure
+    assert any("No model clearly matches" in w.value for w in at.warning), (at.exception, [w.value for w in at.warning], [e.value for e in at.text_input])
 
 
 def test_model_text_does_not_depend_on_link_order(search):
