@@ -96,7 +96,10 @@ def test_a_second_ingest_refreshes_trends_and_verdicts(tmp_path):
     assert len(trends.runs) == 2
     assert len(trends.trending) == status[P.TRENDS].detail["models"] > 400
     assert (trends.trending["observations"] == 2).all()
-    assert (trends.trending["downloads_change"] == 0).all()  # the same snapshot twice
+    change = trends.trending["downloads_change"]
+    assert (change[change.notna()] == 0).all()  # the same snapshot twice
+    # poison records without downloads stay unknown (NaN), never a change from 0
+    assert trends.trending.loc[change.isna(), "downloads_before"].isna().all()
     store = open_store(read_only=True, root=root)
     try:
         n = store.rows("MATCH (m:Model) WHERE m.licenseVerdict IS NOT NULL "
