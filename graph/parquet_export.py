@@ -34,7 +34,6 @@ class ExportReport:
     engine: str
     seconds: float = 0.0
     files: dict[str, dict] = field(default_factory=dict)  # name → {rows, columns, bytes}
-    missing_columns: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -66,29 +65,25 @@ def export_graph_parquet(store: GraphStore, folder: Path | str, *,
 
     native=None uses the engine's bulk export where there is one (Kùzu), False forces the
     portable path (the one Neo4j takes)."""
-    from graph import views_queries as vq
 
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    engine = store.dialect.name
-    use_native = (engine == "kuzu") if native is None else bool(native)
-    if use_native and engine != "kuzu":
+    engine = store.dialect.name  # for the report only
+    # the embedded store has the engine's own bulk I/O (COPY … TO); Neo4j has none
+    has_copy = callable(getattr(store, "export_parquet", None))
+    use_native = has_copy if native is None else bool(native)
+    if use_native and not has_copy:
         raise ValueError("the native export is the embedded engine's COPY … TO")
     if use_native and any(c in str(folder) for c in "'\\"):
         raise ValueError(f"folder {folder} has a quote or backslash; choose another")
     report = ExportReport(folder=str(folder), engine=engine + (" COPY" if use_native else ""))
     clock = time.perf_counter()
     for name, table, src, dst, columns in _tables():
-        have = vq.table_columns(store, table)
-        present = [c for c in columns if have is None or c in have or c in ("from", "to")]
-        missing = [c for c in columns if c not in present]
-        if missing:
-            report.missing_columns[name] = missing
         out = folder / name
         if use_native:
-            _copy_to(store, out, table, src, dst, present)
+            _copy_to(store, out, table, src, dst, columns)
         else:
-            _paged(store, out, table, src, dst, present, page_rows)
+            _paged(store, out, table, src, dst, columns, page_rows)
         meta = pq.read_metadata(out)
         report.files[name] = {"rows": meta.num_rows, "columns": meta.num_columns,
                               "bytes": out.stat().st_size}
@@ -166,5 +161,3 @@ def export_command(folder: Path, portable: bool) -> None:
     click.echo(f"exported {report.rows:,} rows in {len(report.files)} files "
                f"({size / 1e6:,.1f} MB) to {report.folder} in {report.seconds} s "
                f"({report.engine})")
-    for name, cols in report.missing_columns.items():
-        click.echo(f"  {name}: the graph has no {', '.join(cols)} (created before they existed)")

@@ -58,14 +58,6 @@ def lineage_edges_with_models(store: GraphStore) -> pd.DataFrame:
     return _relation(df)
 
 
-def table_columns(store: GraphStore, table: Label | Rel) -> set[str] | None:
-    """The properties an embedded table has (None on Neo4j, which is schema-free)."""
-    if store.dialect.name != "kuzu":
-        return None
-    rows = store.rows(f"CALL table_info('{table.value}') RETURN name")
-    return {r["name"] for r in rows}
-
-
 def write_licence_verdicts(store: GraphStore, rows: pa.Table, *, batch: int = 5000) -> None:
     """Replace every stored licence verdict in one transaction: clear, then set, through the
     shared derived-property builders (`graph.queries.clear_node_properties` /
@@ -172,13 +164,8 @@ _EXPORT_MODEL_PROPS = ("author", "createdAt", "downloads", "likes", "pipelineTag
 _EXPORT_EDGE_PROPS = tuple(n for n, _ in REL_SPECS[Rel.FINETUNE_OF].properties)
 
 
-def _present(store: GraphStore, table: Label | Rel, names: tuple[str, ...]) -> list[str]:
-    have = table_columns(store, table)
-    return [n for n in names if have is None or n in have]
-
-
 def _fill(df: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
-    for n in names:  # a property the graph does not have yet reads as null
+    for n in names:  # an empty result still has every column
         if n not in df:
             df[n] = None
     return df
@@ -186,7 +173,7 @@ def _fill(df: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
 
 def models_by_id(store: GraphStore, model_ids: list[str]) -> pd.DataFrame:
     """Key properties of the given models (those in the graph): id plus `_EXPORT_MODEL_PROPS`."""
-    cols = ", ".join(f"m.{p} AS {p}" for p in _present(store, Label.MODEL, _EXPORT_MODEL_PROPS))
+    cols = ", ".join(f"m.{p} AS {p}" for p in _EXPORT_MODEL_PROPS)
     df = store.frame(f"UNWIND $ids AS i MATCH (m:Model {{id: i}}) RETURN m.id AS id, {cols}",
                      {"ids": list(model_ids)})
     return _fill(df, _EXPORT_MODEL_PROPS)
@@ -196,8 +183,7 @@ def lineage_edges_from(store: GraphStore, model_ids: list[str]) -> pd.DataFrame:
     """Every lineage edge leaving the given models: child, parent, relation, and the edge
     properties (inferred, source)."""
     d = store.dialect
-    props = "".join(f", e.{p} AS {p}"
-                    for p in _present(store, Rel.FINETUNE_OF, _EXPORT_EDGE_PROPS))
+    props = "".join(f", e.{p} AS {p}" for p in _EXPORT_EDGE_PROPS)
     df = _relation(store.frame(
         f"UNWIND $ids AS i MATCH (c:Model {{id: i}})-[e:{_LINEAGE}]->(p:Model) "
         f"RETURN c.id AS child, p.id AS parent, {d.rel_type('e')} AS rel{props}",

@@ -7,7 +7,6 @@ import pytest
 
 from graph import queries as q
 from graph import views_queries as vq
-from graph.schema import Label
 
 
 @pytest.fixture(scope="module")
@@ -80,10 +79,3 @@ def test_verdict_rows_must_carry_every_licence_property(mini_store):
     with pytest.raises(ValueError, match="familyRoot"):
         vq.write_licence_verdicts(mini_store, pa.table({"id": ["a"], "licenseVerdict": ["same"],
                                                         "licenseChainVerdict": ["same"]}))
-
-
-def test_table_columns_lists_the_declared_properties(mini_store):
-    from graph.schema import NODE_SPECS
-
-    assert vq.table_columns(mini_store, Label.MODEL) == {
-        n for n, _ in NODE_SPECS[Label.MODEL].properties}
