@@ -10,22 +10,22 @@ from pathlib import Path
 import streamlit as st
 
 from analytics.pipeline import SEARCH, Refresh, build_now
+from app_pages.common import about_banner
 from ingest.seed import seed_first_run
-from pages.common import about_banner
 
 HERE = Path(__file__).resolve().parent
 
 # (file, title, icon, url path)
 PAGES = [
-    ("pages/overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
-    ("pages/licences.py", "Licence audit", ":material/gavel:", "licences"),
-    ("pages/publishers.py", "Publishers", ":material/groups:", "publishers"),
-    ("pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
-    ("pages/trends.py", "Trends", ":material/show_chart:", "trends"),
-    ("pages/forecasts.py", "Forecasts", ":material/trending_up:", "forecasts"),
-    ("pages/search.py", "Search", ":material/search:", "search"),
-    ("pages/console.py", "Cypher console", ":material/terminal:", "console"),
+    ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("app_pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("app_pages/licences.py", "Licence audit", ":material/gavel:", "licences"),
+    ("app_pages/publishers.py", "Publishers", ":material/groups:", "publishers"),
+    ("app_pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ("app_pages/trends.py", "Trends", ":material/show_chart:", "trends"),
+    ("app_pages/forecasts.py", "Forecasts", ":material/trending_up:", "forecasts"),
+    ("app_pages/search.py", "Search", ":material/search:", "search"),
+    ("app_pages/console.py", "Cypher console", ":material/terminal:", "console"),
 ]
 
 
@@ -50,5 +50,8 @@ problem = _first_run()
 if problem and problem.startswith("Could not"):
     st.sidebar.warning(problem)
 about_banner()
+# The pages live in app_pages/, not pages/: Streamlit runs a first request after a restart in
+# its legacy mode when a pages/ folder sits beside app.py, and a deep link (/lineage?model=...)
+# then ran that page alone, listing every module of the folder as a page.
 st.navigation([st.Page(HERE / path, title=title, icon=icon, url_path=url, default=(i == 0))
                for i, (path, title, icon, url) in enumerate(PAGES)]).run()

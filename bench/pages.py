@@ -328,7 +328,7 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     specs.append(PageSpec("console (run example)", "/console", dataframes=1, click_run=True,
                           title="Cypher console"))
     other = second_family or small_model or largest_family
-    pages = REPO / "pages"
+    pages = REPO / "app_pages"
     if views and (pages / "licences.py").exists():
         specs.append(PageSpec("licence audit", "/licences", dataframes=2, title="Licence audit"))
     if views and (pages / "publishers.py").exists() and "/" in largest_family:
@@ -340,9 +340,9 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     if views and (pages / "trends.py").exists():
         specs.append(PageSpec("trends", f"/trends?model={largest_family}", plotly=1,
                               title="Trends"))
-    if (REPO / "pages" / "forecasts.py").exists():
+    if (REPO / "app_pages" / "forecasts.py").exists():
         specs.append(PageSpec("forecasts", "/forecasts"))
-    if (REPO / "pages" / "search.py").exists():
+    if (REPO / "app_pages" / "search.py").exists():
         specs.append(PageSpec("search (query)", "/search?q=sentiment+analysis+for+tweets",
                               dataframes=1, title="Search"))
     return specs

@@ -49,6 +49,7 @@ KUZU_READ_OPERATORS: frozenset[str] = frozenset({
     "DUMMY_SINK", "DUMMY_SIMPLE_SINK",  # no-op ends of inner pipelines (paths returned)
     "TABLE_FUNCTION_CALL",  # only with a function of KUZU_READ_TABLE_FUNCTIONS
     "QUERY_PRIMARY_KEY_LOOKUP",  # LadybugDB: `MATCH (n {id: …})` reads the primary-key index
+    "COUNT_REL_TABLE",  # LadybugDB: `MATCH ()-[e:T]->() RETURN count(e)` reads the table size
 })
 #: table functions the planner itself inserts into pure reads (scans of its own
 #: intermediate results); every user-callable table function (LOAD FROM's READ_CSV /

@@ -76,6 +76,10 @@ def dump_frame(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=5)
 
 
+#: a node's or relation's internal keys, as Kùzu names them (LadybugDB upper-cases them)
+_INTERNAL_KEYS = {"_ID": "_id", "_LABEL": "_label", "_SRC": "_src", "_DST": "_dst"}
+
+
 def plain(value: Any) -> Any:
     """A query value as plain data the parent accepts (unknown types become text)."""
     if value is None or isinstance(value, (bool, int, float, str, bytes, Decimal,
@@ -84,7 +88,7 @@ def plain(value: Any) -> Any:
             return value.astimezone(dt.timezone.utc)
         return value
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        return {_INTERNAL_KEYS.get(str(k), str(k)): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
         return [plain(v) for v in value]
     return str(value)

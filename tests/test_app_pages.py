@@ -7,8 +7,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from app_pages.common import md_text
 from graph import queries as q
-from pages.common import md_text
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 REPO = Path(APP).parent
@@ -78,7 +78,7 @@ def test_overview(graph_env):
 
 # -- lineage ---------------------------------------------------------------------------
 def test_lineage_deep_link(graph_env):
-    at = _app("pages/lineage.py", model=PHI2)
+    at = _app("app_pages/lineage.py", model=PHI2)
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
@@ -95,7 +95,7 @@ def test_lineage_deep_link(graph_env):
 
 
 def test_lineage_depth_sort_and_filter(graph_env):
-    at = _app("pages/lineage.py", model=PHI2)
+    at = _app("app_pages/lineage.py", model=PHI2)
     at.slider(key="depth").set_value(1).run()
     _ok(at)
     assert len(_frame(at, *DESC, without=NO_DRIFT)) == 41
@@ -108,7 +108,7 @@ def test_lineage_depth_sort_and_filter(graph_env):
 
 
 def test_lineage_ancestors_and_roots(graph_env):
-    at = _app("pages/lineage.py", model="BramVanroy/fietje-2-chat")
+    at = _app("app_pages/lineage.py", model="BramVanroy/fietje-2-chat")
     _ok(at)
     anc = _frame(at, "is_root")
     assert list(anc["depth"]) == [1, 2, 3]
@@ -117,14 +117,14 @@ def test_lineage_ancestors_and_roots(graph_env):
 
 
 def test_lineage_large_family_is_capped(graph_env):
-    at = _app("pages/lineage.py", model=SDXL)
+    at = _app("app_pages/lineage.py", model=SDXL)
     _ok(at)
     assert "licence" in _texts(at.warning)  # SDXL has licence drift in the mini graph
     assert len(_frame(at, "drift")) > 0
 
 
 def test_lineage_type_ahead(graph_env):
-    at = _app("pages/lineage.py")
+    at = _app("app_pages/lineage.py")
     _ok(at)
     assert "Type part of a model id" in _texts(at.info)
     at.text_input(key="lineage_model_text").input("phi-2").run()
@@ -138,21 +138,21 @@ def test_lineage_type_ahead(graph_env):
 
 
 def test_lineage_unknown_id(graph_env):
-    at = _app("pages/lineage.py", model="no-such-org/no-such-model")
+    at = _app("app_pages/lineage.py", model="no-such-org/no-such-model")
     _ok(at)
     assert "No model id contains" in _texts(at.warning)
     assert not at.get("bidi_component")
 
 
 def test_lineage_model_without_lineage(graph_env):
-    at = _app("pages/lineage.py", model="selfish/model")
+    at = _app("app_pages/lineage.py", model="selfish/model")
     _ok(at)
     assert "has no lineage" in _texts(at.info)
 
 
 # -- console ---------------------------------------------------------------------------
 def test_console_runs_a_read_query(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     _ok(at)
     at.text_area(key="console_query").input(
         "MATCH (m:Model) RETURN m.id AS id, m.likes AS likes ORDER BY likes DESC LIMIT 7").run()
@@ -164,7 +164,7 @@ def test_console_runs_a_read_query(graph_env):
 
 
 def test_console_example_picker(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.selectbox(key="console_example").set_value("Models per library").run()
     assert "USES_LIBRARY" in at.text_area(key="console_query").value
     at.button(key="console_run").click().run()
@@ -181,7 +181,7 @@ def test_console_example_picker(graph_env):
 def test_console_refuses_writes_and_graph_is_unchanged(graph_env, query):
     from graph.store import open_store
 
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.text_area(key="console_query").input(query).run()
     at.button(key="console_run").click().run()
     assert not at.exception
@@ -195,7 +195,7 @@ def test_console_refuses_writes_and_graph_is_unchanged(graph_env, query):
 
 
 def test_console_engine_error(graph_env):
-    at = _app("pages/console.py")
+    at = _app("app_pages/console.py")
     at.text_area(key="console_query").input("MATCH (m:NoSuchLabel) RETURN m").run()
     at.button(key="console_run").click().run()
     assert not at.exception
@@ -203,7 +203,7 @@ def test_console_engine_error(graph_env):
 
 
 # -- error states ----------------------------------------------------------------------
-@pytest.mark.parametrize("page", ["pages/lineage.py", "pages/console.py", "pages/overview.py"])
+@pytest.mark.parametrize("page", ["app_pages/lineage.py", "app_pages/console.py", "app_pages/overview.py"])
 def test_empty_graph_message(tmp_path, monkeypatch, page):
     """A page opened with no graph says how to load one (the app itself seeds first: see
     tests/test_seed.py)."""

@@ -2,7 +2,7 @@
 
 - pages import neither `ingest` nor a database driver (only `app.py`, the one place that wires
   things, may call the first-run seed);
-- Cypher lives in `graph/` only: no string in ingest/, analytics/, pages/ or app.py reads like a
+- Cypher lives in `graph/` only: no string in ingest/, analytics/, app_pages/ or app.py reads like a
   Cypher statement;
 - analytics does not import ingest (it reads the graph, not the Hub).
 """
@@ -51,7 +51,7 @@ def _strings(path: Path) -> list[tuple[int, str]]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings]
 
 
-@pytest.mark.parametrize("path", _modules("pages"), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _modules("app_pages"), ids=lambda p: p.name)
 def test_pages_import_no_ingest_and_no_driver(path):
     bad = _imports(path) & ({"ingest"} | DRIVERS)
     assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
@@ -59,11 +59,11 @@ def test_pages_import_no_ingest_and_no_driver(path):
 
 @pytest.mark.parametrize("path", _modules("analytics"), ids=lambda p: p.name)
 def test_analytics_imports_no_ingest_and_no_driver(path):
-    bad = _imports(path) & ({"ingest", "pages"} | DRIVERS)
+    bad = _imports(path) & ({"ingest", "app_pages"} | DRIVERS)
     assert not bad, f"{path.relative_to(REPO)} imports {sorted(bad)}"
 
 
-@pytest.mark.parametrize("path", _modules("ingest", "analytics", "pages", "app.py"),
+@pytest.mark.parametrize("path", _modules("ingest", "analytics", "app_pages", "app.py"),
                          ids=lambda p: str(p.relative_to(REPO)))
 def test_no_cypher_outside_graph(path):
     found = [(line, text[:80]) for line, text in _strings(path) if CYPHER.search(text)]

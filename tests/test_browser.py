@@ -85,3 +85,31 @@ def test_no_page_fetches_from_the_internet(app_url, browser, spec):
         ".map(e => e.src || e.href))")
     external = [u for u in urls if u.startswith("http") and not u.startswith(app_url)]
     assert not external, external
+
+
+def test_a_deep_link_as_first_request_lists_only_the_app_pages(mini_graph_root, tmp_path, browser):
+    """The first request after a (re)start is a deep link: the sidebar lists the app's pages,
+    never the modules of the pages folder (Streamlit's legacy pages/ mode ran it alone)."""
+    import time
+
+    db = tmp_path / "graph"
+    shutil.copytree(mini_graph_root, db)
+    with streamlit_server(db) as url:
+        browser.navigate(url + "/lineage?model=microsoft/phi-2")
+        links, deadline = [], time.time() + 60
+        while time.time() < deadline and _app_pages()[-1][1] not in links:
+            time.sleep(1)
+            links = browser.evaluate("[...document.querySelectorAll("
+                                     "'[data-testid=stSidebarNav] a span')].map(s => s.innerText)")
+    titles = [t for t in links if t and not t.islower()]  # icon ligatures are lower-case words
+    assert titles == [title for _, title, _, _ in _app_pages()], links
+
+
+def _app_pages() -> list[tuple[str, str, str, str]]:
+    """app.PAGES, read without running the app."""
+    import ast
+
+    tree = ast.parse((Path(__file__).resolve().parent.parent / "app.py").read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.Assign)
+                and getattr(n.targets[0], "id", None) == "PAGES")
+    return ast.literal_eval(node.value)

@@ -212,7 +212,8 @@ def test_server_log_holds_no_secret_and_graph_still_works(served):
     with urllib.request.urlopen(url + "/_stcore/health", timeout=5) as r:
         assert r.read().decode().strip() == "ok"
     _no_canary(log.read_text(errors="replace"))
-    assert sorted(p.name for p in next(db.glob("gen-*")).iterdir() if p.name != "results") == ["graph.kuzu"]
+    assert sorted(p.name for p in next(db.glob("gen-*")).iterdir() if p.name != "results") == [
+        "graph.kuzu", "graph.kuzu.engine.json"]  # the graph and its engine marker, nothing else
     env = {k: v for k, v in os.environ.items() if k != "NEO4J_URI"}
     status = subprocess.run([sys.executable, "-m", "ingest", "status"], cwd=REPO,
                             env={**env, "HUBATLAS_DB": str(db)}, capture_output=True, text=True,

@@ -157,4 +157,5 @@ def test_graph_and_ingest_status_still_work(cli_graph):
     assert status.returncode == 0, status.stderr
     # no WAL or shadow file beside the graph (the derived results have their own folder)
     gen = next(cli_graph.glob("gen-*"))
-    assert sorted(p.name for p in gen.iterdir() if p.name != "results") == ["graph.kuzu"]
+    assert sorted(p.name for p in gen.iterdir() if p.name != "results") == [
+        "graph.kuzu", "graph.kuzu.engine.json"]  # the graph and its engine marker, nothing else

@@ -1,6 +1,6 @@
 """Model ids and `?model=` are text on every page, never Markdown (issue 8, last finding).
 
-`pages.common.md_text` escapes what a page shows; `hub_url` percent-encodes the Hub link.
+`app_pages.common.md_text` escapes what a page shows; `hub_url` percent-encodes the Hub link.
 The browser test serves a graph holding models whose ids are Markdown payloads (an image
 pointing at a local listener, a link that would rewrite "open on the Hub") and opens the
 lineage and forecasts pages with hostile ids in the graph and in `?model=`: the listener is
@@ -35,7 +35,7 @@ def test_md_text_renders_literally(raw):
     spaces), with no element inside."""
     from markdown_it import MarkdownIt  # markdown-it-py (via rich, a Streamlit dependency)
 
-    from pages.common import md_text
+    from app_pages.common import md_text
 
     html = MarkdownIt("commonmark").renderInline(md_text(raw))
     assert html.startswith("<code>") and html.endswith("</code>") and html.count("<") == 2
@@ -44,7 +44,7 @@ def test_md_text_renders_literally(raw):
 
 
 def test_hub_url_keeps_the_id_in_the_path():
-    from pages.common import hub_url
+    from app_pages.common import hub_url
 
     url = hub_url("a/b)[click](http://evil)?x#y")
     assert url.startswith("https://huggingface.co/a/b")
@@ -173,7 +173,7 @@ def _assert_inert(page: dict, listener, url: str) -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize("which", ["image", "link", "directives"])
 def test_lineage_page_shows_a_hostile_id_as_text(app, browser, listener, hostile_ids, which):
-    from pages.common import hub_url
+    from app_pages.common import hub_url
 
     model_id = hostile_ids[which]
     page = _visit(browser, app, f"/lineage?model={quote(model_id, safe='')}", "Lineage")

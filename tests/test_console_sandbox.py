@@ -390,7 +390,8 @@ def test_no_hostile_input_changed_the_graph_and_it_still_opens(graph_root, sandb
     for name, query in EXAMPLES.items():
         assert len(sandbox.run(query, row_cap=5).frame.columns), name
     live = Generations(graph_root).current_path()
-    assert sorted(p.name for p in live.parent.iterdir() if p.name != "results") == ["graph.kuzu"]
+    assert sorted(p.name for p in live.parent.iterdir() if p.name != "results") == [
+        "graph.kuzu", "graph.kuzu.engine.json"]  # the graph and its engine marker, nothing else
     store = open_store(read_only=True, root=graph_root)
     try:
         assert store.node_count() > 0

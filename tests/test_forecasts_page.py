@@ -1,4 +1,4 @@
-"""The Forecasts page (pages/forecasts.py) through AppTest on the mini graph: it reads the stored
+"""The Forecasts page (app_pages/forecasts.py) through AppTest on the mini graph: it reads the stored
 forecasts table, says in words what each forecast is, and fits nothing when a table is stored."""
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from analytics import forecasts as F
-from pages.common import md_text
+from app_pages.common import md_text
 
 OK_MODEL = "mistralai/Mistral-7B-v0.1"
 FLAGGED_MODEL = "distilbert/distilbert-base-uncased"
 NO_DERIVATIVES = "KappaNeuro/mike-mignola-style"  # in the mini graph, no derivative
-PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "forecasts.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app_pages" / "forecasts.py")
 
 
 def _page(monkeypatch, root, models: str | None = None):

@@ -177,12 +177,12 @@ def test_search_page_renders_results_and_panels(built, monkeypatch):
 
     root, _, _ = built
     monkeypatch.setenv("HUBATLAS_DB", str(root))
-    at = AppTest.from_file("../pages/search.py", default_timeout=120)
+    at = AppTest.from_file("../app_pages/search.py", default_timeout=120)
     at.run()  # the job has not built the index yet: the page says so
     assert not at.exception and "not computed yet" in at.info[0].value
     # the scheduled job's step (vectors from the cache the fixture filled)
     assert [s.ok for s in build_now([SEARCH])] == [True]
-    at = AppTest.from_file("../pages/search.py", default_timeout=120)
+    at = AppTest.from_file("../app_pages/search.py", default_timeout=120)
     at.run()
     assert not at.exception
     at.text_input[0].input("gpt2 text generation").run()

@@ -79,7 +79,7 @@ def _frame(at: AppTest, *columns: str):
 
 # -- licence audit -----------------------------------------------------------------------
 def test_licence_audit_page(graph_env):
-    at = _app("pages/licences.py")
+    at = _app("app_pages/licences.py")
     _ok(at)
     assert at.title[0].value == "Licence audit"
     metrics = {m.label: m.value for m in at.metric}
@@ -96,7 +96,7 @@ def test_licence_audit_page(graph_env):
 
 
 def test_licence_audit_one_model(graph_env):
-    at = _app("pages/licences.py", model="BramVanroy/fietje-2-chat")
+    at = _app("app_pages/licences.py", model="BramVanroy/fietje-2-chat")
     _ok(at)
     assert "mit (microsoft/phi-2)" in _texts(at.text)  # the chain, as plain text
     assert {m.label: m.value for m in at.metric}["Verdict"] == "same"
@@ -105,7 +105,7 @@ def test_licence_audit_one_model(graph_env):
 
 
 def test_licence_audit_model_in_conflict(graph_env):
-    at = _app("pages/licences.py", model="jata77/lora_model")
+    at = _app("app_pages/licences.py", model="jata77/lora_model")
     _ok(at)
     assert {m.label: m.value for m in at.metric}["Verdict"] == "conflict"
     assert "llama2" in _frame(at, "parent", "reason")["reason"].iat[0]
@@ -113,11 +113,11 @@ def test_licence_audit_model_in_conflict(graph_env):
 
 # -- publishers --------------------------------------------------------------------------
 def test_publishers_index_and_profile(graph_env):
-    at = _app("pages/publishers.py")
+    at = _app("app_pages/publishers.py")
     _ok(at)
     index = _frame(at, "author", "derived_by_others")
     assert index["author"].iat[0].endswith("author=meta-llama")
-    at = _app("pages/publishers.py", author="meta-llama")
+    at = _app("app_pages/publishers.py", author="meta-llama")
     _ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Models"] == "2" and int(metrics["Derived by others"]) > 50
@@ -128,7 +128,7 @@ def test_publishers_index_and_profile(graph_env):
 
 
 def test_publishers_type_ahead_and_unknown(graph_env):
-    at = _app("pages/publishers.py")
+    at = _app("app_pages/publishers.py")
     at.text_input(key="author_text").input("llama").run()
     _ok(at)
     box = at.selectbox(key="author_choice")
@@ -136,14 +136,14 @@ def test_publishers_type_ahead_and_unknown(graph_env):
     box.set_value("meta-llama").run()
     _ok(at)
     assert {m.label for m in at.metric} >= {"Models", "Family size"}
-    at = _app("pages/publishers.py", author="![x](http://evil.example/x.png)")
+    at = _app("app_pages/publishers.py", author="![x](http://evil.example/x.png)")
     _ok(at)
     assert "No author of that name" in _texts(at.warning)
 
 
 # -- trends ------------------------------------------------------------------------------
 def test_trends_page(graph_env):
-    at = _app("pages/trends.py", model=PHI2)
+    at = _app("app_pages/trends.py", model=PHI2)
     _ok(at)
     top = _frame(at, "downloads_before", "downloads_change")
     assert top["id"].iat[0].endswith(f"model={PHI2}")  # 885,255 → 1,000,000
@@ -159,7 +159,7 @@ def test_trends_page_with_one_run(mini_graph_copy, monkeypatch):
     monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
     _clear()
     try:
-        at = _app("pages/trends.py")
+        at = _app("app_pages/trends.py")
         _ok(at)
         assert "need two ingest runs" in _texts(at.info)
     finally:
@@ -168,7 +168,7 @@ def test_trends_page_with_one_run(mini_graph_copy, monkeypatch):
 
 def test_ids_render_as_text_not_markdown(graph_env):
     """A model id that is Markdown is shown as those characters; only fixed labels link."""
-    at = _app("pages/trends.py", model=POISON)
+    at = _app("app_pages/trends.py", model=POISON)
     _ok(at)
     assert POISON in [t.value for t in at.text]
     links = [m.value for m in at.markdown if "[Hub]" in m.value]
@@ -178,7 +178,7 @@ def test_ids_render_as_text_not_markdown(graph_env):
 
 # -- compare -----------------------------------------------------------------------------
 def test_compare_page(graph_env):
-    at = _app("pages/compare.py", models=f"{PHI2},{GPT2}")
+    at = _app("app_pages/compare.py", models=f"{PHI2},{GPT2}")
     _ok(at)
     ov = _frame(at, "descendants", "generations")
     assert ov["id"].tolist() == [PHI2, GPT2]
@@ -190,7 +190,7 @@ def test_compare_page(graph_env):
 
 
 def test_compare_needs_two(graph_env):
-    at = _app("pages/compare.py", models=f"{PHI2},no-such/model")
+    at = _app("app_pages/compare.py", models=f"{PHI2},no-such/model")
     _ok(at)
     assert "Not in the graph: no-such/model" in _texts(at.warning)
     assert "Pick two to five" in _texts(at.info)
@@ -198,7 +198,7 @@ def test_compare_needs_two(graph_env):
 
 # -- lineage page: the family export beside the CSV ---------------------------------------
 def test_lineage_offers_the_family_as_graphml_and_json(graph_env):
-    at = _app("pages/lineage.py", model=PHI2)
+    at = _app("app_pages/lineage.py", model=PHI2)
     _ok(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download family (GraphML)" in labels and "Download family (JSON)" in labels
@@ -226,17 +226,17 @@ def test_pages_read_stored_results_and_never_build(graph_env, monkeypatch):
     from analytics import forecasts
 
     monkeypatch.setattr(forecasts, "build_forecasts", _refuse)
-    for page, params in (("pages/licences.py", {}),
-                         ("pages/licences.py", {"model": "jata77/lora_model"}),
-                         ("pages/publishers.py", {}),
-                         ("pages/publishers.py", {"author": "meta-llama"}),
-                         ("pages/trends.py", {"model": PHI2}),
-                         ("pages/compare.py", {"models": f"{PHI2},{GPT2}"})):
+    for page, params in (("app_pages/licences.py", {}),
+                         ("app_pages/licences.py", {"model": "jata77/lora_model"}),
+                         ("app_pages/publishers.py", {}),
+                         ("app_pages/publishers.py", {"author": "meta-llama"}),
+                         ("app_pages/trends.py", {"model": PHI2}),
+                         ("app_pages/compare.py", {"models": f"{PHI2},{GPT2}"})):
         at = _app(page, **params)
         _ok(at)
         assert not at.info or "not computed yet" not in _texts(at.info), (page, params)
     # the compare chart's curves are the stored forecasts (observed, WSB curve, forecast)
-    at = _app("pages/compare.py", models=f"{PHI2},{GPT2}")
+    at = _app("app_pages/compare.py", models=f"{PHI2},{GPT2}")
     names = {trace.get("name") for c in at.get("plotly_chart")
              for trace in json.loads(c.proto.spec)["data"]}
     assert {f"{PHI2}: observed", f"{GPT2}: observed", f"{GPT2}: forecast"} <= names
@@ -254,9 +254,9 @@ def test_pages_say_when_the_job_has_not_built_a_result(mini_graph_copy, monkeypa
     monkeypatch.setattr("analytics.licences.build_licence_audit", _refuse)
     _clear()
     try:
-        for page, what in (("pages/licences.py", "The licence audit"),
-                           ("pages/publishers.py", "The publisher index"),
-                           ("pages/trends.py", "The trends")):
+        for page, what in (("app_pages/licences.py", "The licence audit"),
+                           ("app_pages/publishers.py", "The publisher index"),
+                           ("app_pages/trends.py", "The trends")):
             at = _app(page)
             _ok(at)
             assert f"{what}** is not computed yet" in _texts(at.info), page

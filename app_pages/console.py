@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.common import csv_download, generation, require_store
 from graph.errors import GraphError, QueryError, QueryRefused, QueryTimeout
 from graph.readonly import (
     DEFAULT_ROW_CAP,
@@ -20,7 +21,6 @@ from graph.sandbox import (
     SandboxTarget,
     WorkerCrashed,
 )
-from pages.common import csv_download, generation, require_store
 
 
 def _close(sandbox: ConsoleSandbox) -> None:

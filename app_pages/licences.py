@@ -8,8 +8,7 @@ import streamlit as st
 from analytics import licences
 from analytics.pipeline import LICENCE_AUDIT
 from analytics.results import Results
-from graph import queries
-from pages.common import (
+from app_pages.common import (
     cached,
     csv_download,
     id_links,
@@ -18,6 +17,7 @@ from pages.common import (
     require_store,
     require_stored,
 )
+from graph import queries
 
 VERDICT_COLOURS = {"same": "#2ca02c", "compatible": "#98df8a", "unstated": "#c7c7c7",
                    "unknown": "#bcbd22", "missing": "#ff7f0e", "conflict": "#d62728"}

@@ -9,7 +9,7 @@ import streamlit as st
 from analytics import licences, publishers
 from analytics.pipeline import LICENCE_AUDIT, PUBLISHERS
 from analytics.results import Results
-from pages.common import (
+from app_pages.common import (
     author_links,
     cached,
     csv_download,
@@ -18,7 +18,7 @@ from pages.common import (
     require_stored,
     stored,
 )
-from pages.style import RELATION_COLOURS
+from app_pages.style import RELATION_COLOURS
 
 
 def _load_index(results: Results):

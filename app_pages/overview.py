@@ -5,8 +5,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from pages import style
-from pages.common import csv_download, require_store, require_stored
+from app_pages import style
+from app_pages.common import csv_download, require_store, require_stored
 
 st.title("Hub Atlas — overview")
 require_store()

@@ -10,7 +10,7 @@ from plotly.subplots import make_subplots
 from analytics import trends
 from analytics.pipeline import TRENDS
 from analytics.results import Results
-from pages.common import (
+from app_pages.common import (
     cached,
     csv_download,
     id_links,

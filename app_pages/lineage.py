@@ -7,10 +7,10 @@ import streamlit as st
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
 from analytics import export, family
+from app_pages import style
+from app_pages.common import cached, csv_download, get_store, hub_url, md_text, model_picker, require_store
 from graph import queries
 from graph.schema import LINEAGE_RELS
-from pages import style
-from pages.common import cached, csv_download, get_store, hub_url, md_text, model_picker, require_store
 
 GRAPH_NODE_CAP = 150
 RELATION_LABELS = {"finetune": "Finetunes", "adapter": "Adapters", "quantized": "Quantizations",

@@ -11,9 +11,9 @@ from analytics import compare
 from analytics.forecasts import ForecastTable
 from analytics.pipeline import FORECASTS
 from analytics.results import Results
+from app_pages.common import cached, csv_download, id_links, require_store, stored
+from app_pages.style import RELATION_COLOURS
 from graph import queries
-from pages.common import cached, csv_download, id_links, require_store, stored
-from pages.style import RELATION_COLOURS
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 

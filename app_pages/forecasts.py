@@ -10,8 +10,8 @@ import streamlit as st
 
 from analytics import forecasts as F
 from analytics.results import Results
+from app_pages.common import cached, generation, md_text, require_store, require_stored
 from graph import queries as Q
-from pages.common import cached, generation, md_text, require_store, require_stored
 
 HORIZONS = (3, 6, 12)
 TOP = 100

@@ -13,7 +13,7 @@ from analytics.pipeline import RECOMMENDER, SEARCH
 from analytics.recommend import ModelRecommender, build_tracer, trace_unlinked
 from analytics.results import Results
 from analytics.retrieval import HybridSearch, SearchFilters
-from pages.common import hub_url, md_text, require_store, require_stored, stored
+from app_pages.common import hub_url, md_text, require_store, require_stored, stored
 
 ANY = "(any)"
 
@@ -71,7 +71,7 @@ def _lineage_link(model_id: str) -> None:
     link where the page is run on its own (tests)."""
     label = f"Open {md_text(model_id)} on the Lineage page"
     try:
-        st.page_link("pages/lineage.py", label=label, icon=":material/account_tree:",
+        st.page_link("app_pages/lineage.py", label=label, icon=":material/account_tree:",
                      query_params={"model": model_id})
     except Exception:  # noqa: BLE001 - no navigation (the page run alone): a plain link
         st.markdown(f"[{label}](./lineage?model={quote(model_id, safe='/')})")
