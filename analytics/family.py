@@ -55,6 +55,21 @@ def depth_counts(lineage: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
+def dated_before_base(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd.Series:
+    """For each descendant row: True when it is dated before its own parent (the Hub
+    back-filled creation dates of old repos, so a derivative can look older than its base).
+    Unknown dates are never flagged."""
+    if lineage.empty:
+        return pd.Series(dtype=bool)
+    created = pd.to_datetime(lineage["createdAt"], utc=True, errors="coerce")
+    parent_created = dict(zip(lineage["id"], created))
+    if model is not None:
+        parent_created[model["id"]] = pd.to_datetime(model.get("createdAt"), utc=True,
+                                                      errors="coerce")
+    parents = pd.to_datetime(lineage["parent"].map(parent_created), utc=True, errors="coerce")
+    return (created < parents).fillna(False).astype(bool).rename("dated_before_base")
+
+
 def licence_drift(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd.DataFrame:
     """Descendants whose licence differs from their own parent's.
 
@@ -104,6 +119,11 @@ class LineageGraph:
     @property
     def shown(self) -> int:
         return int((self.nodes["kind"] != "summary").sum())
+
+    @property
+    def model_ids(self) -> set[str]:
+        """The drawn models (summary nodes excluded): the ones a click can re-centre on."""
+        return set(self.nodes.loc[self.nodes["kind"] != "summary", "id"].astype(str))
 
     def node_records(self) -> list[dict[str, Any]]:
         """Nodes as JSON-safe dicts (no NaN: a browser's JSON.parse rejects it)."""

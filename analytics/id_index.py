@@ -8,6 +8,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+#: a bare name resolves to its most downloaded match when that has this many times the
+#: downloads of the next one (`gpt2` -> openai-community/gpt2, not a copy of it)
+DOMINANT = 10.0
+
 
 class ModelIdIndex:
     """All model ids in memory for type-ahead: prefix and substring search, best first.
@@ -32,6 +36,7 @@ class ModelIdIndex:
         # the name part after "org/", for "llama" → "meta-llama/Llama-3…" style matches
         self._names = pc.utf8_lower(pc.replace_substring_regex(
             pa.array(self.ids_.tolist(), type=pa.string()), pattern="^[^/]*/", replacement=""))
+        self._names_np = np.asarray(self._names.to_pylist(), dtype=object)
         self._set = set(self.ids_.tolist())
 
     @classmethod
@@ -46,13 +51,27 @@ class ModelIdIndex:
         return model_id in self._set
 
     def resolve(self, text: str | None) -> str | None:
-        """The id itself if known, else the one id equal to `text` ignoring case."""
+        """The model `text` means, when it means one: the id itself; the one id equal to it
+        ignoring case; else a bare legacy name (`distilbert-base-uncased`) whose name part
+        matches exactly one id, or whose most downloaded match has at least `DOMINANT` times
+        the downloads of the next (the canonical repo, not a copy of it)."""
         text = (text or "").strip()
         if text in self._set:
             return text
         lo, hi = self._prefix_range(text.lower())
         exact = [i for i in self.ids_[lo:hi] if i.lower() == text.lower()]
-        return exact[0] if len(exact) == 1 else None
+        if len(exact) == 1:
+            return exact[0]
+        if not text or "/" in text:
+            return None
+        named = np.flatnonzero(self._names_np == text.lower())
+        if len(named) == 1:
+            return str(self.ids_[named[0]])
+        if len(named) > 1:
+            dl = np.sort(self.downloads_[named])[::-1]
+            if dl[0] >= DOMINANT * max(dl[1], 1.0):
+                return str(self.ids_[named[np.argmax(self.downloads_[named])]])
+        return None
 
     def _prefix_range(self, prefix: str) -> tuple[int, int]:
         lo = int(np.searchsorted(self._lower_np, prefix, side="left"))
@@ -60,7 +79,9 @@ class ModelIdIndex:
         return lo, hi
 
     def search(self, text: str | None, limit: int = 50) -> list[str]:
-        """Ids containing `text` (case-insensitive), best first, at most `limit`."""
+        """Ids containing `text` (case-insensitive), best first, at most `limit`. Words
+        separated by spaces may come in any order (`llama 3 8b`): ids containing every word,
+        most downloaded first."""
         needle = (text or "").strip().lower()
         if not needle or len(self.ids_) == 0:
             return []
@@ -68,6 +89,14 @@ class ModelIdIndex:
         def mask(arr) -> np.ndarray:
             return arr.to_numpy(zero_copy_only=False).astype(bool)
 
+        words = needle.split()
+        if len(words) > 1:
+            keep = mask(pc.match_substring(self._lower, words[0]))
+            for w in words[1:]:
+                keep &= mask(pc.match_substring(self._lower, w))
+            hits = np.flatnonzero(keep)
+            order = np.argsort(-self.downloads_[hits], kind="stable")[:limit]
+            return self.ids_[hits[order]].tolist()
         hits = np.flatnonzero(mask(pc.match_substring(self._lower, needle)))
         if hits.size == 0:
             return []

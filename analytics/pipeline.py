@@ -165,7 +165,7 @@ def _about(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
 def _overview(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     from analytics.overview import build_overview
 
-    overview = build_overview(store)
+    overview = build_overview(store, as_of=_as_of(store, memo))
     results.save_object(OVERVIEW, overview)
     return {"models": overview.nodes.get("Model", 0)}
 

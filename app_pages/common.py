@@ -158,13 +158,29 @@ def require_stored(name: str, what: str, loader: Callable[[Results], T] | None =
     return found.value
 
 
-def about_banner() -> None:
-    """Label every page when it shows the shipped sample, not a real ingest."""
+def _about() -> dict[str, Any] | None:
     try:
         found = stored("about", lambda results: results.load_json("about"))
     except GraphError:
+        return None
+    return found.value if found is not None else None
+
+
+def observed_until() -> str | None:
+    """The day the graph's observations end (one "as of" for every page), e.g. 2024-07-11."""
+    about = _about() or {}
+    return (about.get("observed_until") or "")[:10] or None
+
+
+def about_banner() -> None:
+    """Say on every page how far the data goes, and label the shipped sample as such."""
+    about = _about()
+    if about is None:
         return
-    if found is not None and found.value.get("sample"):
+    if about.get("observed_until"):
+        st.sidebar.caption(f"Data as of **{about['observed_until'][:10]}** (where the graph's "
+                           "observations end)")
+    if about.get("sample"):
         st.sidebar.info("**Sample data**: a small recorded slice of the Hub (a few dozen model "
                         "families) loaded on first run. Load the real thing with "
                         "`python -m ingest run`.")

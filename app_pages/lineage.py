@@ -8,7 +8,16 @@ from neo4j_viz import Node, Relationship, VisualizationGraph
 
 from analytics import export, family
 from app_pages import style
-from app_pages.common import cached, csv_download, get_store, hub_url, md_text, model_picker, require_store
+from app_pages.common import (
+    cached,
+    csv_download,
+    get_store,
+    hub_url,
+    md_text,
+    model_picker,
+    observed_until,
+    require_store,
+)
 from graph import queries
 from graph.schema import LINEAGE_RELS
 
@@ -20,6 +29,10 @@ TABLE_COLUMNS = ["id", "depth", "relation", "parent", "downloads", "likes", "cre
 SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
          "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
          "depth": ("depth", True), "id": ("id", True)}
+
+def _recentre(model: str) -> None:
+    st.session_state["lineage_model_text"] = model  # the picker's text (app_pages.common)
+
 
 st.title("Lineage explorer")
 require_store()
@@ -36,19 +49,22 @@ if model is None:  # the index came from an older generation
     st.stop()
 
 st.subheader(md_text(model_id))
+children = cached(queries.descendant_counts, model_id)
+ancestors = cached(queries.ancestors, model_id)
 if model.get("stub"):
-    st.caption("Known only as a base model named by other models' cards (no metadata).")
+    as_of = observed_until()
+    st.warning(f"**{md_text(model_id)}** is named as a base by {sum(children.values()):,} "
+               f"model(s) but was not found on the Hub{f' as of {as_of}' if as_of else ''} "
+               "(deleted, renamed, private, or a local path): it has no metadata of its own.")
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("Downloads", f"{model['downloads'] or 0:,}")
 m2.metric("Likes", f"{model['likes'] or 0:,}")
 m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
 m4.metric("Licence", md_text(model["license"] or "—"))  # a metric value is Markdown too
+hub_link = "" if model.get("stub") else f" · [open on the Hub]({hub_url(model_id)})"
 st.caption(f"Task: {md_text(model['pipelineTag'] or '—')} · "
            f"library: {md_text(model['libraryName'] or '—')} · "
-           f"author: {md_text(model['author'] or '—')} · [open on the Hub]({hub_url(model_id)})")
-
-children = cached(queries.descendant_counts, model_id)
-ancestors = cached(queries.ancestors, model_id)
+           f"author: {md_text(model['author'] or '—')}{hub_link}")
 st.markdown("**Model tree** (direct derivatives): " + " · ".join(
     f"{RELATION_LABELS[r]} **{children[r]:,}**" for r in LINEAGE_RELS if children[r]
 ) if any(children.values()) else "**Model tree**: no derivatives.")
@@ -87,21 +103,36 @@ with tab_graph:
                          color=style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
             for r in sub.edge_records()]
     vg = VisualizationGraph(nodes=nodes, relationships=rels)
-    vg.set_legend(nodes={"this model": style.FOCUS_COLOUR, "ancestor": style.ANCESTOR_COLOUR,
-                         **{f"{k} derivative": v for k, v in style.RELATION_COLOURS.items()},
-                         "not drawn (summary)": style.SUMMARY_COLOUR},
-                  relationships=style.RELATION_COLOURS)
+    legend = {"this model": style.FOCUS_COLOUR, "ancestor": style.ANCESTOR_COLOUR,
+              **{f"{k}": v for k, v in style.RELATION_COLOURS.items()},
+              "not drawn (summary)": style.SUMMARY_COLOUR}
+    # our own legend above the drawing (the widget's floats over the nodes)
+    vg.set_legend(nodes=legend, relationships=style.RELATION_COLOURS, visible=False)
+    st.markdown(" ".join(f'<span style="color:{c}">●</span> {md_text(k)}&nbsp;&nbsp;'
+                         for k, c in legend.items()), unsafe_allow_html=True)
     if sub.hidden:
         st.caption(f"Showing {sub.shown:,} of {sub.total:,} models (ancestors, then the nearest "
                    "and most downloaded descendants); the rest are summarised as grey nodes: "
                    + ", ".join(f"{n:,} {r}" for r, n in sub.hidden.items()) + ".")
     else:
         st.caption(f"All {sub.total:,} models drawn. Arrows point from a derivative to its base.")
+    layout = st.segmented_control("Layout", ["tree", "force"], default="tree", key="layout",
+                                  help="tree: one row per generation, bases on top; force: a "
+                                       "force-directed drawing") or "tree"
     from neo4j_viz.streamlit import display_widget
 
-    display_widget(vg.render_widget(layout="forcedirected", height="560px",
-                                    show_search_button=True),
-                   key="lineage_graph")
+    widget = vg.render_widget(
+        layout="hierarchical" if layout == "tree" else "forcedirected",
+        layout_options={"direction": "up"} if layout == "tree" else None,
+        height="560px", show_search_button=True)
+    display_widget(widget, key=f"lineage_graph_{layout}")
+    picked = [n for n in (widget.selected.nodeIds if widget.selected else [])
+              if n != model_id and n in sub.model_ids]
+    if picked:
+        st.button(f"Re-centre on {picked[0]}", key="recentre", on_click=_recentre,
+                  args=(picked[0],), icon=":material/center_focus_strong:")
+    else:
+        st.caption("Click a model in the drawing to re-centre the page on it.")
 
 with tab_anc:
     if ancestors.empty:
@@ -125,7 +156,12 @@ with tab_desc:
         rel_filter = c2.multiselect("Relations", list(LINEAGE_RELS), key="desc_rel",
                                     placeholder="all relations")
         col, ascending = SORTS[sort]
-        table = desc[TABLE_COLUMNS]
+        table = desc[TABLE_COLUMNS].assign(dated_before_base=family.dated_before_base(desc, model))
+        early = int(table["dated_before_base"].sum())
+        if early:
+            st.caption(f"⚠ {early:,} derivative(s) are dated before their own base (flagged in "
+                       "`dated_before_base`): the Hub back-filled the creation dates of older "
+                       "repositories, so these dates are not when the derivative was made.")
         if rel_filter:
             table = table[table["relation"].isin(rel_filter)]
         table = table.sort_values(col, ascending=ascending, na_position="last")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -138,9 +138,3 @@ def model_text_frame(store: GraphStore) -> pd.DataFrame:
     id, author, pipelineTag, libraryName, tags, license, cardText, downloads, likes,
     createdAt, datasets, bases, base_relations, family_size."""
     return attach_links(model_frame(store), model_dataset_links(store), lineage_links(store))
-
-
-def retrieval_inputs(store: GraphStore) -> dict[str, Any]:
-    """The three raw frames at once (models, dataset links, lineage links)."""
-    return {"models": model_frame(store), "datasets": model_dataset_links(store),
-            "lineage": lineage_links(store)}

@@ -15,7 +15,3 @@ class RecordError(IngestError, ValueError):
 
 class SourceError(IngestError):
     """The source (Hub or snapshot) failed for good, after retries."""
-
-
-class IngestLocked(IngestError):
-    """Another ingest holds the writer lock on this database folder."""

@@ -127,7 +127,7 @@ def test_lineage_type_ahead(graph_env):
     at = _app("app_pages/lineage.py")
     _ok(at)
     assert "Type part of a model id" in _texts(at.info)
-    at.text_input(key="lineage_model_text").input("phi-2").run()
+    at.text_input(key="lineage_model_text").input("phi-").run()
     _ok(at)
     box = at.selectbox(key="lineage_model_choice")
     assert PHI2 in box.options and box.options[0] == PHI2  # most downloaded prefix match first
@@ -135,6 +135,28 @@ def test_lineage_type_ahead(graph_env):
     _ok(at)
     assert at.text_input(key="lineage_model_text").value == PHI2
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
+
+
+@pytest.mark.parametrize("typed", ["phi-2", "MICROSOFT/PHI-2"])
+def test_lineage_picker_resolves_a_legacy_name_or_case(graph_env, typed):
+    at = _app("app_pages/lineage.py")
+    at.text_input(key="lineage_model_text").input(typed).run()
+    _ok(at)
+    assert at.subheader[0].value == md_text(PHI2)  # microsoft/phi-2 dominates its copies
+
+
+def test_lineage_stub_says_what_it_is(graph_env):
+    from graph.store import open_store
+
+    store = open_store(read_only=True, root=graph_env)
+    stub = store.rows(f"MATCH (c:Model)-[:{q.LINEAGE_TYPES}]->(m:Model) WHERE m.stub = true "
+                      "RETURN m.id AS id ORDER BY id LIMIT 1")[0]["id"]
+    store.close()
+    at = _app("app_pages/lineage.py", model=stub)
+    _ok(at)
+    text = _texts(at.warning)
+    assert "is named as a base by" in text and "not found on the Hub as of" in text
+    assert "open on the Hub" not in _texts(at.caption)
 
 
 def test_lineage_unknown_id(graph_env):

@@ -76,3 +76,12 @@ def test_the_checks_can_fail():
     assert CYPHER.search("UNWIND $rows AS r")
     assert not CYPHER.search("a match of the model id")
     assert "kuzu" in DRIVERS and "ingest" in _imports(REPO / "app.py")
+
+
+def test_every_derived_property_is_documented():
+    from graph.schema import GROWTH_PROPERTIES, LICENCE_PROPERTIES
+
+    doc = (REPO / "docs" / "schema.md").read_text()
+    missing = [name for name, _ in GROWTH_PROPERTIES + LICENCE_PROPERTIES
+               if f"`{name}`" not in doc]
+    assert not missing, f"docs/schema.md does not describe {missing}"

@@ -247,8 +247,9 @@ def test_refusals_start_no_worker(tmp_path):
 def test_neo4j_store_read_only_path_uses_read_access_with_timeout():
     """`Neo4jStore.run_read_only` (a store API; the console itself goes through a worker):
     READ access mode, the server-side timeout, the row cap."""
-    neo4j_store = pytest.importorskip("graph.neo4j_store", reason="graph/neo4j_store.py absent")
     import neo4j
+
+    from graph import neo4j_store
 
     driver = _FakeDriver()
     store = neo4j_store.Neo4jStore(driver)

@@ -126,7 +126,6 @@ def app(hostile_graph, tmp_path_factory):
 
     if find_chromium() is None:
         pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
-    pytest.importorskip("websockets.sync.client", reason="websockets>=11 drives Chromium")
     log = tmp_path_factory.mktemp("ids-log") / "streamlit.log"
     with streamlit_server(hostile_graph, log=log, extra_env={"HUBATLAS_WARM_SEARCH": "0"}
                           ) as url:

@@ -163,3 +163,27 @@ def test_node_size():
     assert F.node_size(10**6, "descendant") > F.node_size(10, "descendant")
     assert F.node_size(float("nan"), "descendant") == 8
     assert F.node_size(0, "focus") > F.node_size(10**9, "descendant")
+
+
+def test_dated_before_base():
+    model = {"id": "base/m", "createdAt": pd.Timestamp("2023-06-01", tz="UTC")}
+    lineage = pd.DataFrame({
+        "id": ["a/child", "b/older", "c/grandchild", "d/undated"],
+        "parent": ["base/m", "base/m", "a/child", "a/child"],
+        "createdAt": [pd.Timestamp("2023-07-01"), pd.Timestamp("2022-03-02"),
+                      pd.Timestamp("2023-06-15"), pd.NaT]})
+    flags = F.dated_before_base(lineage, model)
+    # b is older than its base; c (June 15) is older than its parent a (July 1); d has no date
+    assert flags.tolist() == [False, True, True, False]
+    assert F.dated_before_base(lineage.iloc[:0], model).empty
+
+
+def test_dated_before_base_on_the_mini_graph(store):
+    model = q.get_model(store, PHI2)
+    desc = q.descendants(store, PHI2, 6)
+    flags = F.dated_before_base(desc, model)
+    created = dict(zip(desc["id"], pd.to_datetime(desc["createdAt"], utc=True)))
+    created[PHI2] = pd.to_datetime(model["createdAt"], utc=True)
+    want = [bool(pd.notna(c) and pd.notna(created.get(p)) and c < created[p])
+            for c, p in zip(pd.to_datetime(desc["createdAt"], utc=True), desc["parent"])]
+    assert flags.tolist() == want

@@ -92,3 +92,28 @@ def test_id_index_on_760k_ids():
 
 
 
+
+
+def test_id_index_resolves_legacy_names_and_words_in_any_order():
+    ids = ["distilbert/distilbert-base-uncased", "someone/distilbert-base-uncased",
+           "openai-community/gpt2", "a/gpt2", "b/gpt2", "x/twin", "y/twin",
+           "meta-llama/Meta-Llama-3-8B", "QuantFactory/Meta-Llama-3-8B-GGUF", "z/llama-2-8b-3x"]
+    downloads = [9_000_000, 12, 7_000_000, 800, 50, 100, 90, 1_600_000, 20_000, 5]
+    index = ModelIdIndex(ids, downloads)
+    # a bare legacy name: the canonical repo when it dominates its copies ...
+    assert index.resolve("distilbert-base-uncased") == "distilbert/distilbert-base-uncased"
+    assert index.resolve("GPT2") == "openai-community/gpt2"
+    # ... never a guess between look-alikes, and never for a namespaced id that is not there
+    assert index.resolve("twin") is None
+    assert index.resolve("nobody/gpt2") is None and index.resolve("gpt") is None
+    # words in any order, every word required, most downloaded first
+    assert index.search("llama 3 8b") == ["meta-llama/Meta-Llama-3-8B",
+                                          "QuantFactory/Meta-Llama-3-8B-GGUF", "z/llama-2-8b-3x"]
+    assert index.search("8b gguf llama") == ["QuantFactory/Meta-Llama-3-8B-GGUF"]
+    assert index.search("llama 70b") == []
+
+
+def test_id_index_resolves_legacy_names_on_the_mini_graph(store):
+    index = ModelIdIndex.from_frame(q.model_ids_downloads(store))
+    assert index.resolve("distilbert-base-uncased") == "distilbert/distilbert-base-uncased"
+    assert index.search("llama 3 8b")[0] == "meta-llama/Meta-Llama-3-8B-Instruct"
