@@ -31,7 +31,6 @@ from sklearn.utils.validation import check_is_fitted
 from analytics.embeddings import clean_tags, model_texts
 from analytics.retrieval import HybridSearch, top_k
 
-_NONE = np.zeros(0, dtype=np.int64)
 RECOMMENDER_FORMAT = 1
 
 
