@@ -19,6 +19,10 @@ HERE = Path(__file__).resolve().parent
 PAGES = [
     ("app_pages/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("app_pages/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("app_pages/licences.py", "Licence audit", ":material/gavel:", "licences"),
+    ("app_pages/publishers.py", "Publishers", ":material/groups:", "publishers"),
+    ("app_pages/compare.py", "Compare", ":material/compare_arrows:", "compare"),
+    ("app_pages/trends.py", "Trends", ":material/show_chart:", "trends"),
     ("app_pages/forecasts.py", "Forecasts", ":material/trending_up:", "forecasts"),
     ("app_pages/search.py", "Search", ":material/search:", "search"),
     ("app_pages/console.py", "Cypher console", ":material/terminal:", "console"),

@@ -2,8 +2,8 @@
 
 `python -m ingest run` refreshes them after every ingest; `refresh` rebuilds them on their own
 (after an upgrade, or when a step failed). On the embedded graph a published generation is
-read-only, so the results stored *in* the graph (growth properties) are refreshed by the next
-ingest; on Neo4j both stages run in place.
+read-only, so the results stored *in* the graph (growth properties, licence verdicts) are
+refreshed by the next ingest; on Neo4j both stages run in place.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def cli() -> None:
               help="A derived result not to rebuild (e.g. search); repeatable.")
 def refresh(skip_steps) -> None:
     """Rebuild the derived results of the current generation."""
-    from analytics.pipeline import GROWTH_PROPERTIES_STEP, STEPS, Refresh, build_now
+    from analytics.pipeline import GRAPH_STEPS, STEPS, Refresh, build_now
     from graph.store import neo4j_configured, open_store
 
     try:
@@ -38,7 +38,7 @@ def refresh(skip_steps) -> None:
                 store.close()
         else:  # a published generation is read-only: every step but the graph properties
             done = build_now([s.name for s in STEPS if s.name not in skip_steps
-                              and s.name != GROWTH_PROPERTIES_STEP])
+                              and s.name not in GRAPH_STEPS])
     except GraphError as e:
         raise click.ClickException(str(e))
     for s in done:

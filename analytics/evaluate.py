@@ -51,7 +51,7 @@ import pandas as pd
 
 from analytics.embeddings import TextEncoder, embed_models, model_texts
 from analytics.recommend import BaseModelTracer, ModelRecommender, scrubbed_texts
-from analytics.retrieval import HybridSearch
+from analytics.retrieval import HybridSearch, top_k
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,6 @@ def ranking_metrics(ranked: np.ndarray, truth: set, ks=KS) -> dict[str, float]:
         ideal = _dcg(list(range(1, min(len(truth), k) + 1)))
         out[f"NDCG@{k}"] = _dcg(hk) / ideal if ideal > 0 else 0.0
     return out
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, len(scores))
-    part = np.argpartition(-scores, k - 1)[:k]
-    part = part[np.isfinite(scores[part])]
-    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def split_holdout(links: pd.DataFrame, eligible: pd.Series, sample: int, seed: int
@@ -282,7 +275,7 @@ def _eval_datasets(rec: ModelRecommender, held: pd.DataFrame, ks, seed: int) -> 
                         ("popularity", pop), ("random", rnd)):
             s = s.copy()
             s[known] = -np.inf
-            ranked = _top(s, kmax)
+            ranked = top_k(s, kmax)
             m = ranking_metrics(ranked, truth, ks)
             # datasets without any training link cannot be ranked by anyone: misses
             if truth_all > len(truth):

@@ -18,6 +18,10 @@ from graph.store import GraphStore
 
 OTHER = "(other)"
 NONE = "(none)"
+#: licence values that say nothing definite, shown as one group (its parts in a tooltip):
+#: no licence, the lump of rare ones, the Hub's "other" and "unknown"
+UNSPECIFIED = "unspecified / other"
+UNSPECIFIED_PARTS = (NONE, OTHER, "other", "unknown")
 GROUPS = ("task", "library")  # how uploads per month can be split
 
 
@@ -38,29 +42,54 @@ def lump(df: pd.DataFrame, col: str, top: int) -> pd.DataFrame:
     return df
 
 
-def uploads_per_month(rows: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+def uploads_per_month(rows: pd.DataFrame, top: int = 8,
+                      as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """Models created per month and group from `graph.queries.uploads_by_month` rows
-    (ym, grp, n): month (first of month), group, n; groups beyond the `top` largest are
-    lumped into "(other)", models with none into "(none)"."""
+    (ym, grp, n): month (first of month), group, n, partial; groups beyond the `top` largest
+    are lumped into "(other)", models with none into "(none)".
+
+    `as_of` (where the graph's observations end): later months are left out (a few records
+    crawled later are not a month of uploads) and the month of `as_of` is `partial` unless
+    it ends that day."""
     if rows.empty:
         return pd.DataFrame({"month": pd.Series(dtype="datetime64[ns]"),
-                             "group": pd.Series(dtype=str), "n": pd.Series(dtype="int64")})
+                             "group": pd.Series(dtype=str), "n": pd.Series(dtype="int64"),
+                             "partial": pd.Series(dtype=bool)})
     df = lump(rows.rename(columns={"grp": "group"}), "group", top)
     df["month"] = month_from_ym(df["ym"])
     out = df.groupby(["month", "group"], as_index=False)["n"].sum()
+    out["partial"] = False
+    if as_of is not None:
+        as_of = pd.Timestamp(as_of).tz_localize(None) if pd.Timestamp(as_of).tzinfo else \
+            pd.Timestamp(as_of)
+        last = as_of.to_period("M").to_timestamp()
+        out = out[out["month"] <= last].copy()
+        out["partial"] = (out["month"] == last) & (as_of.day < as_of.days_in_month)
     return out.sort_values(["month", "group"]).reset_index(drop=True)
 
 
 def licence_mix(rows: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     """Models per licence from `graph.queries.models_per_licence` rows, largest first:
-    licence, n, share (the named licences first, then the lumps)."""
+    licence, n, share, parts. The `top` named licences keep their row; no licence, the rarer
+    ones, the Hub's "other" and "unknown" are one UNSPECIFIED row, last, whose `parts` says
+    what it holds ("(none) 120, other 40, (other) 12")."""
     if rows.empty:
-        return pd.DataFrame(columns=["licence", "n", "share"])
-    df = lump(rows, "licence", top).groupby("licence", as_index=False)["n"].sum()
-    df["share"] = df["n"] / df["n"].sum()
-    order = df["licence"].isin([OTHER, NONE])
-    return (df.assign(_o=order).sort_values(["_o", "n"], ascending=[True, False])
-            .drop(columns="_o").reset_index(drop=True))
+        return pd.DataFrame(columns=["licence", "n", "share", "parts"])
+    licence = rows["licence"].fillna(NONE).replace("", NONE)
+    totals = rows.assign(licence=licence).groupby("licence")["n"].sum()
+    named = totals[~totals.index.isin(UNSPECIFIED_PARTS)].sort_values(ascending=False)
+    parts = {k: int(totals[k]) for k in UNSPECIFIED_PARTS if k in totals.index and k != OTHER}
+    if len(named) > top:
+        parts[OTHER] = int(named.iloc[top:].sum())  # the rarer named licences
+    out = pd.DataFrame({"licence": named.index[:top], "n": named.to_numpy()[:top].astype(int),
+                        "parts": ""})
+    if parts:
+        ordered = sorted(parts.items(), key=lambda kv: -kv[1])
+        out.loc[len(out)] = [UNSPECIFIED, sum(parts.values()),
+                             ", ".join(f"{k} {v:,}" for k, v in ordered)]
+    out["n"] = out["n"].astype(int)
+    out["share"] = out["n"] / out["n"].sum()
+    return out[["licence", "n", "share", "parts"]]
 
 
 def top_base_models_long(wide: pd.DataFrame) -> pd.DataFrame:
@@ -117,11 +146,13 @@ class Overview:
 
 
 def build_overview(store: GraphStore, *, top_base: int = 20, top_groups: int = 8,
-                   top_licences: int = 12, runs: int = 10) -> Overview:
-    """Run the overview's queries once and shape their rows (the scheduled job's step)."""
+                   top_licences: int = 12, runs: int = 10,
+                   as_of: pd.Timestamp | None = None) -> Overview:
+    """Run the overview's queries once and shape their rows (the scheduled job's step);
+    `as_of`: where the graph's observations end (the uploads chart stops there)."""
     return Overview(
         nodes=q.count_nodes(store), rels=q.count_rels(store),
-        uploads={by: uploads_per_month(q.uploads_by_month(store, by), top_groups)
+        uploads={by: uploads_per_month(q.uploads_by_month(store, by), top_groups, as_of)
                  for by in GROUPS},
         top_base=top_base_models_long(q.top_base_models(store, top_base)),
         licences=licence_mix(q.models_per_licence(store), top_licences),

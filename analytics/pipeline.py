@@ -5,9 +5,10 @@ Two stages, so pages never fit, embed or scan the whole graph on a request:
 1. `Refresh.before_publish(store, generation)` runs on the new graph while it is still private
    (the embedded staging copy; on Neo4j, in place). It writes what
    users query in Cypher into the graph — per base model its WSB parameters and forecasts
-   (`graph.schema.GROWTH_PROPERTIES`) — and stores the quick results as files of the new
-   generation (overview, id index, lineage index, forecasts), so they are there the moment
-   the generation is published.
+   (`graph.schema.GROWTH_PROPERTIES`), per derivative its licence verdicts
+   (`graph.schema.LICENCE_PROPERTIES`) — and stores the quick results as files of the new
+   generation (overview, id index, lineage index, forecasts, licence audit, publisher index,
+   trends), so they are there the moment the generation is published.
 2. `Refresh.after_publish(store, generation)` runs on the published generation, read-only,
    for the slow results (the search index), while the app already shows the new graph.
 
@@ -43,6 +44,13 @@ ID_INDEX = "id_index"
 FORECASTS = "forecasts"
 SEARCH = "search"
 RECOMMENDER = "recommender"  # saved by the search step, beside the index
+LICENCE_VERDICTS = "licence_verdicts"  # the licence verdicts, as Model properties
+LICENCE_AUDIT = "licence_audit"  # a folder: analytics.licences.LicenceAudit
+PUBLISHERS = "publishers"  # a table: analytics.publishers.build_publisher_index
+TRENDS = "trends"  # a folder: analytics.trends.Trends
+
+#: steps that write into the graph: they run with an ingest, before the publish
+GRAPH_STEPS = frozenset({GROWTH_PROPERTIES_STEP, LICENCE_VERDICTS})
 
 FORECAST_HORIZONS = (3, 6, 12)
 
@@ -157,7 +165,7 @@ def _about(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
 def _overview(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     from analytics.overview import build_overview
 
-    overview = build_overview(store)
+    overview = build_overview(store, as_of=_as_of(store, memo))
     results.save_object(OVERVIEW, overview)
     return {"models": overview.nodes.get("Model", 0)}
 
@@ -190,6 +198,51 @@ def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
             **{k: info[k] for k in ("embedded", "encoded", "reused", "variant") if k in info}}
 
 
+# -- licence audit, publishers, trends ---------------------------------------------------------
+def _licence_audit_of(store: GraphStore, memo: Memo):
+    if LICENCE_AUDIT not in memo.values:
+        from analytics.licences import build_licence_audit
+
+        memo.values[LICENCE_AUDIT] = build_licence_audit(store)
+    return memo.values[LICENCE_AUDIT]
+
+
+def _licence_verdicts(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    from analytics.licences import CONFLICT, write_licence_verdicts
+
+    audit = _licence_audit_of(store, memo)
+    written = write_licence_verdicts(store, audit)
+    return {"models": written["models"],
+            "conflicts": int((audit.models["verdict"] == CONFLICT).sum())}
+
+
+def _licence_audit(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    audit = _licence_audit_of(store, memo)
+    staged = results.staging_folder(LICENCE_AUDIT)
+    audit.save(staged)
+    results.commit_folder(LICENCE_AUDIT, staged)
+    return {"edges": len(audit.edges), "models": len(audit.models),
+            "families": len(audit.families)}
+
+
+def _publishers(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    from analytics.publishers import build_publisher_index
+
+    index = build_publisher_index(store, _licence_audit_of(store, memo))
+    results.save_frame(PUBLISHERS, index)
+    return {"authors": len(index)}
+
+
+def _trends(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
+    from analytics.trends import build_trends
+
+    trends = build_trends(store)
+    staged = results.staging_folder(TRENDS)
+    trends.save(staged)
+    results.commit_folder(TRENDS, staged)
+    return {"models": len(trends.trending), "runs": len(trends.runs)}
+
+
 STEPS: tuple[Step, ...] = (
     Step(GROWTH_PROPERTIES_STEP, BEFORE_PUBLISH, _forecasts_graph),
     Step(FORECASTS, BEFORE_PUBLISH, _forecasts_files),
@@ -197,6 +250,10 @@ STEPS: tuple[Step, ...] = (
     Step(OVERVIEW, BEFORE_PUBLISH, _overview),
     Step(ID_INDEX, BEFORE_PUBLISH, _id_index),
     Step(LINEAGE, BEFORE_PUBLISH, _lineage),
+    Step(LICENCE_VERDICTS, BEFORE_PUBLISH, _licence_verdicts),
+    Step(LICENCE_AUDIT, BEFORE_PUBLISH, _licence_audit),
+    Step(PUBLISHERS, BEFORE_PUBLISH, _publishers),
+    Step(TRENDS, BEFORE_PUBLISH, _trends),
     Step(SEARCH, AFTER_PUBLISH, _search),
 )
 
@@ -249,8 +306,9 @@ def build_now(names: Sequence[str], *, steps: Sequence[Step] = STEPS) -> list[Re
     from graph.store import open_store
 
     chosen = [s for s in steps if s.name in set(names)]
-    if any(s.name == GROWTH_PROPERTIES_STEP for s in chosen):
-        raise ValueError(f"{GROWTH_PROPERTIES_STEP} writes into the graph: it runs with an ingest")
+    writing = sorted(s.name for s in chosen if s.name in GRAPH_STEPS)
+    if writing:
+        raise ValueError(f"{', '.join(writing)} write(s) into the graph: they run with an ingest")
     store = open_store(read_only=True)
     try:
         return Refresh([Step(s.name, AFTER_PUBLISH, s.run) for s in chosen]).after_publish(

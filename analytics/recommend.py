@@ -29,9 +29,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from analytics.embeddings import clean_tags, model_texts
-from analytics.retrieval import HybridSearch
+from analytics.retrieval import HybridSearch, top_k
 
-_NONE = np.zeros(0, dtype=np.int64)
 RECOMMENDER_FORMAT = 1
 
 
@@ -300,7 +299,7 @@ class ModelRecommender(BaseEstimator):
         scores = self.dataset_scores(model_id)
         if exclude_known:
             scores[self.links_[r].indices] = -np.inf
-        top = self._top(scores, k)
+        top = top_k(scores, k)
         nb = self._scored_neighbours(r, int(self.n_neighbors))
         nb_rows = nb["row"].to_numpy()
         rows = []
@@ -323,7 +322,7 @@ class ModelRecommender(BaseEstimator):
         rows = np.flatnonzero(self.tasks_ == task)
         counts = np.asarray(self.links_[rows].sum(axis=0)).ravel() if len(rows) else \
             np.zeros(len(self.dataset_ids_))
-        top = [c for c in self._top(counts, k) if counts[c] > 0]
+        top = [c for c in top_k(counts, k) if counts[c] > 0]
         return pd.DataFrame({"dataset": self.dataset_ids_[top],
                              "models": counts[top].astype(int),
                              "score": self.task_prior_.get(task, counts)[top] if top else []})
@@ -368,16 +367,6 @@ class ModelRecommender(BaseEstimator):
                          f"{r.recent_per_month:.1f}/month lately (×{r.growth:.1f} its average)"
                          for r in out.itertuples()]
         return out
-
-    @staticmethod
-    def _top(scores: np.ndarray, k: int) -> np.ndarray:
-        k = min(int(k), len(scores))
-        if k <= 0:
-            return _NONE
-        part = np.argpartition(-scores, k - 1)[:k]
-        part = part[np.isfinite(scores[part])]
-        return part[np.argsort(-scores[part], kind="stable")]
-
 
 # -- tracing ---------------------------------------------------------------------------------
 _NAME_SEP = re.compile(r"[/_\-.\s]+")

@@ -49,8 +49,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from analytics.embeddings import DIM, TextEncoder, clean_tags, split_words
 from analytics.search import ParsedQuery, name_key, parse_query, task_phrases
+from graph.schema import LINEAGE_RELS
 
-RELATIONS = ("finetune", "adapter", "quantized", "merge", "unknown")
+RELATIONS = tuple(LINEAGE_RELS)  # finetune, adapter, quantized, merge, unknown
 _REL_BIT = {r: 1 << i for i, r in enumerate(RELATIONS)}
 _QUANT_MARKERS = re.compile(r"(?:^|[^a-z])(gguf|gptq|awq|exl2|ggml|bnb|bitsandbytes|4bit|8bit|"
                             r"4-bit|8-bit|int4|int8|q4_k_m|q8_0|quantized|mlx-4bit|fp8|hqq|"
@@ -135,6 +136,16 @@ def _log_norm(x: np.ndarray) -> np.ndarray:
 def _key_hash(keys) -> np.ndarray:
     """uint64 hashes of strings (vectorised; equal strings, equal hashes)."""
     return pd.util.hash_array(np.asarray(list(keys), dtype=object), categorize=False)
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the `k` largest finite scores, best first (ties keep index order)."""
+    k = min(int(k), len(scores))
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    part = np.argpartition(-scores, k - 1)[:k]
+    part = part[np.isfinite(scores[part])]
+    return part[np.argsort(-scores[part], kind="stable")]
 
 
 def _lookup(vocab: pa.Array | dict, terms: Sequence[str]) -> np.ndarray:

@@ -282,3 +282,62 @@ def model_picker(label: str = "Model id", *, key: str = "model", default: Any = 
 def csv_download(df, label: str, file_name: str, key: str) -> None:
     st.download_button(label, df.to_csv(index=False).encode("utf-8"), file_name=file_name,
                        mime="text/csv", key=key)
+
+
+# -- ids as text, with links ---------------------------------------------------------------
+def page_url(page: str, **params: str) -> str:
+    """A relative link to one of the app's pages with its deep-link parameters percent-encoded
+    (the '/' of an id kept, so a link column can show the id)."""
+    if not params:
+        return page
+    return page + "?" + "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in params.items())
+
+
+def author_of(repo_id: str) -> str | None:
+    """The namespace of 'org/name'; None for a legacy bare name."""
+    return repo_id.split("/", 1)[0] if "/" in (repo_id or "") else None
+
+
+def id_links(model_id: str, *, author: str | None = None, lineage: bool = True,
+             container: Any = None) -> None:
+    """Show a model id as plain text (never Markdown: an id like `![x](http://evil)` stays
+    those characters), then links to the Hub, the Lineage page and its author's page. Only
+    the fixed link labels are Markdown; the URLs are percent-encoded."""
+    row = (container or st).container(horizontal=True, gap="small")
+    row.text(model_id)
+    links = [f"[Hub]({hub_url(model_id)})"]
+    if lineage:
+        links.append(f"[Lineage]({page_url('lineage', model=model_id)})")
+    who = author or author_of(model_id)
+    if who:
+        links.append(f"[Author page]({page_url('publishers', author=who)})")
+    row.markdown(" · ".join(links))
+
+
+def author_links(author: str, *, container: Any = None) -> None:
+    """An author/organisation name as plain text with links to the Hub and its page here."""
+    row = (container or st).container(horizontal=True, gap="small")
+    row.text(author)
+    own = page_url("publishers", author=author)
+    row.markdown(f"[Hub]({hub_url(author)}) · [Author page]({own})")
+
+
+def _blank(value: Any) -> bool:
+    try:
+        return value is None or bool(value != value) or value == ""
+    except (TypeError, ValueError):  # pd.NA
+        return True
+
+
+def link_columns(df, **columns: tuple[str, str]):
+    """Add a relative link column per `name=(page, param)` built from the column `name`, and
+    the `column_config` that shows each as a link labelled with the id itself: returns
+    (frame, column_config). Used for tables of ids (id → lineage, author → publishers)."""
+    df = df.copy()
+    config = {}
+    for col, (page, param) in columns.items():
+        if col not in df:
+            continue
+        df[col] = [None if _blank(v) else page_url(page, **{param: str(v)}) for v in df[col]]
+        config[col] = st.column_config.LinkColumn(col, display_text=rf"{param}=(.*)")
+    return df, config

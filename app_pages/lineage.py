@@ -6,11 +6,12 @@ import plotly.express as px
 import streamlit as st
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
-from analytics import family
+from analytics import export, family
 from app_pages import style
 from app_pages.common import (
     cached,
     csv_download,
+    get_store,
     hub_url,
     md_text,
     model_picker,
@@ -183,6 +184,16 @@ with tab_desc:
                                         format="YYYY-MM-DD")})
         csv_download(table, "Download descendants (CSV)",
                      f"{model_id.replace('/', '__')}_descendants_d{depth}.csv", key="desc_csv")
+        # the family as a graph file, built only when clicked (Gephi, Cytoscape, networkx)
+        store, stem = get_store(), f"{model_id.replace('/', '__')}_family_d{depth}"
+        st.download_button(
+            "Download family (GraphML)", key="family_graphml", mime="application/xml",
+            file_name=f"{stem}.graphml", on_click="ignore",
+            data=lambda: export.to_graphml(export.family_graph(store, model_id, max_depth=depth)))
+        st.download_button(
+            "Download family (JSON)", key="family_json", mime="application/json",
+            file_name=f"{stem}.json", on_click="ignore",
+            data=lambda: export.to_json(export.family_graph(store, model_id, max_depth=depth)))
 
 with tab_time:
     timeline = family.derivatives_per_month(cached(queries.derivatives_by_month, model_id))

@@ -34,9 +34,15 @@ else:
     fig = px.bar(uploads, x="month", y="n", color="group",
                  labels={"n": "models created", "month": "", "group": by or "task"})
     fig.update_layout(height=380, margin=dict(t=40, b=10), legend_title_text=by)
+    partial = uploads.loc[uploads["partial"], "month"].unique() if "partial" in uploads else []
+    for month in partial:  # the month the observations end in is not a whole month
+        fig.add_vrect(x0=month - pd.Timedelta(days=15), x1=month + pd.Timedelta(days=15),
+                      fillcolor="grey", opacity=0.15, line_width=0,
+                      annotation_text="partial month", annotation_position="top left")
     st.plotly_chart(fig, key="uploads_chart")
-    st.caption("By the month of each model's createdAt; models the Hub back-filled with "
-               "2022-03-02 have no known date and are left out.")
+    st.caption("By the month of each model's createdAt, up to where the graph's observations "
+               "end (a shaded month is partial); models the Hub back-filled with 2022-03-02 "
+               "have no known date and are left out.")
 
 left, right = st.columns([3, 2])
 with left:
@@ -57,7 +63,8 @@ with right:
     if mix.empty:
         st.info("No models yet.")
     else:
-        fig = px.pie(mix, names="licence", values="n", hole=0.45)
+        fig = px.pie(mix, names="licence", values="n", hole=0.45,
+                     hover_data=["parts"] if "parts" in mix else None)
         fig.update_traces(textposition="inside", textinfo="percent")
         fig.update_layout(height=560, margin=dict(t=40, b=10))
         st.plotly_chart(fig, key="licence_chart")

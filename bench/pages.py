@@ -311,8 +311,10 @@ def load_page(browser: Chromium, base_url: str, spec: PageSpec, *, timeout: floa
 
 
 def page_specs(largest_family: str, *, small_model: str | None = None,
-               second_family: str | None = None) -> list[PageSpec]:
-    """The pages to open: every registered page; the lineage page for the largest family."""
+               second_family: str | None = None, views: bool = False) -> list[PageSpec]:
+    """The pages to open: every registered page; the lineage page for the largest family.
+    views=True adds the licence audit, publishers, compare and trends pages (their own
+    browser test is tests/test_views_browser.py)."""
     specs = [PageSpec("overview", "/", plotly=3, dataframes=1, title="Hub Atlas")]
     specs.append(PageSpec("lineage (largest family)", f"/lineage?model={largest_family}",
                           graph=True, title="Lineage", extra={"model": largest_family}))
@@ -325,6 +327,19 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     specs.append(PageSpec("lineage (picker)", "/lineage", title="Lineage"))
     specs.append(PageSpec("console (run example)", "/console", dataframes=1, click_run=True,
                           title="Cypher console"))
+    other = second_family or small_model or largest_family
+    pages = REPO / "app_pages"
+    if views and (pages / "licences.py").exists():
+        specs.append(PageSpec("licence audit", "/licences", dataframes=2, title="Licence audit"))
+    if views and (pages / "publishers.py").exists() and "/" in largest_family:
+        specs.append(PageSpec("publishers", f"/publishers?author={largest_family.split('/')[0]}",
+                              dataframes=1, title="Publishers"))
+    if views and (pages / "compare.py").exists() and other != largest_family:
+        specs.append(PageSpec("compare", f"/compare?models={largest_family},{other}", plotly=3,
+                              dataframes=1, title="Compare"))
+    if views and (pages / "trends.py").exists():
+        specs.append(PageSpec("trends", f"/trends?model={largest_family}", plotly=1,
+                              title="Trends"))
     if (REPO / "app_pages" / "forecasts.py").exists():
         specs.append(PageSpec("forecasts", "/forecasts"))
     if (REPO / "app_pages" / "search.py").exists():
@@ -366,7 +381,7 @@ def run_bench(db: Path, runs: int, only: set[str] | None, shots: Path | None,
     if binary is None:
         raise SystemExit("no chromium found (apt-get install -y chromium)")
     largest, second, small = _families(db)
-    specs = [s for s in page_specs(largest, small_model=small, second_family=second)
+    specs = [s for s in page_specs(largest, small_model=small, second_family=second, views=True)
              if not only or any(o in s.name for o in only)]
     log = Path(tempfile.gettempdir()) / "hubatlas-bench-streamlit.log"
     rows = []

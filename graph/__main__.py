@@ -1,4 +1,5 @@
-"""`python -m graph query "CYPHER"`: the console's sandboxed runner for people and scripts.
+"""`python -m graph query "CYPHER"`: the console's sandboxed runner for people and scripts;
+`python -m graph export --parquet DIR`: the whole graph as Parquet files.
 
 Exit status: 0 success, 2 refused (the reason on stderr), 1 any other failure (an engine
 error, a timeout, the memory ceiling, a crashed worker, no graph).
@@ -15,13 +16,14 @@ from typing import Any
 import click
 
 from graph.errors import GraphError, QueryRefused
+from graph.parquet_export import export_command
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 
 
 @click.group()
 def cli() -> None:
-    """Hub Atlas graph: read-only queries over the knowledge graph."""
+    """Hub Atlas graph: read-only queries and exports of the knowledge graph."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -99,6 +101,8 @@ def query(cypher: str, as_json: bool, as_csv: bool, max_rows: int,
         click.echo(f"(first {result.row_cap:,} rows shown; more exist: raise --max-rows)",
                    err=True)
 
+
+cli.add_command(export_command)
 
 if __name__ == "__main__":
     cli()

@@ -97,6 +97,16 @@ GROWTH_PROPERTIES: tuple[tuple[str, str], ...] = (
     ("forecast_12m", "DOUBLE"), ("forecast_12m_low", "DOUBLE"), ("forecast_12m_high", "DOUBLE"),
 )
 
+#: Model properties of the licence audit (`analytics.licences`), derived by the same job: the
+#: verdict of a model's licence against its parents' (the worst over its parents: same,
+#: compatible, unstated, unknown, missing, conflict), the worst verdict up its primary chain
+#: (the most downloaded parent at each step), and the root that chain ends at. Null for models
+#: without a parent. Per-edge verdicts stay in the stored audit (Kùzu 0.11.3 fails later
+#: updates of lineage relation properties once updated and reopened: KU_UNREACHABLE,
+#: csr_node_group.cpp). Documented in docs/schema.md and docs/licences.md.
+LICENCE_PROPERTIES: tuple[tuple[str, str], ...] = (
+    ("licenseVerdict", "STRING"), ("licenseChainVerdict", "STRING"), ("familyRoot", "STRING"))
+
 NODES: tuple[NodeSpec, ...] = (
     NodeSpec(Label.MODEL, _REPO_COMMON + (
         ("downloads", "INT64"), ("pipelineTag", "STRING"), ("libraryName", "STRING"),
@@ -104,7 +114,7 @@ NODES: tuple[NodeSpec, ...] = (
         ("license", "STRING"), ("cardText", "STRING"), ("stub", "BOOLEAN"),
         ("downloadsAllTime", "INT64"), ("trendingScore", "DOUBLE"),
         ("childrenModelCount", "INT64"))
-        + GROWTH_PROPERTIES,
+        + GROWTH_PROPERTIES + LICENCE_PROPERTIES,
         "A model repo. createdAt is null where the Hub back-filled 2022-03-02; stub=true for a "
         "parent named by a base_model tag that is not (yet) a known model. downloads is the "
         "Hub's 30-day count, downloadsAllTime the all-time one (live Hub only)."),

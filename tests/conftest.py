@@ -39,6 +39,25 @@ def mini_graph_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def full_graph_root(tmp_path_factory) -> Path:
+    """The full recorded graph (July 2024 listing + 2025 trees, one run), built once per
+    session for the tests that need it (~1-3 min, ~3.3 GB); skipped without ../shared/data."""
+    listing = shared_data_or_skip("hub-2024-07")
+    trees = shared_data_or_skip("trees-2025")
+    from ingest.run import ingest
+    from ingest.sources import SnapshotSource
+
+    root = tmp_path_factory.mktemp("full_graph")
+    neo4j_uri = os.environ.pop("NEO4J_URI", None)
+    try:
+        ingest(SnapshotSource(listing, trees), root=root)
+    finally:
+        if neo4j_uri is not None:
+            os.environ["NEO4J_URI"] = neo4j_uri
+    return root
+
+
 def job_without_search():
     """The scheduled job's derived results, minus the (slow to embed) search index."""
     from analytics.pipeline import SEARCH, Refresh

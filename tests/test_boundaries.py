@@ -79,8 +79,9 @@ def test_the_checks_can_fail():
 
 
 def test_every_derived_property_is_documented():
-    from graph.schema import GROWTH_PROPERTIES
+    from graph.schema import GROWTH_PROPERTIES, LICENCE_PROPERTIES
 
     doc = (REPO / "docs" / "schema.md").read_text()
-    missing = [name for name, _ in GROWTH_PROPERTIES if f"`{name}`" not in doc]
+    missing = [name for name, _ in GROWTH_PROPERTIES + LICENCE_PROPERTIES
+               if f"`{name}`" not in doc]
     assert not missing, f"docs/schema.md does not describe {missing}"

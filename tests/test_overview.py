@@ -60,9 +60,34 @@ def test_licence_mix(store, models):
     real = models[models["stub"] != True]  # noqa: E712
     assert got["n"].sum() == len(real)
     assert got["share"].sum() == pytest.approx(1.0)
-    named = got[~got["licence"].isin([O.OTHER, O.NONE])]
-    want = Counter(real["license"].dropna())
+    named = got[got["licence"] != O.UNSPECIFIED]
+    want = Counter(lic for lic in real["license"].dropna() if lic not in O.UNSPECIFIED_PARTS)
     assert dict(zip(named["licence"], named["n"])) == dict(want.most_common(4))
+    # one unspecified group, last, saying what it holds
+    assert got["licence"].tolist().count(O.UNSPECIFIED) == 1
+    assert got["licence"].iloc[-1] == O.UNSPECIFIED
+    parts = dict(p.rsplit(" ", 1) for p in got["parts"].iloc[-1].split(", "))
+    assert sum(int(v.replace(",", "")) for v in parts.values()) == got["n"].iloc[-1]
+    assert int(parts[O.NONE].replace(",", "")) == real["license"].isna().sum()
+
+
+def test_licence_mix_merges_every_unspecified_bucket():
+    rows = pd.DataFrame({"licence": ["mit", "apache-2.0", None, "other", "unknown", "gpl", ""],
+                         "n": [50, 40, 10, 5, 3, 2, 1]})
+    got = O.licence_mix(rows, top=2)
+    assert got["licence"].tolist() == ["mit", "apache-2.0", O.UNSPECIFIED]
+    assert got["n"].tolist() == [50, 40, 21]
+    assert got["parts"].iloc[-1] == "(none) 11, other 5, unknown 3, (other) 2"
+
+
+def test_uploads_stop_where_the_observations_end():
+    rows = pd.DataFrame({"ym": [202405, 202406, 202407, 202503], "grp": ["a"] * 4,
+                         "n": [3, 4, 2, 1]})
+    got = O.uploads_per_month(rows, as_of=pd.Timestamp("2024-07-11"))
+    assert got["month"].dt.strftime("%Y-%m").tolist() == ["2024-05", "2024-06", "2024-07"]
+    assert got["partial"].tolist() == [False, False, True]
+    whole = O.uploads_per_month(rows, as_of=pd.Timestamp("2024-07-31"))
+    assert not whole["partial"].any()
 
 
 def test_top_base_models_long_form(store):

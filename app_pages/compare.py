@@ -1,0 +1,133 @@
+"""Compare 2–5 models side by side: family size by relation and generation, growth curves
+and forecasts on one chart, licence mix, top derivatives.
+Deep link: `?models=org/a,org/b` (comma-separated ids)."""
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics import compare
+from analytics.forecasts import ForecastTable
+from analytics.pipeline import FORECASTS
+from analytics.results import Results
+from app_pages.common import cached, csv_download, id_links, require_store, stored
+from app_pages.style import RELATION_COLOURS
+from graph import queries
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+OFFERED = 300  # base models listed in the picker (most derivatives first)
+
+
+def _load_forecasts(results: Results) -> ForecastTable:
+    return ForecastTable.load(results.folder(FORECASTS))
+
+
+st.title("Compare models")
+require_store()
+# the forecasts the scheduled job stored: the curves, and the base models the picker offers
+found = stored(FORECASTS, _load_forecasts)
+table = found.value if found is not None else None
+wanted = [m for m in st.query_params.get("models", "").split(",") if m.strip()]
+bases = ([] if table is None else table.models.sort_values(
+    ["derivatives", "model"], ascending=[False, True])["model"].head(OFFERED).tolist())
+known = [m for m in wanted if cached(queries.get_model, m) is not None]
+if "compare_models" not in st.session_state:
+    st.session_state["compare_models"] = known[:compare.MAX_MODELS]
+options = list(dict.fromkeys(known + bases))
+ids = st.multiselect("Models (2–5)", options, key="compare_models",
+                     max_selections=compare.MAX_MODELS,
+                     placeholder=f"type a model id (the {OFFERED} biggest base models are listed)")
+unknown = [m for m in wanted if m not in known]
+if unknown:
+    st.warning("Not in the graph: " + ", ".join(unknown))
+if ids:
+    st.query_params["models"] = ",".join(ids)
+elif "models" in st.query_params:
+    del st.query_params["models"]
+if len(ids) < 2:
+    st.info("Pick two to five models, e.g. the biggest base models listed above. The URL "
+            "carries `?models=…` so a comparison can be shared.")
+    st.stop()
+
+cmp = cached(compare.compare_models, tuple(ids))  # per-id reads of each family
+curves = compare.growth_curves(table, cmp.overview["id"].tolist())  # from the stored table
+colour = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(ids)}
+for mid in ids:
+    id_links(mid)
+st.dataframe(cmp.overview, hide_index=True, key="compare_overview",
+             column_config={"createdAt": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+                            "direct": st.column_config.NumberColumn("children"),
+                            "generations": st.column_config.NumberColumn("depth")})
+
+left, right = st.columns(2)
+with left:
+    st.markdown("**Family by relation** (descendants at any depth)")
+    fig = px.bar(cmp.by_relation, x="model", y="n", color="relation",
+                 color_discrete_map=RELATION_COLOURS, labels={"n": "descendants", "model": ""})
+    fig.update_layout(height=380, margin=dict(t=10, b=10))
+    st.plotly_chart(fig, key="by_relation_chart")
+with right:
+    st.markdown("**Family by generation**")
+    fig = px.bar(cmp.by_depth, x="depth", y="n", color="model", barmode="group",
+                 color_discrete_map=colour, labels={"n": "descendants", "depth": "generation"})
+    fig.update_layout(height=380, margin=dict(t=10, b=10), showlegend=False)
+    st.plotly_chart(fig, key="by_generation_chart")
+
+st.markdown("**Growth and forecast** (cumulative direct derivatives per month; dotted: the "
+            "WSB curve where its fit passes every check; dashed: the forecast median, shaded: "
+            "its 80% range)")
+if table is None:
+    st.caption("The forecasts are not computed yet for this graph (the scheduled job builds "
+               "them after each ingest).")
+elif not found.current:
+    st.caption(f"Curves from the previous generation's forecasts ({found.generation}).")
+log = st.toggle("Log scale", value=False, key="compare_log")
+fig = go.Figure()
+for mid in ids:
+    d = curves[curves["model"] == mid]
+    c = colour[mid]
+    obs, fit, fc = (d[d["kind"] == k] for k in ("observed", "fit", "forecast"))
+    if len(obs):
+        fig.add_trace(go.Scatter(x=obs["date"], y=obs["value"], mode="markers+lines",
+                                 name=f"{mid}: observed", legendgroup=mid,
+                                 marker=dict(color=c, size=5), line=dict(color=c, width=1)))
+    if len(fit):
+        fig.add_trace(go.Scatter(x=fit["date"], y=fit["value"], mode="lines",
+                                 name=f"{mid}: WSB curve", legendgroup=mid,
+                                 line=dict(color=c, dash="dot", width=1)))
+    if len(fc) > 1 and (fc["value"].iloc[1:] > fc["value"].iat[0]).any():
+        # the band first, then the median over it; no flat line is drawn as a forecast
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["high"], mode="lines", line=dict(width=0),
+                                 showlegend=False, hoverinfo="skip", legendgroup=mid))
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["low"], mode="lines", line=dict(width=0),
+                                 fill="tonexty", fillcolor=_rgba(c, 0.15),
+                                 name=f"{mid}: 80% range", legendgroup=mid, hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=fc["date"], y=fc["value"], mode="lines",
+                                 name=f"{mid}: forecast", legendgroup=mid,
+                                 line=dict(color=c, dash="dash")))
+fig.update_layout(height=460, margin=dict(t=10, b=10), legend=dict(orientation="h", y=-0.25),
+                  xaxis_title="month", yaxis_title="derivatives (cumulative)",
+                  yaxis_type="log" if log else "linear")
+st.plotly_chart(fig, key="growth_chart")
+st.caption("Forecast bands and the fit's checks: see the Forecasts page.")
+
+left, right = st.columns(2)
+with left:
+    st.markdown("**Licence mix of the descendants**")
+    fig = px.bar(cmp.licence_mix, x="model", y="share", color="licence",
+                 labels={"share": "share of descendants", "model": ""})
+    fig.update_layout(height=380, margin=dict(t=10, b=10), yaxis_tickformat=".0%")
+    st.plotly_chart(fig, key="licence_mix_chart")
+with right:
+    st.markdown("**Top derivatives** (most downloaded)")
+    pick = st.selectbox("Of", ids, key="compare_top_of")
+    st.dataframe(cmp.top_derivatives[cmp.top_derivatives["model"] == pick], hide_index=True,
+                 key="top_derivatives")
+csv_download(cmp.overview, "Download the comparison (CSV)", "comparison.csv", key="compare_csv")
