@@ -91,21 +91,14 @@ def set_list_property(store: GraphStore, label: Label, column: str, rows: list[d
     return _row_statements(store, (label,), query, rows, ["id", column])
 
 
-#: Kùzu 0.11 plans a `MATCH (n {id: r.x})` after `UNWIND` over a scan of the whole label, and
-#: a second one per row (~0.2 µs a node, and a two-node `MATCH` as a join over both labels'
-#: scans: out of buffer memory on the full graph for 84 rows). A statement per row looks the
-#: key up in the index instead (~2-5 ms a statement). Above this many nodes in a label that
-#: is the cheaper way; below it, one UNWIND statement per 2,000 rows.
-KUZU_UNWIND_MAX_NODES = 15_000
-
-
 def _row_statements(store: GraphStore, labels: tuple[Label, ...], query, rows: list[dict],
                     keys: list[str]) -> list[tuple[str, dict]]:
     """`query(ref)` (Cypher with `ref(name)` for each value) over `rows`: as `UNWIND $rows`
     statements, or on Kùzu with a large label, one statement per row."""
-    if store.dialect.name == "kuzu" and max(
+    limit = store.dialect.unwind_max_nodes
+    if limit is not None and max(
             store.rows(f"MATCH (n:{label.value}) RETURN count(n) AS n")[0]["n"]
-            for label in labels) > KUZU_UNWIND_MAX_NODES:
+            for label in labels) > limit:
         one = query(lambda name: "$" + name)
         return [(one, {k: r.get(k) for k in keys}) for r in rows]
     many = "UNWIND $rows AS r " + query(lambda name: "r." + name)

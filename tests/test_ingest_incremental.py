@@ -100,7 +100,9 @@ def _model(rid: str, *parents: str, **extra) -> dict:
 @pytest.mark.parametrize("statements", ["unwind", "per_row"])
 def test_stubs_that_resolve_later_every_way(tmp_path, monkeypatch, statements):
     if statements == "per_row":  # the form Kùzu gets on a large graph (see graph.queries)
-        monkeypatch.setattr(q, "KUZU_UNWIND_MAX_NODES", 0)
+        from graph.dialect import KuzuDialect
+
+        monkeypatch.setattr(KuzuDialect, "unwind_max_nodes", 0)
     models = [
         _model("kid/a", "later/parent"),                    # the parent's record comes later
         _model("kid/b", "gpt2"),                            # a legacy alias of a later model
