@@ -33,7 +33,11 @@ _INT = "localized"
 _COLS = {
     "rank": st.column_config.NumberColumn("rank", format=_INT),
     "model": st.column_config.TextColumn("base model"),
-    "derivatives": st.column_config.NumberColumn("derivatives now", format=_INT),
+    "derivatives": st.column_config.NumberColumn(
+        "dated derivatives", format=_INT,
+        help="Direct derivatives with a known creation date up to the data's as-of date: the "
+             "series the forecast continues. The Lineage page counts every direct derivative, "
+             "dated or not (the Hub back-filled the dates of older repos)."),
     "growth_months": st.column_config.NumberColumn("months observed", format=_INT),
     "growth_lambda": st.column_config.NumberColumn("λ (fitness)", format="%.3f"),
     "growth_mu": st.column_config.NumberColumn("μ (immediacy)", format="%.3f"),
