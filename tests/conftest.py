@@ -89,3 +89,16 @@ def _no_neo4j_unless_asked(monkeypatch, request):
     if "neo4j" not in request.keywords:
         monkeypatch.delenv("NEO4J_URI", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+
+def join_first_run_search(timeout: float = 900) -> int:
+    """Wait for the app's first-run search build (a background thread) to end, so no test
+    leaves it running into the next one or into interpreter shutdown (the engine aborts the
+    process when a thread is still inside it at exit). Returns how many were joined."""
+    import threading
+
+    threads = [t for t in threading.enumerate() if t.name == "first-run-search"]
+    for t in threads:
+        t.join(timeout)
+        assert not t.is_alive(), "the first-run search build did not finish"
+    return len(threads)

@@ -239,7 +239,7 @@ def test_empty_graph_message(tmp_path, monkeypatch, page):
 
 
 def test_first_run_seeds_from_snapshot(tmp_path, monkeypatch):
-    from tests.conftest import MINI_SNAPSHOT
+    from tests.conftest import MINI_SNAPSHOT, join_first_run_search
 
     root = tmp_path / "seeded"
     monkeypatch.setenv("HUBATLAS_DB", str(root))
@@ -252,6 +252,7 @@ def test_first_run_seeds_from_snapshot(tmp_path, monkeypatch):
     assert (root / "CURRENT").exists()
     models = int({m.label: m.value for m in at.metric}["Models"].replace(",", ""))
     assert 0 < models <= 300  # bounded: at most 100 records per kind, plus stub parents
+    join_first_run_search()  # the search index it builds in the background
     st.cache_resource.clear()
 
 

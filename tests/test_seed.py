@@ -12,7 +12,7 @@ from analytics.results import Results
 from graph import queries as q
 from graph.store import current_generation, open_store
 from ingest import seed
-from tests.conftest import MINI_SNAPSHOT, REPO, job_without_search
+from tests.conftest import MINI_SNAPSHOT, REPO, job_without_search, join_first_run_search
 
 
 @pytest.fixture
@@ -82,4 +82,7 @@ def test_app_first_run_loads_and_labels_the_sample(fresh, monkeypatch):
     assert current_generation() is not None
     assert {m.label: m.value for m in at.metric}["Models"].replace(",", "") == str(
         Results(current_generation()).load_object("overview").nodes["Model"])
+    # the search index follows in the background, into the same generation
+    assert join_first_run_search() == 1
+    assert Results(current_generation()).ready("search")
     st.cache_resource.clear()
