@@ -102,3 +102,14 @@ def join_first_run_search(timeout: float = 900) -> int:
         t.join(timeout)
         assert not t.is_alive(), "the first-run search build did not finish"
     return len(threads)
+
+
+@pytest.fixture(scope="session")
+def chromium_binary() -> str:
+    """The Chromium the browser tests drive; they skip where none is installed."""
+    from bench.pages import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
+    return binary

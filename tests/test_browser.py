@@ -13,20 +13,12 @@ from pathlib import Path
 import pytest
 
 from analytics.pipeline import SEARCH, build_now
-from bench.pages import Chromium, PageSpec, find_chromium, load_page, page_specs, streamlit_server
+from bench.pages import Chromium, PageSpec, load_page, page_specs, streamlit_server
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts"
 OWN_PAGES = ("overview", "lineage", "console")  # pages of this module's owner; others: smoke
-
-
-@pytest.fixture(scope="module")
-def chromium_binary() -> str:
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
-    return binary
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ from bench.pages import (
     CLICK_RUN_JS,
     Chromium,
     PageSpec,
-    find_chromium,
     load_page,
     probe,
     streamlit_server,
@@ -63,14 +62,6 @@ OUTCOME_JS = r"""
   };
 })()
 """
-
-
-@pytest.fixture(scope="module")
-def chromium_binary() -> str:
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
-    return binary
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.pages import Chromium, PageSpec, find_chromium, load_page, probe, streamlit_server
+from bench.pages import Chromium, PageSpec, load_page, probe, streamlit_server
 from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
 from tests.test_export import check_graphml
@@ -25,15 +25,6 @@ pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parent / "_artifacts"
 PHI2, GPT2 = "microsoft/phi-2", "openai-community/gpt2"
 POISON = "evil/![x](http://evil.example/x.png)"
-
-
-@pytest.fixture(scope="module")
-def chromium_binary() -> str:
-    binary = find_chromium()
-    if binary is None:
-        pytest.skip("no Chromium found (apt-get install -y chromium, or set HUBATLAS_CHROMIUM)")
-    pytest.importorskip("websockets.sync.client", reason="websockets>=11 drives Chromium")
-    return binary
 
 
 @pytest.fixture(scope="module")
