@@ -12,15 +12,11 @@ from analytics.forecasts import ForecastTable
 from analytics.pipeline import FORECASTS
 from analytics.results import Results
 from app_pages.common import cached, csv_download, id_links, require_store, stored
-from app_pages.style import RELATION_COLOURS
+from app_pages.style import RELATION_COLOURS, rgba
 from graph import queries
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 
-
-def _rgba(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
 
 OFFERED = 300  # base models listed in the picker (most derivatives first)
 
@@ -107,7 +103,7 @@ for mid in ids:
         fig.add_trace(go.Scatter(x=fc["date"], y=fc["high"], mode="lines", line=dict(width=0),
                                  showlegend=False, hoverinfo="skip", legendgroup=mid))
         fig.add_trace(go.Scatter(x=fc["date"], y=fc["low"], mode="lines", line=dict(width=0),
-                                 fill="tonexty", fillcolor=_rgba(c, 0.15),
+                                 fill="tonexty", fillcolor=rgba(c, 0.15),
                                  name=f"{mid}: 80% range", legendgroup=mid, hoverinfo="skip"))
         fig.add_trace(go.Scatter(x=fc["date"], y=fc["value"], mode="lines",
                                  name=f"{mid}: forecast", legendgroup=mid,

@@ -11,6 +11,7 @@ import streamlit as st
 from analytics import forecasts as F
 from analytics.results import Results
 from app_pages.common import cached, generation, md_text, require_store, require_stored
+from app_pages.style import rgba
 from graph import queries as Q
 
 HORIZONS = (3, 6, 12)
@@ -59,10 +60,6 @@ for _h in HORIZONS:
                                                                     format=_INT)
 
 
-def _rgba(hex_color: str, alpha: float) -> str:
-    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
 
 def _chart(table, model_ids, *, months_ahead: int, log: bool) -> go.Figure:
     series, paths = F.chart_data(table, model_ids)
@@ -92,7 +89,7 @@ def _chart(table, model_ids, *, months_ahead: int, log: bool) -> go.Figure:
                                      legendgroup=m))
             fig.add_trace(go.Scatter(x=x, y=[last, *path["low"]], mode="lines",
                                      line=dict(width=0), fill="tonexty",
-                                     fillcolor=_rgba(color, 0.15), name=f"{m}: 80% range",
+                                     fillcolor=rgba(color, 0.15), name=f"{m}: 80% range",
                                      legendgroup=m, hoverinfo="skip"))
         # no flat line is drawn as a forecast: the median is drawn only where it rises
         if (path["forecast"] > last).any():

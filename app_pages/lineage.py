@@ -32,6 +32,7 @@ SOURCE_LABELS = {"api": "Hub API", "typed_tag": "typed tag", "tag": "tag",
 SOURCE_HELP = ("Where the link came from: Hub API, typed tag, tag, card metadata, or card text "
                "(read from the card's prose: nothing was declared). inferred: the Hub recorded "
                "no relation type, so it was predicted.")
+TABS = ("Graph", "Ancestors", "Descendants", "Timeline", "Licence drift")
 SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
          "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
          "depth": ("depth", True), "id": ("id", True)}
@@ -89,138 +90,146 @@ if n_desc:
     st.caption(f"{n_desc:,} descendants within {depth} generation(s): " + ", ".join(
         f"{n:,} {r}" for r, n in per_rel.items() if n))
 
+# lazy tabs: only the open one runs (and the plotly bundle loads only for the timeline); the
+# labels stay the same from model to model, so the open tab stays open when re-centring
 tab_graph, tab_anc, tab_desc, tab_time, tab_drift = st.tabs(
-    ["Graph", f"Ancestors ({len(ancestors)})", f"Descendants ({n_desc:,})", "Timeline",
-     "Licence drift"])
+    list(TABS), on_change="rerun", key="lineage_tab")
+if not ancestors.empty:
+    st.caption(f"{len(ancestors):,} ancestor(s) up to the root(s).")
 
 with tab_graph:
-    sub = family.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
-    nodes = []
-    for r in sub.node_records():
-        colour = (style.FOCUS_COLOUR if r["kind"] == "focus" else
-                  style.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
-                  style.SUMMARY_COLOUR if r["kind"] == "summary" else
-                  style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
-        nodes.append(Node(id=r["id"], caption=r["caption"], color=colour,
-                          size=family.node_size(r["downloads"], r["kind"]),
-                          properties={"kind": r["kind"], "relation": r["relation"],
-                                      "depth": r["depth"], "downloads": r["downloads"]}))
-    rels = [Relationship(source=r["source"], target=r["target"],
-                         caption=r["relation"] + (
-                             f" · {SOURCE_LABELS[r['origin']]}" if r["origin"] == "card_text"
-                             else " · inferred" if r["inferred"] else ""),
-                         color=style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"),
-                         properties={"source": SOURCE_LABELS.get(r["origin"], r["origin"]),
-                                     "inferred": r["inferred"]})
-            for r in sub.edge_records()]
-    vg = VisualizationGraph(nodes=nodes, relationships=rels)
-    legend = {"this model": style.FOCUS_COLOUR, "ancestor": style.ANCESTOR_COLOUR,
-              **{f"{k}": v for k, v in style.RELATION_COLOURS.items()},
-              "not drawn (summary)": style.SUMMARY_COLOUR}
-    # our own legend above the drawing (the widget's floats over the nodes)
-    vg.set_legend(nodes=legend, relationships=style.RELATION_COLOURS, visible=False)
-    st.markdown(" ".join(f'<span style="color:{c}">●</span> {md_text(k)}&nbsp;&nbsp;'
-                         for k, c in legend.items()), unsafe_allow_html=True)
-    if sub.hidden:
-        st.caption(f"Showing {sub.shown:,} of {sub.total:,} models (ancestors, then the nearest "
-                   "and most downloaded descendants); the rest are summarised as grey nodes: "
-                   + ", ".join(f"{n:,} {r}" for r, n in sub.hidden.items()) + ".")
-    else:
-        st.caption(f"All {sub.total:,} models drawn. Arrows point from a derivative to its base.")
-    layout = st.segmented_control("Layout", ["tree", "force"], default="tree", key="layout",
-                                  help="tree: one row per generation, bases on top; force: a "
-                                       "force-directed drawing") or "tree"
-    from neo4j_viz.streamlit import display_widget
+    if tab_graph.open:
+        sub = family.lineage_graph(model, ancestors, desc, cap=GRAPH_NODE_CAP)
+        nodes = []
+        for r in sub.node_records():
+            colour = (style.FOCUS_COLOUR if r["kind"] == "focus" else
+                      style.ANCESTOR_COLOUR if r["kind"] == "ancestor" else
+                      style.SUMMARY_COLOUR if r["kind"] == "summary" else
+                      style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"))
+            nodes.append(Node(id=r["id"], caption=r["caption"], color=colour,
+                              size=family.node_size(r["downloads"], r["kind"]),
+                              properties={"kind": r["kind"], "relation": r["relation"],
+                                          "depth": r["depth"], "downloads": r["downloads"]}))
+        rels = [Relationship(source=r["source"], target=r["target"],
+                             caption=r["relation"] + (
+                                 f" · {SOURCE_LABELS[r['origin']]}" if r["origin"] == "card_text"
+                                 else " · inferred" if r["inferred"] else ""),
+                             color=style.RELATION_COLOURS.get(r["relation"], "#7f7f7f"),
+                             properties={"source": SOURCE_LABELS.get(r["origin"], r["origin"]),
+                                         "inferred": r["inferred"]})
+                for r in sub.edge_records()]
+        vg = VisualizationGraph(nodes=nodes, relationships=rels)
+        legend = {"this model": style.FOCUS_COLOUR, "ancestor": style.ANCESTOR_COLOUR,
+                  **{f"{k}": v for k, v in style.RELATION_COLOURS.items()},
+                  "not drawn (summary)": style.SUMMARY_COLOUR}
+        # our own legend above the drawing (the widget's floats over the nodes)
+        vg.set_legend(nodes=legend, relationships=style.RELATION_COLOURS, visible=False)
+        st.markdown(" ".join(f'<span style="color:{c}">●</span> {md_text(k)}&nbsp;&nbsp;'
+                             for k, c in legend.items()), unsafe_allow_html=True)
+        if sub.hidden:
+            st.caption(f"Showing {sub.shown:,} of {sub.total:,} models (ancestors, then the nearest "
+                       "and most downloaded descendants); the rest are summarised as grey nodes: "
+                       + ", ".join(f"{n:,} {r}" for r, n in sub.hidden.items()) + ".")
+        else:
+            st.caption(f"All {sub.total:,} models drawn. Arrows point from a derivative to its base.")
+        layout = st.segmented_control("Layout", ["tree", "force"], default="tree", key="layout",
+                                      help="tree: one row per generation, bases on top; force: a "
+                                           "force-directed drawing") or "tree"
+        from neo4j_viz.streamlit import display_widget
 
-    widget = vg.render_widget(
-        layout="hierarchical" if layout == "tree" else "forcedirected",
-        layout_options={"direction": "up"} if layout == "tree" else None,
-        height="560px", show_search_button=True)
-    display_widget(widget, key=f"lineage_graph_{layout}")
-    picked = [n for n in (widget.selected.nodeIds if widget.selected else [])
-              if n != model_id and n in sub.model_ids]
-    if picked:
-        st.button(f"Re-centre on {picked[0]}", key="recentre", on_click=_recentre,
-                  args=(picked[0],), icon=":material/center_focus_strong:")
-    else:
-        st.caption("Click a model in the drawing to re-centre the page on it.")
+        widget = vg.render_widget(
+            layout="hierarchical" if layout == "tree" else "forcedirected",
+            layout_options={"direction": "up"} if layout == "tree" else None,
+            height="560px", show_search_button=True)
+        display_widget(widget, key=f"lineage_graph_{layout}")
+        picked = [n for n in (widget.selected.nodeIds if widget.selected else [])
+                  if n != model_id and n in sub.model_ids]
+        if picked:
+            st.button(f"Re-centre on {picked[0]}", key="recentre", on_click=_recentre,
+                      args=(picked[0],), icon=":material/center_focus_strong:")
+        else:
+            st.caption("Click a model in the drawing to re-centre the page on it.")
 
 with tab_anc:
-    if ancestors.empty:
-        st.info(f"**{md_text(model_id)}** is a root: it names no base model.")
-    else:
-        roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
-        st.caption("Root(s): " + ", ".join(md_text(r) for r in roots))
-        st.dataframe(ancestors[["id", "depth", "relation", "child", "source", "inferred",
-                                "is_root", "downloads", "likes", "createdAt", "license"]],
-                     hide_index=True, key="ancestors_table",
-                     column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP)})
-        csv_download(ancestors, "Download ancestors (CSV)",
-                     f"{model_id.replace('/', '__')}_ancestors.csv", key="anc_csv")
+    if tab_anc.open:
+        if ancestors.empty:
+            st.info(f"**{md_text(model_id)}** is a root: it names no base model.")
+        else:
+            roots = ancestors.loc[ancestors["is_root"], "id"].tolist()
+            st.caption("Root(s): " + ", ".join(md_text(r) for r in roots))
+            st.dataframe(ancestors[["id", "depth", "relation", "child", "source", "inferred",
+                                    "is_root", "downloads", "likes", "createdAt", "license"]],
+                         hide_index=True, key="ancestors_table",
+                         column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP)})
+            csv_download(ancestors, "Download ancestors (CSV)",
+                         f"{model_id.replace('/', '__')}_ancestors.csv", key="anc_csv")
 
 with tab_desc:
-    if desc.empty:
-        st.info(f"**{md_text(model_id)}** has no derivatives in the graph.")
-    else:
-        st.dataframe(family.depth_counts(desc), hide_index=True, key="depth_counts")
-        c1, c2 = st.columns([1, 2])
-        sort = c1.selectbox("Sort by", list(SORTS), key="desc_sort")
-        rel_filter = c2.multiselect("Relations", list(LINEAGE_RELS), key="desc_rel",
-                                    placeholder="all relations")
-        col, ascending = SORTS[sort]
-        table = desc[TABLE_COLUMNS].assign(dated_before_base=family.dated_before_base(desc, model))
-        early = int(table["dated_before_base"].sum())
-        if early:
-            st.caption(f"⚠ {early:,} derivative(s) are dated before their own base (flagged in "
-                       "`dated_before_base`): the Hub back-filled the creation dates of older "
-                       "repositories, so these dates are not when the derivative was made.")
-        if rel_filter:
-            table = table[table["relation"].isin(rel_filter)]
-        table = table.sort_values(col, ascending=ascending, na_position="last")
-        st.dataframe(table, hide_index=True, key="descendants_table",
-                     column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP),
-                                    "downloads": st.column_config.NumberColumn(format="%d"),
-                                    "createdAt": st.column_config.DatetimeColumn(
-                                        format="YYYY-MM-DD")})
-        csv_download(table, "Download descendants (CSV)",
-                     f"{model_id.replace('/', '__')}_descendants_d{depth}.csv", key="desc_csv")
-        # the family as a graph file, built only when clicked (Gephi, Cytoscape, networkx)
-        store, stem = get_store(), f"{model_id.replace('/', '__')}_family_d{depth}"
-        st.download_button(
-            "Download family (GraphML)", key="family_graphml", mime="application/xml",
-            file_name=f"{stem}.graphml", on_click="ignore",
-            data=lambda: export.to_graphml(export.family_graph(store, model_id, max_depth=depth)))
-        st.download_button(
-            "Download family (JSON)", key="family_json", mime="application/json",
-            file_name=f"{stem}.json", on_click="ignore",
-            data=lambda: export.to_json(export.family_graph(store, model_id, max_depth=depth)))
+    if tab_desc.open:
+        if desc.empty:
+            st.info(f"**{md_text(model_id)}** has no derivatives in the graph.")
+        else:
+            st.dataframe(family.depth_counts(desc), hide_index=True, key="depth_counts")
+            c1, c2 = st.columns([1, 2])
+            sort = c1.selectbox("Sort by", list(SORTS), key="desc_sort")
+            rel_filter = c2.multiselect("Relations", list(LINEAGE_RELS), key="desc_rel",
+                                        placeholder="all relations")
+            col, ascending = SORTS[sort]
+            table = desc[TABLE_COLUMNS].assign(dated_before_base=family.dated_before_base(desc, model))
+            early = int(table["dated_before_base"].sum())
+            if early:
+                st.caption(f"⚠ {early:,} derivative(s) are dated before their own base (flagged in "
+                           "`dated_before_base`): the Hub back-filled the creation dates of older "
+                           "repositories, so these dates are not when the derivative was made.")
+            if rel_filter:
+                table = table[table["relation"].isin(rel_filter)]
+            table = table.sort_values(col, ascending=ascending, na_position="last")
+            st.dataframe(table, hide_index=True, key="descendants_table",
+                         column_config={"source": st.column_config.TextColumn(help=SOURCE_HELP),
+                                        "downloads": st.column_config.NumberColumn(format="%d"),
+                                        "createdAt": st.column_config.DatetimeColumn(
+                                            format="YYYY-MM-DD")})
+            csv_download(table, "Download descendants (CSV)",
+                         f"{model_id.replace('/', '__')}_descendants_d{depth}.csv", key="desc_csv")
+            # the family as a graph file, built only when clicked (Gephi, Cytoscape, networkx)
+            store, stem = get_store(), f"{model_id.replace('/', '__')}_family_d{depth}"
+            st.download_button(
+                "Download family (GraphML)", key="family_graphml", mime="application/xml",
+                file_name=f"{stem}.graphml", on_click="ignore",
+                data=lambda: export.to_graphml(export.family_graph(store, model_id, max_depth=depth)))
+            st.download_button(
+                "Download family (JSON)", key="family_json", mime="application/json",
+                file_name=f"{stem}.json", on_click="ignore",
+                data=lambda: export.to_json(export.family_graph(store, model_id, max_depth=depth)))
 
 with tab_time:
-    timeline = family.derivatives_per_month(cached(queries.derivatives_by_month, model_id))
-    dated = timeline.dropna(subset=["month"])
-    if dated.empty:
-        st.info("No dated derivatives.")
-    else:
-        fig = px.bar(dated, x="month", y="n", color="relation",
-                     color_discrete_map=style.RELATION_COLOURS,
-                     labels={"n": "new direct derivatives", "month": ""})
-        fig.update_layout(height=380, margin=dict(t=10, b=10))
-        st.plotly_chart(fig, key="timeline_chart")
-    undated = int(timeline.loc[timeline["month"].isna(), "n"].sum()) if len(timeline) else 0
-    if undated:
-        st.caption(f"{undated:,} derivatives have no known creation date.")
+    if tab_time.open:
+        timeline = family.derivatives_per_month(cached(queries.derivatives_by_month, model_id))
+        dated = timeline.dropna(subset=["month"])
+        if dated.empty:
+            st.info("No dated derivatives.")
+        else:
+            fig = px.bar(dated, x="month", y="n", color="relation",
+                         color_discrete_map=style.RELATION_COLOURS,
+                         labels={"n": "new direct derivatives", "month": ""})
+            fig.update_layout(height=380, margin=dict(t=10, b=10))
+            st.plotly_chart(fig, key="timeline_chart")
+        undated = int(timeline.loc[timeline["month"].isna(), "n"].sum()) if len(timeline) else 0
+        if undated:
+            st.caption(f"{undated:,} derivatives have no known creation date.")
 
 with tab_drift:
-    drift = family.licence_drift(desc, model)
-    if desc.empty:
-        st.info("No derivatives, so no licence drift.")
-    elif drift.empty:
-        st.success(f"All {n_desc:,} descendants keep their parent's licence.")
-    else:
-        counts = drift["drift"].value_counts()
-        st.warning(f"{len(drift):,} of {n_desc:,} descendants state a different licence from "
-                   f"their parent's: " + ", ".join(f"{n:,} {md_text(k)}" for k, n in counts.items())
-                   + ".")
-        st.dataframe(drift, hide_index=True, key="drift_table")
-        csv_download(drift, "Download licence drift (CSV)",
-                     f"{model_id.replace('/', '__')}_licence_drift.csv", key="drift_csv")
+    if tab_drift.open:
+        drift = family.licence_drift(desc, model)
+        if desc.empty:
+            st.info("No derivatives, so no licence drift.")
+        elif drift.empty:
+            st.success(f"All {n_desc:,} descendants keep their parent's licence.")
+        else:
+            counts = drift["drift"].value_counts()
+            st.warning(f"{len(drift):,} of {n_desc:,} descendants state a different licence from "
+                       f"their parent's: " + ", ".join(f"{n:,} {md_text(k)}" for k, n in counts.items())
+                       + ".")
+            st.dataframe(drift, hide_index=True, key="drift_table")
+            csv_download(drift, "Download licence drift (CSV)",
+                         f"{model_id.replace('/', '__')}_licence_drift.csv", key="drift_csv")

@@ -72,76 +72,83 @@ c[3].metric("Family size", f"{profile.family_size:,}",
             help="Every model descending from theirs, at any depth, by anyone.")
 c[4].metric("Conflicts in their families", f"{int(row['family_conflicts']):,}")
 
+# lazy tabs: only the open one runs (the plotly bundle loads only for a tab with a chart)
 tab_models, tab_derived, tab_who, tab_growth, tab_lic = st.tabs(
-    ["Models", "Derived by others", "Who derives most", "Family growth", "Licence conflicts"])
+    ["Models", "Derived by others", "Who derives most", "Family growth", "Licence conflicts"],
+    on_change="rerun", key="publisher_tab")
 
 with tab_models:
-    table, links = link_columns(profile.models, id=("lineage", "model"))
-    st.dataframe(table, hide_index=True, key="author_models", column_config={
-        **links, "children": st.column_config.NumberColumn("direct derivatives"),
-        "createdAt": st.column_config.DatetimeColumn(format="YYYY-MM-DD")})
-    csv_download(profile.models, "Download models (CSV)", f"{author}_models.csv",
-                 key="models_csv")
+    if tab_models.open:
+        table, links = link_columns(profile.models, id=("lineage", "model"))
+        st.dataframe(table, hide_index=True, key="author_models", column_config={
+            **links, "children": st.column_config.NumberColumn("direct derivatives"),
+            "createdAt": st.column_config.DatetimeColumn(format="YYYY-MM-DD")})
+        csv_download(profile.models, "Download models (CSV)", f"{author}_models.csv",
+                     key="models_csv")
 
 with tab_derived:
-    if profile.derivatives.empty:
-        st.info("Nobody else has derived from these models (in this graph).")
-    else:
-        left, right = st.columns([1, 2])
-        fig = px.bar(profile.by_relation, x="relation", y="n", color="relation",
-                     color_discrete_map=RELATION_COLOURS, labels={"n": "direct derivatives"})
-        fig.update_layout(height=360, margin=dict(t=10, b=10), showlegend=False)
-        left.plotly_chart(fig, key="by_relation_chart")
-        if len(profile.by_month):
-            fig = px.bar(profile.by_month, x="month", y="n", color="relation",
-                         color_discrete_map=RELATION_COLOURS,
-                         labels={"n": "new derivatives by others", "month": ""})
-            fig.update_layout(height=360, margin=dict(t=10, b=10))
-            right.plotly_chart(fig, key="by_month_chart")
-        table, links = link_columns(profile.derivatives, id=("lineage", "model"),
-                                    author=("publishers", "author"))
-        st.dataframe(table, hide_index=True, key="derivatives_table", column_config=links)
-        csv_download(profile.derivatives, "Download derivatives (CSV)",
-                     f"{author}_derivatives.csv", key="derivatives_csv")
+    if tab_derived.open:
+        if profile.derivatives.empty:
+            st.info("Nobody else has derived from these models (in this graph).")
+        else:
+            left, right = st.columns([1, 2])
+            fig = px.bar(profile.by_relation, x="relation", y="n", color="relation",
+                         color_discrete_map=RELATION_COLOURS, labels={"n": "direct derivatives"})
+            fig.update_layout(height=360, margin=dict(t=10, b=10), showlegend=False)
+            left.plotly_chart(fig, key="by_relation_chart")
+            if len(profile.by_month):
+                fig = px.bar(profile.by_month, x="month", y="n", color="relation",
+                             color_discrete_map=RELATION_COLOURS,
+                             labels={"n": "new derivatives by others", "month": ""})
+                fig.update_layout(height=360, margin=dict(t=10, b=10))
+                right.plotly_chart(fig, key="by_month_chart")
+            table, links = link_columns(profile.derivatives, id=("lineage", "model"),
+                                        author=("publishers", "author"))
+            st.dataframe(table, hide_index=True, key="derivatives_table", column_config=links)
+            csv_download(profile.derivatives, "Download derivatives (CSV)",
+                         f"{author}_derivatives.csv", key="derivatives_csv")
 
 with tab_who:
-    if profile.top_derivers.empty:
-        st.info("Nobody else has derived from these models (in this graph).")
-    else:
-        table, links = link_columns(profile.top_derivers, author=("publishers", "author"))
-        st.dataframe(table, hide_index=True, key="top_derivers", column_config=links)
+    if tab_who.open:
+        if profile.top_derivers.empty:
+            st.info("Nobody else has derived from these models (in this graph).")
+        else:
+            table, links = link_columns(profile.top_derivers, author=("publishers", "author"))
+            st.dataframe(table, hide_index=True, key="top_derivers", column_config=links)
 
 with tab_growth:
-    if profile.family_growth.empty:
-        st.info("No dated descendants.")
-    else:
-        fig = px.area(profile.family_growth, x="month", y="total",
-                      labels={"total": "descendants (cumulative)", "month": ""})
-        fig.update_layout(height=380, margin=dict(t=10, b=10))
-        st.plotly_chart(fig, key="family_growth_chart")
-        if profile.undated:
-            st.caption(f"{profile.undated:,} descendants have no known creation date.")
+    if tab_growth.open:
+        if profile.family_growth.empty:
+            st.info("No dated descendants.")
+        else:
+            fig = px.area(profile.family_growth, x="month", y="total",
+                          labels={"total": "descendants (cumulative)", "month": ""})
+            fig.update_layout(height=380, margin=dict(t=10, b=10))
+            st.plotly_chart(fig, key="family_growth_chart")
+            if profile.undated:
+                st.caption(f"{profile.undated:,} descendants have no known creation date.")
 
 with tab_lic:
-    found = stored(LICENCE_AUDIT, _load_audit)
-    if found is None:
-        st.info("The licence audit is not computed yet for this graph (the scheduled job "
-                "builds it after each ingest).")
-        st.stop()
-    audit = found.value
-    in_families = audit.in_families_of(author)
-    own = audit.offenders(author=author)
-    st.markdown(f"**In families rooted at {len(profile.models):,} of their models**: "
-                f"{len(in_families):,} derivatives whose licence is not the same or compatible.")
-    if len(in_families):
-        table, links = link_columns(in_families[["id", "author", "licence", "verdict",
-                                                 "chain_verdict", "root", "downloads",
-                                                 "chain"]],
-                                    id=("lineage", "model"), author=("publishers", "author"))
-        st.dataframe(table, hide_index=True, key="family_conflicts", column_config=links)
-        csv_download(in_families, "Download (CSV)", f"{author}_family_licences.csv",
-                     key="family_lic_csv")
-    st.markdown(f"**Their own derivatives in conflict with their base**: {len(own):,}")
-    if len(own):
-        st.dataframe(own[["id", "licence", "parent", "root_licence", "inheritors", "chain"]],
-                     hide_index=True, key="own_conflicts")
+    if tab_lic.open:
+        found = stored(LICENCE_AUDIT, _load_audit)
+        if found is None:
+            st.info("The licence audit is not computed yet for this graph (the scheduled job "
+                    "builds it after each ingest).")
+            st.stop()
+        audit = found.value
+        in_families = audit.in_families_of(author)
+        own = audit.offenders(author=author)
+        st.markdown(f"**In families rooted at {len(profile.models):,} of their models**: "
+                    f"{len(in_families):,} derivatives whose licence is not the same or compatible.")
+        if len(in_families):
+            table, links = link_columns(in_families[["id", "author", "licence", "verdict",
+                                                     "chain_verdict", "root", "downloads",
+                                                     "chain"]],
+                                        id=("lineage", "model"), author=("publishers", "author"))
+            st.dataframe(table, hide_index=True, key="family_conflicts", column_config=links)
+            csv_download(in_families, "Download (CSV)", f"{author}_family_licences.csv",
+                         key="family_lic_csv")
+        st.markdown(f"**Their own derivatives in conflict with their base**: {len(own):,}")
+        if len(own):
+            st.dataframe(own[["id", "licence", "parent", "root_licence", "inheritors", "chain"]],
+                         hide_index=True, key="own_conflicts")

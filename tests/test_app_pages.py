@@ -36,6 +36,12 @@ def _app(page: str | None = None, **params) -> AppTest:
     return at.run()
 
 
+def _open_tab(at: AppTest, label: str) -> AppTest:
+    """Open one of the page's lazy tabs (only the open tab's content runs)."""
+    at.session_state["lineage_tab"] = label
+    return at.run()
+
+
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -84,10 +90,16 @@ def test_lineage_deep_link(graph_env):
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
     assert "Finetunes **41**" in _texts(at.markdown)
     assert len(at.get("bidi_component")) == 1  # the neo4j-viz lineage graph
-    assert len(at.get("plotly_chart")) == 1  # the timeline
-    desc = _frame(at, *DESC, without=NO_DRIFT)
+    # the other tabs are lazy: their tables and the timeline chart are not built yet
+    assert not at.get("plotly_chart") and not at.dataframe
     assert at.slider(key="depth").value == 2
-    assert len(desc) == 53 and "53 descendants within 2" in _texts(at.caption)
+    assert "53 descendants within 2" in _texts(at.caption)
+    _open_tab(at, "Timeline")
+    _ok(at)
+    assert len(at.get("plotly_chart")) == 1 and not at.get("bidi_component")
+    _open_tab(at, "Descendants")
+    desc = _frame(at, *DESC, without=NO_DRIFT)
+    assert len(desc) == 53
     assert desc["downloads"].fillna(-1).is_monotonic_decreasing  # default sort
     assert at.query_params["model"] in (PHI2, [PHI2])
     at.slider(key="depth").set_value(5).run()
@@ -95,7 +107,7 @@ def test_lineage_deep_link(graph_env):
 
 
 def test_lineage_depth_sort_and_filter(graph_env):
-    at = _app("app_pages/lineage.py", model=PHI2)
+    at = _open_tab(_app("app_pages/lineage.py", model=PHI2), "Descendants")
     at.slider(key="depth").set_value(1).run()
     _ok(at)
     assert len(_frame(at, *DESC, without=NO_DRIFT)) == 41
@@ -108,7 +120,7 @@ def test_lineage_depth_sort_and_filter(graph_env):
 
 
 def test_lineage_ancestors_and_roots(graph_env):
-    at = _app("app_pages/lineage.py", model="BramVanroy/fietje-2-chat")
+    at = _open_tab(_app("app_pages/lineage.py", model="BramVanroy/fietje-2-chat"), "Ancestors")
     _ok(at)
     anc = _frame(at, "is_root")
     assert list(anc["depth"]) == [1, 2, 3]
@@ -117,7 +129,7 @@ def test_lineage_ancestors_and_roots(graph_env):
 
 
 def test_lineage_large_family_is_capped(graph_env):
-    at = _app("app_pages/lineage.py", model=SDXL)
+    at = _open_tab(_app("app_pages/lineage.py", model=SDXL), "Licence drift")
     _ok(at)
     assert "licence" in _texts(at.warning)  # SDXL has licence drift in the mini graph
     assert len(_frame(at, "drift")) > 0

@@ -62,6 +62,8 @@ SPECS = [
     PageSpec("publishers (index)", "/publishers", dataframes=1, title="Publishers"),
     PageSpec("publishers (meta-llama)", "/publishers?author=meta-llama", dataframes=1,
              title="Publishers", extra={"tab": "Derived by others", "plotly": 2}),
+    PageSpec("lineage (timeline tab)", f"/lineage?model={PHI2}", graph=True, title="Lineage",
+             extra={"tab": "Timeline", "plotly": 1}),
     PageSpec("compare", f"/compare?models={PHI2},{GPT2}", plotly=3, dataframes=1,
              title="Compare"),
     PageSpec("trends", f"/trends?model={PHI2}", plotly=1, dataframes=2, title="Trends"),

@@ -61,6 +61,18 @@ def _app(page: str, **params) -> AppTest:
     return at.run()
 
 
+def _tab(at: AppTest, key: str, label: str) -> AppTest:
+    """Open one of a page's lazy tabs (only the open tab's content runs)."""
+    at.session_state[key] = label
+    return at.run()
+
+
+#: the lazy tabs of the pages, by their key
+TABS = {"licence_tab": ("Families", "Publishers", "Licence pairs", "One model", "Rules"),
+        "publisher_tab": ("Models", "Derived by others", "Who derives most", "Family growth",
+                          "Licence conflicts")}
+
+
 def _ok(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -86,10 +98,14 @@ def test_licence_audit_page(graph_env):
     assert int(metrics["In conflict"].replace(",", "")) > 50
     families = _frame(at, "root", "conflict_share")
     assert families["root"].iat[0].endswith("model=unsloth/llama-3-8b-bnb-4bit")  # a link
-    assert len(_frame(at, "author", "family_conflicts")) > 0
     assert set(_frame(at, "verdict", "meaning")["verdict"]) == {
         "same", "compatible", "unstated", "unknown", "missing", "conflict"}
-    assert len(at.get("download_button")) == 3
+    assert len(at.get("download_button")) == 1  # lazy tabs: only the open one ran
+    with pytest.raises(KeyError):
+        _frame(at, "author", "family_conflicts")
+    _tab(at, "licence_tab", "Publishers")
+    assert len(_frame(at, "author", "family_conflicts")) > 0
+    _tab(at, "licence_tab", "Licence pairs")
     at.segmented_control(key="pairs_verdict").set_value("missing").run()
     _ok(at)
     assert (_frame(at, "parent_licence", "edges")["verdict"] == "missing").all()
@@ -121,8 +137,13 @@ def test_publishers_index_and_profile(graph_env):
     _ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Models"] == "2" and int(metrics["Derived by others"]) > 50
-    assert len(at.get("plotly_chart")) == 3  # by relation, by month, family growth
+    assert not at.get("plotly_chart")  # lazy tabs: the charts' tabs are not open yet
     assert "meta-llama" in _texts(at.text)
+    _tab(at, "publisher_tab", "Derived by others")
+    assert len(at.get("plotly_chart")) == 2  # by relation, by month
+    _tab(at, "publisher_tab", "Family growth")
+    assert len(at.get("plotly_chart")) == 1
+    _tab(at, "publisher_tab", "Who derives most")
     assert len(_frame(at, "author", "relations")) > 0
     assert at.query_params["author"] in ("meta-llama", ["meta-llama"])
 
@@ -199,6 +220,8 @@ def test_compare_needs_two(graph_env):
 # -- lineage page: the family export beside the CSV ---------------------------------------
 def test_lineage_offers_the_family_as_graphml_and_json(graph_env):
     at = _app("app_pages/lineage.py", model=PHI2)
+    at.session_state["lineage_tab"] = "Descendants"  # a lazy tab: it runs once opened
+    at.run()
     _ok(at)
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download family (GraphML)" in labels and "Download family (JSON)" in labels
@@ -233,8 +256,12 @@ def test_pages_read_stored_results_and_never_build(graph_env, monkeypatch):
                          ("app_pages/trends.py", {"model": PHI2}),
                          ("app_pages/compare.py", {"models": f"{PHI2},{GPT2}"})):
         at = _app(page, **params)
-        _ok(at)
-        assert not at.info or "not computed yet" not in _texts(at.info), (page, params)
+        key = next((k for k in TABS if k in at.session_state), None)
+        for label in TABS[key] if key else ("",):  # every tab of a page with lazy tabs
+            if key:
+                _tab(at, key, label)
+            _ok(at)
+            assert not at.info or "not computed yet" not in _texts(at.info), (page, params, label)
     # the compare chart's curves are the stored forecasts (observed, WSB curve, forecast)
     at = _app("app_pages/compare.py", models=f"{PHI2},{GPT2}")
     names = {trace.get("name") for c in at.get("plotly_chart")
