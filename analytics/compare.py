@@ -123,9 +123,9 @@ def compare_models(store: GraphStore, model_ids: tuple[str, ...] | list[str], *,
             continue
         desc = q.descendants(store, mid, max_depth)
         per_rel = desc["relation"].value_counts() if len(desc) else pd.Series(dtype=int)
-        overview.append({"id": mid, "author": model.get("author"), "license": model.get("license"),
-                         "createdAt": model.get("createdAt"), "downloads": model.get("downloads"),
-                         "likes": model.get("likes"), "descendants": len(desc),
+        overview.append({"id": mid, "author": model.author, "license": model.license,
+                         "createdAt": model.created_at, "downloads": model.downloads,
+                         "likes": model.likes, "descendants": len(desc),
                          "direct": int((desc["depth"] == 1).sum()) if len(desc) else 0,
                          "generations": int(desc["depth"].max()) if len(desc) else 0,
                          **{r: int(per_rel.get(r, 0)) for r in LINEAGE_RELS}})

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.overview import month_from_ym
+from graph.queries import ModelRow
 from graph.schema import LINEAGE_RELS, REL_TO_RELATION
 
 
@@ -55,7 +56,7 @@ def depth_counts(lineage: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def dated_before_base(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd.Series:
+def dated_before_base(lineage: pd.DataFrame, model: ModelRow | None) -> pd.Series:
     """For each descendant row: True when it is dated before its own parent (the Hub
     back-filled creation dates of old repos, so a derivative can look older than its base).
     Unknown dates are never flagged."""
@@ -64,13 +65,12 @@ def dated_before_base(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd
     created = pd.to_datetime(lineage["createdAt"], utc=True, errors="coerce")
     parent_created = dict(zip(lineage["id"], created))
     if model is not None:
-        parent_created[model["id"]] = pd.to_datetime(model.get("createdAt"), utc=True,
-                                                      errors="coerce")
+        parent_created[model.id] = pd.to_datetime(model.created_at, utc=True, errors="coerce")
     parents = pd.to_datetime(lineage["parent"].map(parent_created), utc=True, errors="coerce")
     return (created < parents).fillna(False).astype(bool).rename("dated_before_base")
 
 
-def licence_drift(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd.DataFrame:
+def licence_drift(lineage: pd.DataFrame, model: ModelRow | None) -> pd.DataFrame:
     """Descendants whose licence differs from their own parent's.
 
     `lineage` is a `graph.queries.descendants` frame (it carries each child's parent and
@@ -84,7 +84,7 @@ def licence_drift(lineage: pd.DataFrame, model: dict[str, Any] | None) -> pd.Dat
         return pd.DataFrame(columns=cols)
     licences = dict(zip(lineage["id"], lineage["license"]))
     if model is not None:
-        licences[model["id"]] = model.get("license")
+        licences[model.id] = model.license
     df = lineage.assign(parent_licence=lineage["parent"].map(licences),
                         licence=lineage["license"])
     norm = lambda s: s.where(s.notna() & (s.astype(str) != ""), None)  # noqa: E731
@@ -149,7 +149,7 @@ class LineageGraph:
                 for r in self.edges.to_dict("records")]
 
 
-def lineage_graph(model: dict[str, Any], ancestors: pd.DataFrame,
+def lineage_graph(model: ModelRow, ancestors: pd.DataFrame,
                   descendants: pd.DataFrame, *, cap: int = 200) -> LineageGraph:
     """Build the drawable subgraph from `ancestors`/`descendants` frames of `graph.queries`.
 
@@ -157,9 +157,9 @@ def lineage_graph(model: dict[str, Any], ancestors: pd.DataFrame,
     until `cap` nodes; since a level is taken whole before the next, every kept descendant's
     parent is kept too. The rest are counted per relation in `hidden`.
     """
-    focus = model["id"]
+    focus = model.id
     nodes = [{"id": focus, "kind": "focus", "relation": None, "depth": 0,
-              "downloads": model.get("downloads"), "caption": focus}]
+              "downloads": model.downloads, "caption": focus}]
     edges = []
     anc = ancestors.head(max(cap // 4, 1)) if len(ancestors) else ancestors
     for r in anc.to_dict("records"):

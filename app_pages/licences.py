@@ -97,7 +97,7 @@ with tab_model:
             model = cached(queries.get_model, model_id)
             if row is None:
                 st.info(f"No base model is recorded for this model, so there is nothing to judge "
-                        f"(its licence: {(model or {}).get('license') or 'none stated'}).")
+                        f"(its licence: {model.license if model else None or 'none stated'}).")
             else:
                 c = st.columns(3)
                 c[0].metric("Verdict", row["verdict"])

@@ -58,20 +58,20 @@ if model is None:  # the index came from an older generation
 st.subheader(md_text(model_id))
 children = cached(queries.descendant_counts, model_id)
 ancestors = cached(queries.ancestors, model_id)
-if model.get("stub"):
+if model.stub:
     as_of = observed_until()
     st.warning(f"**{md_text(model_id)}** is named as a base by {sum(children.values()):,} "
                f"model(s) but was not found on the Hub{f' as of {as_of}' if as_of else ''} "
                "(deleted, renamed, private, or a local path): it has no metadata of its own.")
 m1, m2, m3, m4 = st.columns(4)
-m1.metric("Downloads", f"{model['downloads'] or 0:,}")
-m2.metric("Likes", f"{model['likes'] or 0:,}")
-m3.metric("Created", model["createdAt"].strftime("%Y-%m-%d") if model["createdAt"] else "unknown")
-m4.metric("Licence", md_text(model["license"] or "—"))  # a metric value is Markdown too
-hub_link = "" if model.get("stub") else f" · [open on the Hub]({hub_url(model_id)})"
-st.caption(f"Task: {md_text(model['pipelineTag'] or '—')} · "
-           f"library: {md_text(model['libraryName'] or '—')} · "
-           f"author: {md_text(model['author'] or '—')}{hub_link}")
+m1.metric("Downloads", f"{model.downloads or 0:,}")
+m2.metric("Likes", f"{model.likes or 0:,}")
+m3.metric("Created", model.created_at.strftime("%Y-%m-%d") if model.created_at else "unknown")
+m4.metric("Licence", md_text(model.license or "—"))  # a metric value is Markdown too
+hub_link = "" if model.stub else f" · [open on the Hub]({hub_url(model_id)})"
+st.caption(f"Task: {md_text(model.pipeline_tag or '—')} · "
+           f"library: {md_text(model.library_name or '—')} · "
+           f"author: {md_text(model.author or '—')}{hub_link}")
 st.markdown("**Model tree** (direct derivatives): " + " · ".join(
     f"{RELATION_LABELS[r]} **{children[r]:,}**" for r in LINEAGE_RELS if children[r]
 ) if any(children.values()) else "**Model tree**: no derivatives.")

@@ -6,6 +6,8 @@ are written in the subset Kùzu and Neo4j share; the few differences go through 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -229,13 +231,34 @@ def finish_run(store: GraphStore) -> str:
             f"r.watermark = {_cast(store, '$watermark', 'TIMESTAMP')}")
 
 
-def running_run(store: GraphStore) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class RunningRun:
+    """An ingest run recorded as running (killed or still going): what resuming it needs.
+    Timestamps are naive UTC as the graph stores them; rejects and counts are JSON text."""
+
+    id: str
+    source: str | None
+    mode: str | None
+    cursor: int
+    rejects: str | None
+    counts: str | None
+    started_at: datetime | None
+    since: datetime | None
+    record_limit: int | None
+    watermark: datetime | None
+
+
+def running_run(store: GraphStore) -> RunningRun | None:
+    """The run left `running` in the graph, if any."""
     rows = store.rows("MATCH (r:IngestRun) WHERE r.status = 'running' RETURN r.id AS id, "
                       "r.source AS source, r.mode AS mode, r.cursor AS cursor, "
-                      "r.rejects AS rejects, r.startedAt AS startedAt, r.since AS since, "
-                      "r.recordLimit AS recordLimit, r.counts AS counts, "
+                      "r.rejects AS rejects, r.startedAt AS started_at, r.since AS since, "
+                      "r.recordLimit AS record_limit, r.counts AS counts, "
                       "r.watermark AS watermark")
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    return RunningRun(**{**row, "cursor": int(row["cursor"] or 0)})
 
 
 #: the newest finished ingest run (names a Neo4j generation)
@@ -288,10 +311,36 @@ _MODEL_COLS = ("m.id AS id, m.author AS author, m.createdAt AS createdAt, "
                "m.libraryName AS libraryName, m.license AS license, m.stub AS stub")
 
 
-def get_model(store: GraphStore, model_id: str) -> dict[str, Any] | None:
-    rows = store.rows(f"MATCH (m:Model {{id: $id}}) RETURN {_MODEL_COLS}, m.tags AS tags, "
+@dataclass(frozen=True)
+class ModelRow:
+    """One model's own properties, as the pages show them (`get_model`). A stub is a parent
+    named by a base_model link that is not a model on the Hub: it has no metadata."""
+
+    id: str
+    author: str | None = None
+    created_at: datetime | None = None  # naive UTC; None where the Hub back-filled the date
+    downloads: int | None = None
+    likes: int | None = None
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    license: str | None = None
+    stub: bool = False
+    tags: tuple[str, ...] = ()
+    parameters: int | None = None
+    gated: str | None = None
+
+
+def get_model(store: GraphStore, model_id: str) -> ModelRow | None:
+    """The model with this exact id, or None."""
+    rows = store.rows("MATCH (m:Model {id: $id}) RETURN m.id AS id, m.author AS author, "
+                      "m.createdAt AS created_at, m.downloads AS downloads, m.likes AS likes, "
+                      "m.pipelineTag AS pipeline_tag, m.libraryName AS library_name, "
+                      "m.license AS license, m.stub AS stub, m.tags AS tags, "
                       "m.parameters AS parameters, m.gated AS gated", {"id": model_id})
-    return rows[0] if rows else None
+    if not rows:
+        return None
+    row = rows[0]
+    return ModelRow(**{**row, "stub": bool(row["stub"]), "tags": tuple(row["tags"] or ())})
 
 
 def parents(store: GraphStore, model_id: str) -> pd.DataFrame:

@@ -185,8 +185,8 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
             # killed while the staging copy was being made: nothing in it was committed by
             # the run, so start again from the published generation (else every rerun fails)
             store, run = None, None
-        if run and run["mode"] == "incremental" and run["source"] == source.name:
-            report = _run_batches(store, source, run["id"], limit, since, progress,
+        if run and run.mode == "incremental" and run.source == source.name:
+            report = _run_batches(store, source, run.id, limit, since, progress,
                                   batch_size, resume=run)
             return _finish(gens, store, staging_dir, report, refresh)
         # a bulk first load cannot be resumed half-way: start it again from nothing
@@ -210,8 +210,8 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
     """Neo4j (or a store handed in): upserts in place; an unfinished run is resumed."""
     store.ensure_schema()
     run = q.running_run(store)
-    if run and run["source"] == source.name:
-        report = _run_batches(store, source, run["id"], limit, since, progress, batch_size,
+    if run and run.source == source.name:
+        report = _run_batches(store, source, run.id, limit, since, progress, batch_size,
                               resume=run)
     else:
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
@@ -400,24 +400,24 @@ def _checkpoint(store: GraphStore, report: RunReport, done: int, batch_size: int
 
 
 def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, progress,
-                 batch_size: int, resume: dict | None) -> RunReport:
+                 batch_size: int, resume: q.RunningRun | None) -> RunReport:
     report = RunReport(run_id, source.name, "incremental")
     done = 0
     stats = LineageStats()
     if resume:
-        done = int(resume["cursor"] or 0)
-        report.rejects.update(json.loads(resume["rejects"] or "{}"))
-        saved = json.loads(resume.get("counts") or "{}")
+        done = resume.cursor
+        report.rejects.update(json.loads(resume.rejects or "{}"))
+        saved = json.loads(resume.counts or "{}")
         report.read = int(saved.get("read", 0))
         report.loaded.update(saved.get("loaded", {}))
         report.skipped.update(saved.get("skipped", {}))
         batch_size = int(saved.get("batch_size") or batch_size)
         report.resumed_from = done
-        if resume.get("startedAt") is not None:
-            report.started_at = resume["startedAt"].replace(tzinfo=timezone.utc)
+        if resume.started_at is not None:
+            report.started_at = resume.started_at.replace(tzinfo=timezone.utc)
         # replay the interrupted run's own selection, so the cursor means the same records
-        since = resume["since"].replace(tzinfo=timezone.utc) if resume.get("since") else None
-        limit = resume.get("recordLimit")
+        since = resume.since.replace(tzinfo=timezone.utc) if resume.since else None
+        limit = resume.record_limit
     else:
         _start_run(store, report, since, limit)
     # the source is deterministic: the first `done` items are what the interrupted run
@@ -427,8 +427,8 @@ def _run_batches(store: GraphStore, source: Source, run_id: str, limit, since, p
     if done:
         stats = _replay(items, since, done, batch_size, typed)
     stream = RecordStream(report, since)
-    if resume and resume.get("watermark") is not None:
-        stream.watermark = resume["watermark"].replace(tzinfo=timezone.utc)
+    if resume and resume.watermark is not None:
+        stream.watermark = resume.watermark.replace(tzinfo=timezone.utc)
     resolver = resolver_from_store(store)
     history = AuthorHistory(store)  # the authors' habits, for typing each batch's links
     if progress and done:

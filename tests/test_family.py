@@ -73,7 +73,7 @@ def test_licence_drift_against_reference(store):
     model = q.get_model(store, SDXL)
     desc = q.descendants(store, SDXL, 3)
     got = F.licence_drift(desc, model)
-    licence = {model["id"]: model["license"], **dict(zip(desc["id"], desc["license"]))}
+    licence = {model.id: model.license, **dict(zip(desc["id"], desc["license"]))}
     want = {}
 
     def stated(value):
@@ -141,7 +141,7 @@ def test_node_size():
 
 
 def test_dated_before_base():
-    model = {"id": "base/m", "createdAt": pd.Timestamp("2023-06-01", tz="UTC")}
+    model = q.ModelRow("base/m", created_at=pd.Timestamp("2023-06-01", tz="UTC"))
     lineage = pd.DataFrame({
         "id": ["a/child", "b/older", "c/grandchild", "d/undated"],
         "parent": ["base/m", "base/m", "a/child", "a/child"],
@@ -158,7 +158,7 @@ def test_dated_before_base_on_the_mini_graph(store):
     desc = q.descendants(store, PHI2, 6)
     flags = F.dated_before_base(desc, model)
     created = dict(zip(desc["id"], pd.to_datetime(desc["createdAt"], utc=True)))
-    created[PHI2] = pd.to_datetime(model["createdAt"], utc=True)
+    created[PHI2] = pd.to_datetime(model.created_at, utc=True)
     want = [bool(pd.notna(c) and pd.notna(created.get(p)) and c < created[p])
             for c, p in zip(pd.to_datetime(desc["createdAt"], utc=True), desc["parent"])]
     assert flags.tolist() == want

@@ -163,7 +163,7 @@ def test_stubs_that_resolve_later_every_way(tmp_path, monkeypatch, statements):
                                                                          "unknown/model"}
         pd.testing.assert_frame_equal(_models(a), _models(b))
         dup = q.get_model(a, "dup/m")
-        assert (dup["downloads"], dup["likes"], dup["pipelineTag"]) == (5, 2, "fill-mask")
+        assert (dup.downloads, dup.likes, dup.pipeline_tag) == (5, 2, "fill-mask")
         assert _edges(a, "TRAINED_ON", "Model") == _edges(b, "TRAINED_ON", "Model")
     finally:
         a.close()

@@ -434,7 +434,7 @@ def test_poison_through_the_live_hub_path(real, tmp_path):
     store = open_store(read_only=True, root=tmp_path)
     try:
         m = q.get_model(store, "poison/nan")
-        assert m["downloads"] is None and m["likes"] == 1
-        assert q.get_model(store, "poison/sur")["tags"] == ["ok"]
+        assert m.downloads is None and m.likes == 1
+        assert q.get_model(store, "poison/sur").tags == ("ok",)
     finally:
         store.close()

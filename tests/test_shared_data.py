@@ -47,6 +47,6 @@ def test_full_july_2024_snapshot(tmp_path):
         for family in ("stabilityai/stable-diffusion-xl-base-1.0",
                        "distilbert/distilbert-base-uncased", "mistralai/Mistral-7B-v0.1"):
             assert check_real_family(store, family, edges) > 4500
-        assert q.get_model(store, "openai-community/gpt2")["createdAt"] is None  # back-fill
+        assert q.get_model(store, "openai-community/gpt2").created_at is None  # back-fill
     finally:
         store.close()

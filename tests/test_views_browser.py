@@ -123,6 +123,15 @@ def test_family_graphml_download(app_url, browser, tmp_path):
     seconds, p = load_page(browser, app_url, spec, timeout=90)
     assert seconds is not None and not p.get("exceptions"), p
     browser.call("Page.setDownloadBehavior", behavior="allow", downloadPath=str(tmp_path))
+    assert browser.evaluate(  # the buttons are in the Descendants tab (lazy: runs once opened)
+        "(() => { const t = [...document.querySelectorAll('[role=tab]')]"
+        ".find(b => b.innerText.includes('Descendants')); if (!t) return false;"
+        " t.click(); return true; })()")
+    find_button = ("[...document.querySelectorAll('button')]"
+                   ".some(b => b.innerText.includes('Download family (GraphML)'))")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not browser.evaluate(find_button):
+        time.sleep(0.2)
     clicked = browser.evaluate(
         "(() => { const b = [...document.querySelectorAll('button')]"
         ".find(b => b.innerText.includes('Download family (GraphML)'));"

@@ -69,7 +69,7 @@ def test_observations_and_runs(mini_store):
     assert len(runs) == 1 and runs["models"].iat[0] == q.count_nodes(mini_store)["Model"] - \
         q.count_nodes(mini_store)["Model (stub)"]
     obs = vq.model_observations(mini_store, ["microsoft/phi-2"])
-    assert obs["downloads"].tolist() == [q.get_model(mini_store, "microsoft/phi-2")["downloads"]]
+    assert obs["downloads"].tolist() == [q.get_model(mini_store, "microsoft/phi-2").downloads]
     assert vq.repeated_observations(mini_store).empty
 
 
