@@ -312,13 +312,19 @@ class PooledRateForecaster:
         mode = str(self.horizon_calibration)
         if mode == "none":
             return
+        origins: dict = {}
         for j, h in enumerate(self.horizon_grid_.astype(int)):
             mu1, last, x = [], [], []
             for k in range(h, h + int(self.horizon_origins)):
-                f = origin_features(self._counts, self._n_obs, self._authors, k)
+                if k not in origins:  # consecutive horizons share origins: compute each once
+                    f = origin_features(self._counts, self._n_obs, self._authors, k)
+                    rate = np.full(len(f.last), np.nan)
+                    rate[f.eligible] = self._rate(f.X[f.eligible])
+                    origins[k] = (f, rate)
+                f, rate = origins[k]
                 keep = f.eligible & (f.pos + h <= self._n_obs - 1)
                 if keep.any():
-                    mu1.append(self._rate(f.X[keep]))
+                    mu1.append(rate[keep])
                     last.append(f.last[keep])
                     x.append(value_at(self._counts, f.pos + h)[keep])
             n = sum(len(v) for v in x)
