@@ -116,3 +116,15 @@ def test_band_calibrated_per_horizon_covers_long_horizons():
         assert np.all(lo[rows] <= p[rows]) and np.all(p[rows] <= hi[rows])
     assert est.horizon_rows_[h - 1] >= est.min_horizon_rows and np.all(est.band_scale_ >= 1.0)
     assert cover["none"] < 0.4 and 0.65 <= cover["band"] <= 0.95, cover
+
+
+def test_horizons_longer_than_the_history_take_the_longest_measured_band():
+    """Series 10 months long: the 12-month step has no outcome (no series is eligible that far
+    back) and keeps the widest horizon that had outcomes."""
+    gs = steady_series(n=400, T=10, seed=4)
+    est = PooledRateForecaster().fit(gs)
+    assert est.rate_model_ is not None and est.horizon_rows_[-1] == 0
+    last = np.flatnonzero(est.horizon_rows_ >= est.min_horizon_rows)[-1]
+    assert np.all(est.band_scale_[last:] == est.band_scale_[last])
+    p, lo, hi = est.predict_interval(12)
+    assert np.all(lo[est.eligible_] <= p[est.eligible_])

@@ -319,7 +319,8 @@ class PooledRateForecaster:
                 if k not in origins:  # consecutive horizons share origins: compute each once
                     f = origin_features(self._counts, self._n_obs, self._authors, k)
                     rate = np.full(len(f.last), np.nan)
-                    rate[f.eligible] = self._rate(f.X[f.eligible])
+                    if f.eligible.any():
+                        rate[f.eligible] = self._rate(f.X[f.eligible])
                     origins[k] = (f, rate)
                 f, rate = origins[k]
                 keep = f.eligible & (f.pos + h <= self._n_obs - 1)
