@@ -216,6 +216,8 @@ def forecast_series(series: GrowthSeries, *, horizons: Sequence[int] = HORIZONS,
                           "n_train": int(pooled.n_train_),
                           "n_calibration": int(pooled.n_calibration_),
                           "calibration_coverage": pooled.calibration_coverage_,
+                          "band_scale_by_horizon": [float(x) for x in pooled.band_scale_],
+                          "band_rows_by_horizon": [int(x) for x in pooled.horizon_rows_],
                           "has_model": pooled.rate_model_ is not None}
     meta["build_seconds"] = round(time.perf_counter() - t0, 2)
     return ForecastTable(models=models, series=curve, paths=paths, skill=skill, meta=meta)

@@ -151,7 +151,7 @@ def main() -> None:
     st.caption(
         f"New derivatives (fine-tunes, adapters, quantizations, merges) per base model, observed "
         f"up to {as_of}. Forecasts: {meta.get('method_text', meta.get('method'))}; the 80% "
-        f"range is calibrated on the latest months' outcomes. WSB parameters "
+        f"range is calibrated on the latest outcomes of each horizon. WSB parameters "
         f"(c(t) = m·(exp(λ·Φ((ln t − μ)/σ)) − 1), m = 100) are given where the curve fit "
         f"passes every check ({meta.get('n_fit_ok', 0):,} of {len(table):,} base models).")
 

@@ -38,11 +38,12 @@ def test_rolling_backtest_scores_every_method_on_the_same_series():
 
 
 def test_summarise_by_hand():
-    pred = pd.DataFrame({"method": "m", "horizon": 3, "split": "test", "last": [1.0, 10, 10],
+    pred = pd.DataFrame({"method": "m", "horizon": 3, "split": "test", "model": ["a", "b", "a"],
+                         "last": [1.0, 10, 10],
                          "observed": [1.0, 20, 10], "forecast": [2.0, 20, np.nan],
                          "low": [1.0, 15, np.nan], "high": [1.0, 30, np.nan]})
     t = summarise(pred, ("method",)).iloc[0]
-    assert t["n_series"] == 2 and t["n_failed"] == 1
+    assert t["n_series"] == 2 and t["n_failed"] == 1 and t["n_models"] == 2
     np.testing.assert_allclose(t["mae"], (np.log(3) - np.log(2)) / 2)
     np.testing.assert_allclose(t["mdape"], 50.0)
     assert t["coverage"] == 1.0

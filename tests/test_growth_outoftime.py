@@ -68,3 +68,19 @@ def test_real_trees_2025():
     assert (c["crawl_date"] <= pd.Timestamp("2025-05-01", tz="UTC")).all()
     gemma = c.set_index("model").loc["google/gemma-7b"]
     assert gemma["capped"] and gemma["n_adapters"] == 3000
+
+
+def test_out_of_time_scores_only_models_with_a_derivative_at_the_end(tmp_path):
+    """A model of the trees whose July series ends at 0 (its July children came in the last,
+    incomplete month) has no product forecast: no method is scored on it, and it is named."""
+    _write_trees(tmp_path / "trees.jsonl.gz")
+    counts = tree_counts(read_trees(tmp_path / "trees.jsonl.gz"))
+    created = pd.Timestamp("2024-01-05", tz="UTC")
+    series = GrowthSeries(ids=np.array(["org/base", "a/ft1"], dtype=object),
+                          counts=np.array([[1.0, 1, 2, 2, 2, 2], [0, 0, 0, 0, 0, 0]]),
+                          n_obs=np.array([6, 6]),
+                          info=pd.DataFrame({"parent_created": [created, created]}))
+    rows = out_of_time(series, counts, {"last_value": LastValue,
+                                        "pooled_rate": PooledRateForecaster})
+    assert set(rows["model"]) == {"org/base"} and len(rows) == 2
+    assert rows.attrs["no_derivative_at_end"] == ["a/ft1"]

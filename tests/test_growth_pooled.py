@@ -73,7 +73,8 @@ def test_enough_series_but_none_grew_falls_back_to_the_last_value():
     np.testing.assert_array_equal(est.predict_ahead(6), np.ones(80))
 
 
-@pytest.mark.parametrize("bad", [{"level": 1.2}, {"rate_origins": 0}, {"max_damping": 5.0}])
+@pytest.mark.parametrize("bad", [{"level": 1.2}, {"rate_origins": 0}, {"max_damping": 5.0},
+                                 {"horizon_calibration": "sometimes"}, {"horizon_origins": 0}])
 def test_validation_happens_in_fit(bad):
     est = PooledRateForecaster(**bad)
     with pytest.raises(ValueError):
@@ -86,3 +87,44 @@ def test_deterministic():
     b = PooledRateForecaster().fit(gs).predict_interval(6)
     for x, y in zip(a, b):
         np.testing.assert_array_equal(x, y)
+
+
+def accelerating_series(n=800, T=40, growth=1.12, seed=3):
+    """Series whose monthly rate grows by ``growth`` a month: a band set on 3-month outcomes
+    (and a rate that never grows) is too narrow 12 months out."""
+    rng = np.random.default_rng(seed)
+    rate = rng.gamma(0.6, 0.5, n)
+    start = rng.integers(0, T - 28, n)
+    counts = np.full((n, T), np.nan)
+    for i in range(n):
+        m = T - start[i]
+        counts[i, :m] = 1 + np.cumsum(rng.poisson(rate[i] * growth ** np.arange(m)))
+    ids = np.array([f"org{i % 40}/m{i}" for i in range(n)], dtype=object)
+    return GrowthSeries(ids=ids, counts=counts, n_obs=T - start)
+
+
+def test_band_calibrated_per_horizon_covers_long_horizons():
+    gs, h = accelerating_series(), 12
+    train = gs.truncate(h)
+    cover = {}
+    for mode in ("none", "band"):
+        est = PooledRateForecaster(horizon_calibration=mode).fit(train)
+        p, lo, hi = est.predict_interval(h)
+        rows = np.flatnonzero(est.eligible_)
+        truth = gs.counts[rows, train.n_obs[rows] - 1 + h]
+        cover[mode] = np.mean((truth >= lo[rows]) & (truth <= hi[rows]))
+        assert np.all(lo[rows] <= p[rows]) and np.all(p[rows] <= hi[rows])
+    assert est.horizon_rows_[h - 1] >= est.min_horizon_rows and np.all(est.band_scale_ >= 1.0)
+    assert cover["none"] < 0.4 and 0.65 <= cover["band"] <= 0.95, cover
+
+
+def test_horizons_longer_than_the_history_take_the_longest_measured_band():
+    """Series 10 months long: the 12-month step has no outcome (no series is eligible that far
+    back) and keeps the widest horizon that had outcomes."""
+    gs = steady_series(n=400, T=10, seed=4)
+    est = PooledRateForecaster().fit(gs)
+    assert est.rate_model_ is not None and est.horizon_rows_[-1] == 0
+    last = np.flatnonzero(est.horizon_rows_ >= est.min_horizon_rows)[-1]
+    assert np.all(est.band_scale_[last:] == est.band_scale_[last])
+    p, lo, hi = est.predict_interval(12)
+    assert np.all(lo[est.eligible_] <= p[est.eligible_])

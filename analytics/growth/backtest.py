@@ -82,8 +82,9 @@ class BacktestResult:
 def summarise(
     pred: pd.DataFrame, by: Iterable[str] = ("split", "horizon", "method")
 ) -> pd.DataFrame:
-    """n_series, n_failed (eligible but no forecast), mae, mdae, rmsle, mdape (median absolute
-    % error of the count), coverage per group."""
+    """Per group: n_series (scored forecasts: one per series and origin), n_models (distinct
+    base models among them: rows without a ``model`` column count one each), n_failed (eligible but no forecast), mae, mdae, rmsle, mdape
+    (median absolute % error of the count), coverage."""
     by = list(by)
     d = pred.copy()
     if "size" in by:
@@ -106,6 +107,7 @@ def summarise(
     out = pd.DataFrame(
         {
             "n_series": g["_ae"].count(),
+            "n_models": g["model"].nunique() if "model" in d else g["_ae"].size(),
             "n_failed": g["_failed"].sum().astype(int),
             "mae": g["_ae"].mean(),
             "mdae": g["_ae"].median(),
@@ -254,7 +256,7 @@ def goal_table(
             continue
         base = g.loc[[b for b in baselines if b in g.index]]
         p = g.loc[product]
-        row = {"horizon": int(h), "n_series": int(p["n_series"])}
+        row = {"horizon": int(h), "n_series": int(p["n_series"]), "n_models": int(p["n_models"])}
         for metric in ("mae", "mdae"):
             best = base[metric].idxmin()
             row[f"{metric}"] = p[metric]

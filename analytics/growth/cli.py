@@ -101,6 +101,10 @@ def _outoftime(gs, edges, args) -> int:
           f"{one['horizon_months'].min():.1f}-{one['horizon_months'].max():.1f} months; "
           f"{int(one['capped'].sum())} with a capped list; July children still listed in "
           f"2025: {one['july_still_listed'].sum():,} of {one['july_children'].sum():,}")
+    left_out = rows.attrs.get("no_derivative_at_end", [])
+    if left_out:
+        print(f"not scored, no derivative at the end of the last complete July month (no method "
+              f"is scored on them): {len(left_out)}: {', '.join(left_out)}")
     with pd.option_context("display.width", 160, "display.max_rows", 500):
         comparable = ~rows["capped"] & (rows["july_still_listed"] >= 0.5 * rows["july_children"])
         parts = (("all", rows), ("lists not capped", rows[~rows["capped"]]),

@@ -106,12 +106,20 @@ def out_of_time(series: GrowthSeries, counts: pd.DataFrame,
     """Fit every method on the full ``series`` (the July-2024 graph) and forecast each model of
     ``counts`` (:func:`tree_counts`) that has a series to its crawl date.
 
+    Only models with at least one derivative at the end of their last complete month are
+    scored (the backtest's rule, and the models the product forecasts): every method is
+    scored on the same models.  ``result.attrs["no_derivative_at_end"]`` lists the others.
+
     Returns one row per (method, model): horizon_months (from the series' last complete month
     to the crawl), last (July count), observed (2025 lists), forecast, low, high, plus the
     comparability columns of ``counts``."""
     row = {m: i for i, m in enumerate(series.ids)}
     c = counts[counts["model"].isin(row)].copy()
     idx = c["model"].map(row).to_numpy(int)
+    at_end = series.counts[idx, np.maximum(series.n_obs[idx] - 1, 0)]
+    forecastable = (series.n_obs[idx] >= 1) & (np.nan_to_num(at_end) >= 1)
+    left_out = sorted(c.loc[~forecastable, "model"])
+    c, idx = c[forecastable].copy(), idx[forecastable]
     created = pd.to_datetime(series.info["parent_created"], utc=True).to_numpy()[idx]
     end = pd.to_datetime(created) + pd.to_timedelta(series.n_obs[idx] * MONTH_DAYS, unit="D")
     h = ((pd.to_datetime(c["crawl_date"], utc=True).to_numpy() - end.to_numpy())
@@ -126,8 +134,9 @@ def out_of_time(series: GrowthSeries, counts: pd.DataFrame,
             p, low, high = _at_horizon(est, hj)
             fc[j], lo[j], hi[j] = p[i], low[i], high[i]
         frames.append(c.assign(method=name, forecast=fc, low=lo, high=hi))
-    out = pd.concat(frames, ignore_index=True)
-    return out.rename(columns={"observed_2025": "observed"})
+    out = pd.concat(frames, ignore_index=True).rename(columns={"observed_2025": "observed"})
+    out.attrs["no_derivative_at_end"] = left_out
+    return out
 
 
 def _at_horizon(est, h: float):
