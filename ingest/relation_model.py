@@ -87,6 +87,7 @@ class RelationTyper:
     def fit(self, links: pd.DataFrame, y: Sequence[str], *, groups: Sequence | None = None,
             habits: pd.DataFrame | None = None) -> "RelationTyper":
         from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
 
         y = np.asarray(y, dtype=object)
         if len(links) != len(y):
@@ -113,7 +114,8 @@ class RelationTyper:
             max_leaf_nodes=self.max_leaf_nodes, min_samples_leaf=self.min_samples_leaf,
             l2_regularization=self.l2_regularization, early_stopping=False,
             random_state=self.random_state)
-        clf.fit(X, y, sample_weight=weights / weights.mean())
+        with threadpool_limits(1, user_api="openmp"):  # see analytics.growth.pooled: one
+            clf.fit(X, y, sample_weight=weights / weights.mean())  # thread, not spin-waits
         self.classes_ = np.asarray(clf.classes_, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.trees_ = _export_trees(clf)

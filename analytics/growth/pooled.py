@@ -37,6 +37,7 @@ from scipy.optimize import minimize
 from scipy.special import gammaln
 from scipy.stats import nbinom
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from analytics.growth.features import FEATURE_NAMES, authors_of, origin_features, value_at
 from analytics.growth.series import GrowthSeries, _as_matrix, _n_obs_from_counts
@@ -198,11 +199,16 @@ class PooledRateForecaster:
         if self.n_train_ < int(self.min_train) or not (y > 0).any():
             return self  # too little to learn from (or nothing grew): the last value stands
         base = self._base_rate(X)
-        self.rate_model_ = HistGradientBoostingRegressor(
-            loss="poisson", max_iter=int(self.max_iter), learning_rate=float(self.learning_rate),
-            max_leaf_nodes=int(self.max_leaf_nodes), min_samples_leaf=int(self.min_samples_leaf),
-            early_stopping=False, random_state=self.random_state).fit(X, y / base,
-                                                                      sample_weight=base)
+        # one OpenMP thread: beside other work (the dashboard, a second job) the threads
+        # spin-wait on each other; measured on 2 cores under load: 8-15 s with one, 57-111 s
+        # with two (a quiet machine gains less than 2x from the second)
+        with threadpool_limits(1, user_api="openmp"):
+            self.rate_model_ = HistGradientBoostingRegressor(
+                loss="poisson", max_iter=int(self.max_iter),
+                learning_rate=float(self.learning_rate),
+                max_leaf_nodes=int(self.max_leaf_nodes),
+                min_samples_leaf=int(self.min_samples_leaf), early_stopping=False,
+                random_state=self.random_state).fit(X, y / base, sample_weight=base)
         self.rate_ = np.where(self.eligible_, self._rate(now.X), np.nan)
         self._fit_spread()
         self._fit_horizons()
