@@ -50,12 +50,10 @@ from sklearn.utils.validation import check_is_fitted
 from analytics.embeddings import DIM, TextEncoder, clean_tags, split_words
 from analytics.search import ParsedQuery, name_key, parse_query, task_phrases
 from graph.schema import LINEAGE_RELS
+from graph.vocabulary import QUANT_NAME, looks_quantized
 
 RELATIONS = tuple(LINEAGE_RELS)  # finetune, adapter, quantized, merge, unknown
 _REL_BIT = {r: 1 << i for i, r in enumerate(RELATIONS)}
-_QUANT_MARKERS = re.compile(r"(?:^|[^a-z])(gguf|gptq|awq|exl2|ggml|bnb|bitsandbytes|4bit|8bit|"
-                            r"4-bit|8-bit|int4|int8|q4_k_m|q8_0|quantized|mlx-4bit|fp8|hqq|"
-                            r"nf4)(?:$|[^a-z])", re.I)
 _STOP = frozenset(ENGLISH_STOP_WORDS) | {"model", "models", "want", "need", "good", "best"}
 _ONNX_FAILED = False
 _RAW = re.compile(r"[/_\-.\s:+,()\[\]]+")
@@ -98,14 +96,14 @@ def _doc_tokens(mid: str, tags, task, library) -> list[str]:
 def is_quantized(mid: str, tags, relations) -> bool:
     if relations is not None and "quantized" in list(relations):
         return True
-    if _QUANT_MARKERS.search(mid or ""):
+    if QUANT_NAME.search((mid or "").split("/", 1)[-1]):
         return True
     return any(_quant_tag(str(t)) for t in (tags if tags is not None else ()))
 
 
 @lru_cache(maxsize=200_000)
 def _quant_tag(tag: str) -> bool:
-    return bool(_QUANT_MARKERS.search(tag))
+    return looks_quantized("", (tag,))
 
 
 @dataclass

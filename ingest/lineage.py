@@ -17,19 +17,17 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from graph.schema import LINEAGE_RELS
+from graph.vocabulary import QUANT_NAME, QUANT_TAGS
+
 Relation = Literal["finetune", "adapter", "quantized", "merge", "unknown"]
-RELATIONS: tuple[Relation, ...] = ("finetune", "adapter", "quantized", "merge", "unknown")
+RELATIONS: tuple[Relation, ...] = tuple(LINEAGE_RELS)  # the names graph.schema types
 _TYPED = {"finetune", "adapter", "quantized", "merge"}
 _CARD_RELATION_ALIASES = {"quantization": "quantized", "quantize": "quantized",
                           "fine-tune": "finetune", "fine_tune": "finetune", "finetuned": "finetune",
                           "lora": "adapter", "peft": "adapter", "merged": "merge"}
 
 _SPACE = re.compile(r"\s")
-_QUANT_TAGS = {"gguf", "gptq", "awq", "exl2", "4-bit", "8-bit", "bitsandbytes", "quantized",
-               "autoround", "hqq", "aqlm", "ggml", "fp8", "compressed-tensors", "bnb", "mlx"}
-_QUANT_ID = re.compile(
-    r"(gguf|ggml|gptq|awq|exl2|bnb|[-_.]?\d(\.\d+)?bits?\b|\b[48]bit|int[48]|fp8|nf4|q[2-8]_k|"
-    r"q[2-8]_[01]|\bquant|[-_]mlx\b|imatrix|hqq|aqlm)", re.I)
 _ADAPTER_TAGS = {"peft", "lora", "adapter-transformers", "qlora"}
 _MERGE_TAGS = {"mergekit", "merge", "moerge"}
 
@@ -98,7 +96,7 @@ def infer_relation(child_id: str, tags: Iterable[str], n_parents: int, *,
         return "merge"
     if has_adapter_config or (library or "").lower() == "peft" or tagset & _ADAPTER_TAGS:
         return "adapter"
-    if tagset & _QUANT_TAGS or _QUANT_ID.search(child_id.split("/", 1)[-1]):
+    if tagset & QUANT_TAGS or QUANT_NAME.search(child_id.split("/", 1)[-1]):
         return "quantized"
     return "finetune"
 
