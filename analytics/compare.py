@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from graph.dates import utc_times
 from graph.schema import LINEAGE_RELS
 from graph.store import GraphStore
 
@@ -101,7 +102,7 @@ def growth_curves(forecasts: "ForecastTable | None", model_ids: list[str], *,
     if not frames:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     out = pd.concat(frames, ignore_index=True)[CURVE_COLUMNS]
-    out["date"] = pd.to_datetime(out["date"], utc=True)
+    out["date"] = utc_times(out["date"])
     for col in ("value", "low", "high"):
         out[col] = pd.to_numeric(out[col], errors="coerce")
     return out

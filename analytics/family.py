@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.overview import month_from_ym
+from graph.dates import utc_times
 from graph.queries import ModelRow
 from graph.schema import LINEAGE_RELS, REL_TO_RELATION
 
@@ -62,11 +63,11 @@ def dated_before_base(lineage: pd.DataFrame, model: ModelRow | None) -> pd.Serie
     Unknown dates are never flagged."""
     if lineage.empty:
         return pd.Series(dtype=bool)
-    created = pd.to_datetime(lineage["createdAt"], utc=True, errors="coerce")
+    created = utc_times(lineage["createdAt"])
     parent_created = dict(zip(lineage["id"], created))
     if model is not None:
-        parent_created[model.id] = pd.to_datetime(model.created_at, utc=True, errors="coerce")
-    parents = pd.to_datetime(lineage["parent"].map(parent_created), utc=True, errors="coerce")
+        parent_created[model.id] = utc_times(model.created_at)
+    parents = utc_times(lineage["parent"].map(parent_created))
     return (created < parents).fillna(False).astype(bool).rename("dated_before_base")
 
 

@@ -64,6 +64,7 @@ from analytics.growth.backtest import PRODUCT, SIZE_BINS, SIZE_LABELS, rolling_b
 from analytics.growth.fitters import FLAG_NAMES, LastValue, WSBFitter
 from analytics.growth.pooled import METHOD_NAME, METHOD_TEXT, PooledRateForecaster
 from analytics.growth.series import MONTH_DAYS, GrowthSeries, derivative_series
+from graph.dates import utc_times
 
 HORIZONS = (3, 6, 12)
 PATH_MONTHS = 12
@@ -175,7 +176,7 @@ def forecast_series(series: GrowthSeries, *, horizons: Sequence[int] = HORIZONS,
     last = np.zeros(n)
     has = series.n_obs > 0
     last[has] = series.counts[np.flatnonzero(has), series.n_obs[has] - 1]
-    created = (pd.to_datetime(info["parent_created"], utc=True) if "parent_created" in info
+    created = (utc_times(info["parent_created"]) if "parent_created" in info
                else pd.Series(pd.NaT, index=range(n), dtype="datetime64[ns, UTC]"))
     end = created + pd.to_timedelta(series.n_obs * MONTH_DAYS, unit="D")
     models = pd.DataFrame({
@@ -260,7 +261,7 @@ def _forecast_columns(models, pooled, horizons, series) -> pd.DataFrame:
             if n else pd.array([], dtype="Int64")
     rows = np.flatnonzero(eligible)
     frames = []
-    end = pd.to_datetime(models["series_end"], utc=True)
+    end = utc_times(models["series_end"])
     for j in range(1, PATH_MONTHS + 1 if rows.size else 1):
         p, lo, hi = pooled.predict_interval(j)
         frames.append(pd.DataFrame({
@@ -283,7 +284,7 @@ def _series_frame(series: GrowthSeries, models: pd.DataFrame, wsb) -> pd.DataFra
     rows, month = np.nonzero(mask)
     fit = wsb.predict(np.arange(T) + 1.0)
     fit[~wsb.ok_] = np.nan
-    created = pd.to_datetime(models["parent_created"], utc=True).to_numpy()
+    created = utc_times(models["parent_created"]).to_numpy()
     date = pd.to_datetime(created[rows]) + pd.to_timedelta((month + 1) * MONTH_DAYS, unit="D")
     return pd.DataFrame({"model": series.ids.astype(str)[rows], "month": month, "date": date,
                          "observed": series.counts[rows, month], "wsb_fit": fit[rows, month]})

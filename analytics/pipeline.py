@@ -30,6 +30,7 @@ import pandas as pd
 
 from analytics.results import Results, ResultStatus
 from graph import queries as q
+from graph.dates import utc_times
 from graph.schema import GROWTH_PROPERTIES, SAMPLE_SOURCE_PREFIX, Label
 from graph.store import Generation, GraphStore, chunked
 
@@ -99,7 +100,7 @@ def growth_rows(table) -> pd.DataFrame:
     """The forecasts table as `GROWTH_PROPERTIES` rows (id + one column per property)."""
     rows = table.graph_properties()
     rows["derivatives_observed"] = table.models["derivatives"].to_numpy()
-    when = pd.to_datetime(rows["forecast_as_of"], utc=True)
+    when = utc_times(rows["forecast_as_of"])
     rows["forecast_as_of"] = when.dt.tz_localize(None)
     names = [name for name, _ in GROWTH_PROPERTIES]
     missing = [n for n in names if n not in rows]

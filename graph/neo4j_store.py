@@ -34,6 +34,7 @@ from neo4j import exceptions as nex
 from neo4j import graph as neo4j_graph
 from neo4j import time as neo4j_time
 
+from graph.dates import iso_utc, naive_utc
 from graph.dialect import NEO4J
 from graph.errors import GraphError, QueryError, QueryRefused, QueryTimeout
 from graph.queries import LAST_FINISHED_RUN
@@ -105,13 +106,6 @@ def bulk_rel_query(rel: Rel, src: Label, dst: Label, columns: Iterable[str]) -> 
 
 
 # -- values in and out -------------------------------------------------------------------------
-def iso_utc(value: datetime) -> str:
-    """A datetime as the ISO string Neo4j's `datetime()` parses, in UTC without offset."""
-    if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
-    return value.isoformat()
-
-
 def _timestamp_param(value: Any) -> Any:
     if isinstance(value, datetime):
         return iso_utc(value)
@@ -168,9 +162,7 @@ def to_python(value: Any) -> Any:
             native = value.to_native()
         except (ValueError, OverflowError):
             return value.iso_format()
-        if native.tzinfo is not None:
-            native = native.astimezone(timezone.utc).replace(tzinfo=None)
-        return native
+        return naive_utc(native)
     if isinstance(value, (neo4j_time.Date, neo4j_time.Time)):
         try:
             return value.to_native()
@@ -182,9 +174,7 @@ def to_python(value: Any) -> Any:
         return timedelta(days=value.days, seconds=value.seconds,
                          microseconds=value.nanoseconds // 1000)
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            return value.astimezone(timezone.utc).replace(tzinfo=None)
-        return value
+        return naive_utc(value)
     if isinstance(value, (date, time, timedelta)):
         return value
     if isinstance(value, neo4j_graph.Node):

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from graph.dates import utc_times
 from graph.lineage_index import LineageIndex
 from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel
 from graph.store import GraphStore
@@ -608,7 +609,7 @@ def model_created_dates(store: GraphStore) -> pd.Series:
     observations end is read from them (`analytics.pipeline.observed_until`)."""
     df = store.frame("MATCH (m:Model) WHERE (m.stub IS NULL OR m.stub = false) AND "
                      "m.createdAt IS NOT NULL RETURN m.createdAt AS createdAt")
-    return pd.to_datetime(df["createdAt"], utc=True)
+    return utc_times(df["createdAt"])
 
 
 def model_ids_downloads(store: GraphStore) -> pd.DataFrame:

@@ -44,6 +44,7 @@ from huggingface_hub.utils import (
     parse_ratelimit_headers,
 )
 
+from graph.dates import as_utc, parse_iso
 from ingest.errors import SourceError
 
 try:  # huggingface_hub 2.x ships its own httpx fork
@@ -104,20 +105,6 @@ def redact_url(text: str) -> str:
     return _SECRET_PARAM.sub(r"\1***", _URL_USERINFO.sub("***@", text))
 
 
-def _parse_ts(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def _as_utc(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
-
-
 def retry_after_seconds(headers: Any, *, now: datetime | None = None) -> float | None:
     """Seconds to wait per `Retry-After` (delay-seconds or HTTP-date) or the Hub's `RateLimit`
     header (`"api";r=0;t=55`); None when the response names no wait."""
@@ -134,7 +121,7 @@ def retry_after_seconds(headers: Any, *, now: datetime | None = None) -> float |
             when = None
         if when is not None:
             now = now or datetime.now(timezone.utc)
-            return min(MAX_RETRY_AFTER, max(0.0, (_as_utc(when) - now).total_seconds()))
+            return min(MAX_RETRY_AFTER, max(0.0, (as_utc(when) - now).total_seconds()))
     info = parse_ratelimit_headers(headers)
     if info is not None and info.remaining == 0:
         return min(MAX_RETRY_AFTER, float(info.reset_in_seconds))
@@ -252,7 +239,7 @@ class HubSource:
         expand_names = self._expand(kind, expand, ["lastModified"] if since else [])
         if limit is not None and limit < 0:
             raise ValueError("limit must be >= 0")
-        since_utc = _as_utc(since) if since is not None else None
+        since_utc = as_utc(since) if since is not None else None
         return self._listing_pages(kind, limit, since_utc, expand_names)
 
     def _listing_pages(self, kind: str, limit: int | None, since: datetime | None,
@@ -275,7 +262,7 @@ class HubSource:
             next_url = urljoin(str(response.url), nxt) if nxt else None
             for item in page:
                 if since is not None and isinstance(item, dict):
-                    modified = _parse_ts(item.get("lastModified"))
+                    modified = parse_iso(item.get("lastModified"))
                     if modified is not None and modified < since:
                         return
                 yield item

@@ -10,12 +10,12 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Iterable
 
 import pyarrow as pa
 
 from graph import queries as q
+from graph.dates import iso_utc, naive_utc
 from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, Label, Rel
 from graph.store import GraphStore, chunked
 from ingest.lineage import IdResolver
@@ -40,16 +40,6 @@ _ORG, _USER = Label.ORGANIZATION, Label.USER
 
 def author_label(author: str) -> Label:
     return _ORG if author in KNOWN_ORGS else _USER
-
-
-def _ts(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=None) if value is not None else None
-
-
-def iso_utc(value: datetime | None) -> str | None:
-    """A timestamp parameter: ISO 8601 with a `T`, naive UTC (Kùzu CASTs it, Neo4j
-    datetime()s it)."""
-    return value.replace(tzinfo=None).isoformat() if value is not None else None
 
 
 @dataclass
@@ -297,7 +287,7 @@ def _table(rows: list[dict], rename: dict[str, str] | None = None) -> pa.Table:
     for c in cols:
         values = [r[c] for r in rows]
         if c in _DATES:
-            values = [_ts(v) for v in values]
+            values = [naive_utc(v) for v in values]
         elif c == "tags":  # a record that gives no tags has none
             values = [v if v is not None else [] for v in values]
         name = (rename or {}).get(c, c)

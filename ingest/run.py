@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from graph import queries as q
+from graph.dates import iso_utc
 from graph.errors import GraphError
 from graph.generations import Generations
 from graph.schema import LINEAGE_RELS, Label, Rel
@@ -40,7 +41,6 @@ from ingest.loader import (
     bulk_write,
     closing_edges,
     cycle_edges,
-    iso_utc,
     rel_statements,
     relink_statements,
     unreferenced_statements,

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.growth.series import MONTH_DAYS, GrowthSeries
+from graph.dates import utc_times
 
 TREE_LISTS = ("children", "adapters", "quantized", "merges")
 CRAWL_START = pd.Timestamp("2025-03-01", tz="UTC")
@@ -120,9 +121,9 @@ def out_of_time(series: GrowthSeries, counts: pd.DataFrame,
     forecastable = (series.n_obs[idx] >= 1) & (np.nan_to_num(at_end) >= 1)
     left_out = sorted(c.loc[~forecastable, "model"])
     c, idx = c[forecastable].copy(), idx[forecastable]
-    created = pd.to_datetime(series.info["parent_created"], utc=True).to_numpy()[idx]
+    created = utc_times(series.info["parent_created"]).to_numpy()[idx]
     end = pd.to_datetime(created) + pd.to_timedelta(series.n_obs[idx] * MONTH_DAYS, unit="D")
-    h = ((pd.to_datetime(c["crawl_date"], utc=True).to_numpy() - end.to_numpy())
+    h = ((utc_times(c["crawl_date"]).to_numpy() - end.to_numpy())
          / np.timedelta64(1, "D") / MONTH_DAYS).astype(float)
     c["horizon_months"] = h
     c["last"] = series.counts[idx, series.n_obs[idx] - 1]

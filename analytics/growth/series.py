@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from graph.dates import utc_times
+
 MONTH_DAYS = 365.2425 / 12.0  # 30.436875 days
 
 
@@ -199,7 +201,7 @@ def coverage_end(dates, *, frac: float = 0.1, window_days: int = 7):
     back to the last day at or before it with at least ``frac`` of the busiest window's daily
     mean; returns the latest timestamp of that day.  None when there are no dates.
     """
-    d = pd.to_datetime(pd.Series(dates), utc=True, errors="coerce").dropna()
+    d = utc_times(pd.Series(dates)).dropna()
     if d.empty:
         return None
     daily = d.dt.floor("D").value_counts().sort_index().asfreq("D", fill_value=0)
@@ -246,7 +248,7 @@ def derivative_series(
         raise ValueError("unknown_parent must be 'impute' or 'drop'")
     e = edges[need].copy()
     for c in ("parent_created", "child_created"):
-        e[c] = pd.to_datetime(e[c], utc=True, errors="coerce")
+        e[c] = utc_times(e[c])
     e["relation"] = e["relation"].fillna("unknown").astype(str)
     dropped: dict[str, int] = {}
     key = ["parent", "relation"] if by_relation else ["parent"]
