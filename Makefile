@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.txt requirements-test.txt
 install: $(STAMP)
 
 app: install
-	$(BIN)/streamlit run app.py --server.port $(PORT) --server.headless true
+	$(BIN)/python app.py --server.port $(PORT) --server.headless true
 
 test: install
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \

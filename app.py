@@ -1,17 +1,21 @@
 """Hub Atlas: the Streamlit entry point. Wires config, the first-run seed and pages together.
 
-Run: `streamlit run app.py` (graph from HUBATLAS_DB, or Neo4j when NEO4J_URI is set).
+Run: `python app.py [streamlit flags]` (graph from HUBATLAS_DB, or Neo4j when NEO4J_URI is
+set): Streamlit, with the pages' imports done before the server answers, so the first request
+after a restart does not pay for them. `streamlit run app.py` works too.
 """
 from __future__ import annotations
 
+import ast
+import importlib
+import sys
 import threading
 from pathlib import Path
 
 import streamlit as st
 
-from analytics.pipeline import SEARCH, Refresh, build_now
 from app_pages.common import about_banner
-from ingest.seed import seed_first_run
+from graph.store import current_generation, neo4j_configured
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,6 +38,11 @@ PAGES = [
 def _first_run() -> str | None:
     """Once per process: a first graph when none exists, with its derived results; the
     search index (the slow one: every model's text is embedded) follows in the background."""
+    if neo4j_configured() or current_generation() is not None:
+        return None  # a graph exists: the seed (and the job's heavy imports) are not needed
+    from analytics.pipeline import SEARCH, Refresh, build_now
+    from ingest.seed import seed_first_run
+
     try:
         seeded = seed_first_run(refresh=Refresh(skip=(SEARCH,)))
     except Exception as e:  # noqa: BLE001 - shown to the user, the app keeps running
@@ -44,6 +53,28 @@ def _first_run() -> str | None:
                      daemon=True).start()
     return f"First run: loaded {seeded.origin} data ({seeded.note})."
 
+
+def warm_imports() -> list[str]:
+    """Import every module the pages import (plotly, neo4j-viz, analytics readers…), read
+    from their source; returns their names."""
+    names: set[str] = set()
+    for path, *_ in PAGES:
+        for node in ast.walk(ast.parse((HERE / path).read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+    for name in sorted(names):
+        importlib.import_module(name)
+    return sorted(names)
+
+
+if __name__ == "__main__" and not st.runtime.exists():  # `python app.py`: serve it
+    from streamlit.web import cli
+
+    warm_imports()
+    sys.argv = ["streamlit", "run", str(Path(__file__).resolve()), *sys.argv[1:]]
+    sys.exit(cli.main())
 
 st.set_page_config(page_title="Hub Atlas", page_icon="🕸️", layout="wide")  # no :material: favicon: fetched from fonts.gstatic.com
 problem = _first_run()

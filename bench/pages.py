@@ -1,4 +1,4 @@
-"""Time to a fully rendered page, per page, in headless Chromium against `streamlit run`.
+"""Time to a fully rendered page, per page, in headless Chromium against the app server.
 
     python -m bench.pages [--db /tmp/dbfull] [--runs 2] [--pages overview,lineage-largest,...]
 
@@ -62,12 +62,13 @@ def _get(url: str, timeout: float = 2.0) -> str:
 def streamlit_server(db: Path | str, *, port: int | None = None, log: Path | None = None,
                      startup_timeout: float = 60.0, extra_env: dict | None = None
                      ) -> Iterator[str]:
-    """`streamlit run app.py` on 127.0.0.1 (headless) over the graph folder `db`; yields its
-    base URL and stops it afterwards."""
+    """The app as `make app` serves it (`python app.py`: Streamlit with the pages' imports
+    done first) on 127.0.0.1 (headless) over the graph folder `db`; yields its base URL and
+    stops it afterwards."""
     port = port or free_port()
     env = {**os.environ, "HUBATLAS_DB": str(db), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     env.pop("NEO4J_URI", None)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+    cmd = [sys.executable, str(REPO / "app.py"),
            "--server.headless", "true", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", "--server.runOnSave", "false"]

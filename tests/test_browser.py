@@ -1,4 +1,4 @@
-"""Real browser: `streamlit run app.py` on 127.0.0.1 over the mini graph, every page opened in
+"""Real browser: `python app.py` (Streamlit) on 127.0.0.1 over the mini graph, every page opened in
 headless Chromium (DevTools protocol), screenshots in tests/_artifacts/, and a DOM check that
 each page drew its charts / lineage graph / tables without an exception or error box.
 

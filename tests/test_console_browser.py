@@ -1,4 +1,4 @@
-"""The real console page in headless Chromium against `streamlit run`, attacked.
+"""The real console page in headless Chromium against the app server (`python app.py`), attacked.
 
 The server runs with canary secrets in its environment. The query is typed into the page's
 text area and Run is clicked, as a user does. Every example of the issue and two inputs of

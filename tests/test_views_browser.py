@@ -1,5 +1,5 @@
 """Real browser: the licence audit, publishers, compare and trends pages in headless
-Chromium against `streamlit run` over the mini graph (plus a synthetic second run and a model
+Chromium against the app server (`python app.py`) over the mini graph (plus a synthetic second run and a model
 whose id is Markdown, with the scheduled job's results refreshed for it), and the lineage
 page's GraphML download actually downloaded.
 
