@@ -667,10 +667,11 @@ def set_account_types(store: GraphStore) -> str:
 
 
 def account_types(store: GraphStore) -> pd.DataFrame:
-    """Every account: author (its id), account_type, checked (the Hub has answered for it)."""
+    """Every account: author (its id), account_type, account_checked (the Hub has answered
+    for it)."""
     return store.frame(f"MATCH (a:{_ACCOUNT}) RETURN a.id AS author, "
                        "a.accountType AS account_type, "
-                       "a.accountCheckedAt IS NOT NULL AS checked")
+                       "a.accountCheckedAt IS NOT NULL AS account_checked")
 
 
 def publishers_by_account_type(store: GraphStore) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def _types(root: Path) -> dict[str, tuple[str, bool]]:
         t = q.account_types(store)
     finally:
         store.close()
-    return {a: (typ, bool(c)) for a, typ, c in zip(t["author"], t["account_type"], t["checked"])}
+    return {a: (typ, bool(c)) for a, typ, c in zip(t["author"], t["account_type"], t["account_checked"])}
 
 
 def test_snapshot_load_leaves_every_account_unknown(tmp_path):
