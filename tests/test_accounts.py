@@ -158,3 +158,56 @@ def test_cli_asks_the_endpoint_and_reports_it(tmp_path):
         assert "account types: asked 4" in out.stdout and "2 still unknown" in out.stdout
     runs = json.loads(cli("status", "--json", db=db).stdout)
     assert runs["nodes"]["Account (organization)"] == 2 and runs["nodes"]["Account (user)"] == 1
+
+
+CRASHER = """
+import os, sys
+from pathlib import Path
+from ingest.accounts import AccountLookup
+from ingest.hub import HubSource
+from ingest.run import ingest
+from ingest.sources import SnapshotSource
+root, snapshot, endpoint, after = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+
+class Crashing(HubSource):
+    asked = 0
+
+    def account_type(self, name):
+        if Crashing.asked == after:
+            os._exit(9)  # like kill -9, in the middle of the run's lookups
+        Crashing.asked += 1
+        return super().account_type(name)
+
+lookup = AccountLookup(Crashing(endpoint=endpoint, token=None), limit=10, commit_every=2)
+ingest(SnapshotSource(snapshot), root=root, full=True, accounts=lookup)
+"""
+
+
+def test_run_killed_during_lookups_resumes_and_keeps_what_was_committed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from graph.generations import Generations
+    from tests.test_ingest import REPO
+
+    snap, root, clean = _snapshot(tmp_path), tmp_path / "killed", tmp_path / "clean"
+    ingest(SnapshotSource(snap), root=root)
+    with FakeHub(accounts=HUB_ACCOUNTS) as hub:
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env.pop("NEO4J_URI", None)
+        proc = subprocess.run([sys.executable, "-c", CRASHER, str(root), str(snap), hub.url,
+                               "5"], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 9, proc.stderr
+        staging = Generations(root).pending_staging()
+        assert staging is not None  # nothing published; the answers sit in the staging copy
+        hub.requests.clear()
+        report = ingest(SnapshotSource(snap), root=root, full=True, accounts=_lookup(hub, 10))
+        assert report.resumed_from == report.read > 0  # every batch had committed: resumed
+        # the four answers committed before the kill are not asked again; the fifth is
+        assert report.accounts["asked"] == len(NAMESPACES) - 4
+        assert report.accounts["remaining"] == 0
+        ingest(SnapshotSource(snap), root=clean, accounts=_lookup(hub, 10))
+    assert _types(root) == _types(clean)
+    assert content_counts(root) == content_counts(clean)
