@@ -26,6 +26,10 @@ parent_date_imputed       creation date unknown in the graph (Hub back-fill), im
 series_end                end of the last complete month observed (``forecast_as_of``)
 growth_months             complete months observed
 derivatives               derivatives at ``series_end`` (direct children, all relation types)
+derivatives_total         every direct derivative in the graph (the Lineage page's model tree)
+derivatives_undated       ... of which without a creation date (Hub back-fill): not in the series
+derivatives_after_as_of   ... created after the as-of date (later records): not in the series
+derivatives_partial_month ... created after ``series_end`` up to the as-of date (the partial month)
 size_group                1, 2-4, 5-19, 20-99 or 100+ derivatives
 growth_lambda             WSB fitness λ (paper form, m = 100)
 growth_mu, growth_sigma   WSB immediacy μ and longevity σ
@@ -189,6 +193,7 @@ def forecast_series(series: GrowthSeries, *, horizons: Sequence[int] = HORIZONS,
         "growth_months": series.n_obs.astype(int),
         "derivatives": last.astype(int),
     })
+    _reconciliation_columns(models, info)
     models["size_group"] = pd.cut(models["derivatives"], SIZE_BINS, labels=SIZE_LABELS).astype(str)
     wsb = WSBFitter().fit(series) if n else None
     pooled = PooledRateForecaster(level=level).fit(series) if n else None
@@ -350,10 +355,10 @@ def ranking(table: ForecastTable, *, horizon: int = 12, top: int | None = None) 
     by the upper end of the band, then by size."""
     h = int(horizon)
     m = table.models
-    cols = ["model", "derivatives", f"forecast_growth_{h}m", f"forecast_{h}m",
-            f"forecast_{h}m_low", f"forecast_{h}m_high", "forecast_method", "growth_lambda",
-            "growth_fit_ok"]
-    out = m[m[f"forecast_{h}m"].notna()][cols].copy()
+    cols = ["model", "derivatives", "derivatives_total", f"forecast_growth_{h}m",
+            f"forecast_{h}m", f"forecast_{h}m_low", f"forecast_{h}m_high", "forecast_method",
+            "growth_lambda", "growth_fit_ok"]
+    out = m[m[f"forecast_{h}m"].notna()][[c for c in cols if c in m]].copy()
     out["_hi"] = out[f"forecast_{h}m_high"] - out["derivatives"]
     out = out.sort_values([f"forecast_growth_{h}m", "_hi", "derivatives"], ascending=False,
                           kind="stable").drop(columns="_hi").reset_index(drop=True)
@@ -364,9 +369,9 @@ def ranking(table: ForecastTable, *, horizon: int = 12, top: int | None = None) 
 def parameters(table: ForecastTable, model_ids: Sequence[str]) -> pd.DataFrame:
     """The WSB parameters, checks and forecasts of the chosen models (in the given order)."""
     idx = [table.row[m] for m in model_ids if m in table.row]
-    cols = ["model", "derivatives", "growth_months", "growth_lambda", "growth_mu", "growth_sigma",
-            "growth_c_inf", "growth_r2", "growth_rmsle", "growth_fit_ok", "growth_fit_failed",
-            "forecast_method"]
+    cols = ["model", "derivatives", "derivatives_total", "growth_months", "growth_lambda",
+            "growth_mu", "growth_sigma", "growth_c_inf", "growth_r2", "growth_rmsle",
+            "growth_fit_ok", "growth_fit_failed", "forecast_method"]
     cols += [f"forecast_{h}m{s}" for h in table.meta.get("horizons", HORIZONS)
              for s in ("", "_low", "_high")]
     return table.models.iloc[idx][[c for c in cols if c in table.models]].reset_index(drop=True)
@@ -383,6 +388,77 @@ def chart_data(table: ForecastTable, model_ids: Sequence[str]) -> tuple[pd.DataF
 def fmt_int(value) -> str:
     """1234 -> '1,234'; missing -> '–'."""
     return "–" if value is None or pd.isna(value) else f"{int(round(float(value))):,}"
+
+
+def _reconciliation_columns(models: pd.DataFrame, info: pd.DataFrame) -> None:
+    """How the series' count relates to every direct derivative (module doc); NA where the
+    series came without that information (e.g. a wide CSV)."""
+    have = {"n_direct", "n_undated_children", "n_after_as_of"} <= set(info.columns)
+    for col, src in (("derivatives_total", "n_direct"),
+                     ("derivatives_undated", "n_undated_children"),
+                     ("derivatives_after_as_of", "n_after_as_of")):
+        models[col] = pd.array(info[src].to_numpy(int) if have else [pd.NA] * len(models),
+                               dtype="Int64")
+    models["derivatives_partial_month"] = (models["derivatives_total"] - models["derivatives"]
+                                           - models["derivatives_undated"]
+                                           - models["derivatives_after_as_of"])
+
+
+@dataclass(frozen=True)
+class DerivativeCounts:
+    """A base model's direct derivatives as the Lineage page counts them (`total`) and as the
+    forecast models them (`modelled`: created up to `series_end`), with the difference."""
+
+    total: int
+    modelled: int
+    undated: int
+    partial_month: int
+    after_as_of: int
+    series_end: pd.Timestamp
+    as_of: pd.Timestamp | None
+
+    def sentence(self) -> str:
+        """Why the two counts differ, in words ('' when they do not)."""
+        if self.total == self.modelled:
+            return (f"All {fmt_int(self.total)} direct derivatives in the graph (the Lineage "
+                    f"page's count) are in the forecast's series.")
+        end = self.series_end.strftime("%Y-%m-%d")
+        def n(k: int, one: str, many: str) -> str:
+            return f"{fmt_int(k)} {one if k == 1 else many}"
+
+        parts = []
+        if self.undated:
+            parts.append(n(self.undated, "has", "have") + " no creation date (the Hub "
+                         "back-filled it): no month to count it in")
+        if self.partial_month:
+            parts.append(n(self.partial_month, "was", "were") + f" created after {end}, in the "
+                         "month still running" + (f" at the as-of date {self.as_of:%Y-%m-%d}"
+                                                  if self.as_of is not None else ""))
+        if self.after_as_of:
+            parts.append(n(self.after_as_of, "was", "were") + " created after the as-of date "
+                         "(records crawled later)")
+        return (f"{fmt_int(self.total)} direct derivatives in the graph (the Lineage page's "
+                f"count); the forecast continues the {fmt_int(self.modelled)} created up to "
+                f"{end} (the end of its last complete month observed): "
+                + "; ".join(parts) + ".")
+
+
+def derivative_counts(table: ForecastTable, model_id: str) -> DerivativeCounts | None:
+    """The reconciliation of `model_id`'s counts; None when it is not forecast or the table
+    has no reconciliation columns."""
+    i = table.row.get(model_id)
+    if i is None or "derivatives_total" not in table.models:
+        return None
+    r = table.models.iloc[i]
+    if pd.isna(r["derivatives_total"]):
+        return None
+    as_of = table.meta.get("as_of")
+    return DerivativeCounts(
+        total=int(r["derivatives_total"]), modelled=int(r["derivatives"]),
+        undated=int(r["derivatives_undated"]), partial_month=int(r["derivatives_partial_month"]),
+        after_as_of=int(r["derivatives_after_as_of"]),
+        series_end=pd.Timestamp(r["series_end"]),
+        as_of=pd.Timestamp(as_of) if as_of else None)
 
 
 def describe(table: ForecastTable, model_id: str, *, horizon: int = 12,
@@ -428,6 +504,6 @@ def table_csv(df: pd.DataFrame) -> bytes:
     return df.to_csv(index=False).encode("utf-8")
 
 
-__all__ = ["FLAG_REASONS", "GRAPH_PROPERTIES", "HORIZONS", "ForecastTable", "authors",
-           "build_forecasts", "chart_data", "describe", "fmt_int", "forecast_series", "lookup",
+__all__ = ["FLAG_REASONS", "GRAPH_PROPERTIES", "HORIZONS", "DerivativeCounts", "ForecastTable",
+           "authors", "build_forecasts", "chart_data", "derivative_counts", "describe", "fmt_int", "forecast_series", "lookup",
            "models_of", "parameters", "ranking", "reason_text", "table_csv"]

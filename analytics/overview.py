@@ -1,5 +1,5 @@
 """The Overview page's aggregates: uploads per month, licence mix, base models with the most
-derivatives and the last ingest runs, as plain frames.
+derivatives, publishers by account type and the last ingest runs, as plain frames.
 
 `build_overview(store)` runs the named queries once (the scheduled job calls it after each
 ingest); the functions below it are pure transformations of their rows.
@@ -7,13 +7,13 @@ ingest); the functions below it are pure transformations of their rows.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from graph import queries as q
-from graph.schema import LINEAGE_RELS
+from graph.schema import ACCOUNT_ORGANIZATION, ACCOUNT_UNKNOWN, ACCOUNT_USER, LINEAGE_RELS
 from graph.store import GraphStore
 
 OTHER = "(other)"
@@ -92,6 +92,36 @@ def licence_mix(rows: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     return out[["licence", "n", "share", "parts"]]
 
 
+#: how the Overview names the account groups: types as the Hub's account pages say, and the
+#: two kinds of unknown (never guessed from the name)
+ACCOUNT_GROUPS: tuple[tuple[str, bool | None, str], ...] = (
+    (ACCOUNT_ORGANIZATION, None, "organisations"),
+    (ACCOUNT_USER, None, "users"),
+    (ACCOUNT_UNKNOWN, False, "unknown: not asked yet"),
+    (ACCOUNT_UNKNOWN, True, "unknown: not on the Hub"),
+)
+ACCOUNT_COLUMNS = ["group", "accounts", "models", "downloads", "model_share"]
+
+
+def account_mix(rows: pd.DataFrame) -> pd.DataFrame:
+    """`graph.queries.publishers_by_account_type` rows as the Overview's groups (ACCOUNT_GROUPS
+    order, empty ones left out): group, accounts, models, downloads, model_share (of the
+    models that have an author)."""
+    out = []
+    for typ, checked, name in ACCOUNT_GROUPS:
+        sel = rows[rows["account_type"] == typ] if len(rows) else rows
+        if checked is not None and len(sel):
+            sel = sel[sel["checked"].astype(bool) == checked]
+        if len(sel) and int(sel["accounts"].sum()):
+            out.append({"group": name, "accounts": int(sel["accounts"].sum()),
+                        "models": int(sel["models"].sum()),
+                        "downloads": int(sel["downloads"].sum())})
+    df = pd.DataFrame(out, columns=ACCOUNT_COLUMNS[:-1])
+    total = df["models"].sum() if len(df) else 0
+    df["model_share"] = df["models"] / total if total else 0.0
+    return df[ACCOUNT_COLUMNS]
+
+
 def top_base_models_long(wide: pd.DataFrame) -> pd.DataFrame:
     """`graph.queries.top_base_models` in long form for a stacked bar: id, relation, n, total."""
     if wide.empty:
@@ -143,6 +173,8 @@ class Overview:
     top_base: pd.DataFrame
     licences: pd.DataFrame
     runs: pd.DataFrame
+    #: publishers by account type (`account_mix`); empty in overviews stored before it existed
+    accounts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=ACCOUNT_COLUMNS))
 
 
 def build_overview(store: GraphStore, *, top_base: int = 20, top_groups: int = 8,
@@ -156,4 +188,5 @@ def build_overview(store: GraphStore, *, top_base: int = 20, top_groups: int = 8
                  for by in GROUPS},
         top_base=top_base_models_long(q.top_base_models(store, top_base)),
         licences=licence_mix(q.models_per_licence(store), top_licences),
-        runs=run_summary(q.ingest_runs(store, runs)))
+        runs=run_summary(q.ingest_runs(store, runs)),
+        accounts=account_mix(q.publishers_by_account_type(store)))

@@ -14,12 +14,32 @@ import numpy as np
 import pandas as pd
 
 from analytics.licences import CONFLICT, LicenceAudit, build_licence_audit
-from graph.schema import LINEAGE_RELS
+from graph import queries as q
+from graph.schema import ACCOUNT_ORGANIZATION, ACCOUNT_UNKNOWN, ACCOUNT_USER, LINEAGE_RELS
 from graph.store import GraphStore, store_or_open
 
-INDEX_COLUMNS = ["author", "models", "downloads", "likes", "derived_by_others",
+INDEX_COLUMNS = ["author", "account_type", "account_checked", "models", "downloads", "likes", "derived_by_others",
                  "deriving_authors", "derivatives", "conflicts_published", "family_models",
                  "family_conflicts"]
+
+
+def with_account_types(frame: pd.DataFrame, types: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (an `author` column) with account_type and account_checked from
+    `graph.queries.account_types`; a namespace without an account node (one only seen in a
+    stub parent's id) is unknown, not asked."""
+    out = frame.merge(types, on="author", how="left")
+    out["account_type"] = out["account_type"].fillna(ACCOUNT_UNKNOWN).astype(str)
+    out["account_checked"] = out["account_checked"].fillna(False).astype(bool)
+    return out
+
+
+def account_label(account_type: str, checked: bool) -> str:
+    """What the pages say of an account's type."""
+    if account_type == ACCOUNT_ORGANIZATION:
+        return "organisation"
+    if account_type == ACCOUNT_USER:
+        return "user"
+    return "account type unknown: " + ("not on the Hub" if checked else "not asked yet")
 
 
 def _month(ts: pd.Series) -> pd.Series:
@@ -28,7 +48,8 @@ def _month(ts: pd.Series) -> pd.Series:
 
 def build_publisher_index(store: GraphStore | None = None,
                           audit: LicenceAudit | None = None) -> pd.DataFrame:
-    """Batch builder: per author, models (real ones), downloads and likes summed, direct
+    """Batch builder: per author, its account type (what the Hub says, else unknown; checked:
+    whether the Hub was asked), models (real ones), downloads and likes summed, direct
     derivatives of their models by other authors, how many authors made them, their own
     models with a parent (derivatives), conflicts among those, and the models and conflicts
     in the families rooted at their models. Most derived-from first."""
@@ -36,6 +57,7 @@ def build_publisher_index(store: GraphStore | None = None,
 
     with store_or_open(store) as s:
         totals = vq.author_totals(s)
+        types = q.account_types(s)
         audit = audit if audit is not None else build_licence_audit(s)
     e = audit.edges
     by_others = e[e["child_author"] != e["parent_author"]]
@@ -47,6 +69,7 @@ def build_publisher_index(store: GraphStore | None = None,
     out = totals.set_index("author").join(derived, how="outer").join(pub, how="outer")
     out = out.fillna(0).astype({c: "int64" for c in out.columns})
     out = out.rename_axis("author").reset_index()
+    out = with_account_types(out, types)
     return out.sort_values(["derived_by_others", "models", "author"],
                            ascending=[False, False, True])[INDEX_COLUMNS].reset_index(drop=True)
 

@@ -39,6 +39,9 @@ _COLS = {
         help="Direct derivatives with a known creation date up to the data's as-of date: the "
              "series the forecast continues. The Lineage page counts every direct derivative, "
              "dated or not (the Hub back-filled the dates of older repos)."),
+    "derivatives_total": st.column_config.NumberColumn(
+        "all direct derivatives", format=_INT,
+        help="Every direct derivative in the graph, dated or not: the Lineage page's count."),
     "growth_months": st.column_config.NumberColumn("months observed", format=_INT),
     "growth_lambda": st.column_config.NumberColumn("λ (fitness)", format="%.3f"),
     "growth_mu": st.column_config.NumberColumn("μ (immediacy)", format="%.3f"),
@@ -165,6 +168,9 @@ def main() -> None:
     if found:
         for m in found:
             st.markdown(F.describe(table, m, horizon=12, name=md_text(m)))
+            counts = F.derivative_counts(table, m)
+            if counts is not None:  # the Lineage page's count, and why this one differs
+                st.caption(f"{md_text(m)}: {counts.sentence()}")
             r = table.models.iloc[table.row[m]]
             if not r["growth_fit_ok"]:
                 st.caption(f"{md_text(m)}: WSB parameters not shown — the curve fit failed these checks: "

@@ -6,7 +6,9 @@ import plotly.express as px
 import streamlit as st
 from neo4j_viz import Node, Relationship, VisualizationGraph
 
-from analytics import export, family
+from analytics import export, family, forecasts
+from analytics.pipeline import FORECASTS
+from analytics.results import Results
 from app_pages import style
 from app_pages.common import (
     cached,
@@ -16,7 +18,9 @@ from app_pages.common import (
     md_text,
     model_picker,
     observed_until,
+    page_url,
     require_store,
+    stored,
 )
 from graph import queries
 from graph.schema import LINEAGE_RELS
@@ -36,6 +40,10 @@ TABS = ("Graph", "Ancestors", "Descendants", "Timeline", "Licence drift")
 SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
          "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
          "depth": ("depth", True), "id": ("id", True)}
+
+def _load_forecasts(results: Results) -> forecasts.ForecastTable:
+    return forecasts.ForecastTable.load(results.folder(FORECASTS))
+
 
 def _recentre(model: str) -> None:
     st.session_state["lineage_model_text"] = model  # the picker's text (app_pages.common)
@@ -75,6 +83,14 @@ st.caption(f"Task: {md_text(model.pipeline_tag or '—')} · "
 st.markdown("**Model tree** (direct derivatives): " + " · ".join(
     f"{RELATION_LABELS[r]} **{children[r]:,}**" for r in LINEAGE_RELS if children[r]
 ) if any(children.values()) else "**Model tree**: no derivatives.")
+forecast = stored(FORECASTS, _load_forecasts)
+counts = (forecasts.derivative_counts(forecast.value, model_id)
+          if forecast is not None and forecast.current else None)
+if counts is not None and counts.total == sum(children.values()):
+    # the Forecasts page counts only dated derivatives: say how its figure relates to this one
+    link = f"[Forecasts]({page_url('forecasts', model=model_id)})"
+    st.caption(f"{link}: {counts.sentence()}" if counts.total != counts.modelled else
+               f"The {link} page models all {counts.total:,} of them.")
 
 if ancestors.empty and not any(children.values()):
     st.info(f"**{md_text(model_id)}** has no lineage in the graph: no base model and no "

@@ -5,18 +5,22 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from analytics.overview import ACCOUNT_GROUPS
 from app_pages import style
 from app_pages.common import csv_download, require_store, require_stored
+from graph.schema import ACCOUNT_TYPES
 
 st.title("Hub Atlas — overview")
 require_store()
 
 overview = require_stored("overview", "The overview")
 nodes, rels = overview.nodes, overview.rels
-top_labels = ("Model", "Dataset", "Space", "Paper", "User", "Organization")
+top_labels = ("Model", "Dataset", "Space", "Paper", "Account")
 cols = st.columns(len(top_labels))
 for col, label in zip(cols, top_labels):
-    col.metric(label + "s", f"{nodes.get(label, 0):,}")
+    col.metric(label + "s", f"{nodes.get(label, 0):,}", help=None if label != "Account" else (
+        "Namespaces that publish repos: "
+        + ", ".join(f"{nodes.get(f'Account ({t})', 0):,} {t}" for t in ACCOUNT_TYPES)))
 
 with st.expander("Counts by node label and relation type", expanded=False):
     left, right = st.columns(2)
@@ -68,6 +72,29 @@ with right:
         fig.update_traces(textposition="inside", textinfo="percent")
         fig.update_layout(height=560, margin=dict(t=40, b=10))
         st.plotly_chart(fig, key="licence_chart")
+
+st.subheader("Publishers by account type")
+accounts = getattr(overview, "accounts", None)
+if accounts is None or accounts.empty:
+    st.info("No account in the graph yet (or this overview was stored before account types "
+            "were recorded).")
+else:
+    left, right = st.columns([3, 2])
+    fig = px.bar(accounts, y="group", x="models", orientation="h", color="group",
+                 color_discrete_map=dict(zip((g for _, _, g in ACCOUNT_GROUPS),
+                                             style.ACCOUNT_COLOURS)), hover_data=["accounts", "downloads"],
+                 labels={"models": "models published", "group": ""})
+    fig.update_layout(height=260, margin=dict(t=10, b=10), showlegend=False,
+                      yaxis=dict(categoryorder="array",
+                                 categoryarray=list(accounts["group"])[::-1]))
+    left.plotly_chart(fig, key="accounts_chart")
+    right.dataframe(accounts, hide_index=True, key="account_groups", column_config={
+        "model_share": st.column_config.NumberColumn("share of models", format="percent")})
+    st.caption("An account's type is what the Hub's account pages say: the scheduled job asks "
+               "a bounded batch per run, most downloaded first, each account once. Until it "
+               "has been asked (recorded snapshots, the Hub unreachable) it is unknown, never "
+               "guessed from the name; 'not on the Hub': the Hub has no page for it (deleted "
+               "or renamed).")
 
 st.subheader("Last ingest runs")
 runs = overview.runs

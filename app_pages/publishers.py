@@ -19,6 +19,7 @@ from app_pages.common import (
     stored,
 )
 from app_pages.style import RELATION_COLOURS
+from graph.schema import ACCOUNT_ORGANIZATION, ACCOUNT_UNKNOWN, ACCOUNT_USER
 
 
 def _load_index(results: Results):
@@ -53,8 +54,20 @@ if author is None:
     elif "author" in st.query_params:
         del st.query_params["author"]
     st.subheader("Most derived-from publishers")
-    st.caption("Direct derivatives of their models published by someone else.")
-    table, links = link_columns(index.head(100), author=("publishers", "author"))
+    st.caption("Direct derivatives of their models published by someone else. Account types "
+               "are what the Hub's account pages say; the scheduled job asks a bounded batch "
+               "per run (most downloaded first), the rest are unknown, never guessed.")
+    shown = index
+    if "account_type" in index:
+        kinds = {"organisations": ACCOUNT_ORGANIZATION, "users": ACCOUNT_USER,
+                 "unknown": ACCOUNT_UNKNOWN}
+        counts = index["account_type"].value_counts()
+        kind = st.segmented_control(
+            "Account type", list(kinds), key="account_kind",
+            format_func=lambda k: f"{k} ({int(counts.get(kinds[k], 0)):,})")
+        if kind:
+            shown = index[index["account_type"] == kinds[kind]]
+    table, links = link_columns(shown.head(100), author=("publishers", "author"))
     st.dataframe(table, hide_index=True, key="publisher_index", column_config=links)
     csv_download(index, "Download all publishers (CSV)", "publishers.csv", key="index_csv")
     st.stop()
@@ -64,6 +77,10 @@ if st.query_params.get("author") != author:
 profile = cached(publishers.publisher_profile, author)
 author_links(author)
 row = index[index["author"] == author].iloc[0]
+if "account_type" in row:
+    known = row["account_type"] != ACCOUNT_UNKNOWN
+    st.caption(f"**{publishers.account_label(row['account_type'], bool(row['account_checked']))}"
+               f"**{' (as its account page on the Hub says)' if known else ''}")
 c = st.columns(5)
 c[0].metric("Models", f"{len(profile.models):,}")
 c[1].metric("Derived by others", f"{len(profile.derivatives):,}")

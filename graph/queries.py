@@ -15,7 +15,15 @@ import pandas as pd
 
 from graph.dates import utc_times
 from graph.lineage_index import LineageIndex
-from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, REL_TO_RELATION, Label, Rel
+from graph.schema import (
+    ACCOUNT_TYPES,
+    LINEAGE_RELS,
+    NODE_SPECS,
+    REL_SPECS,
+    REL_TO_RELATION,
+    Label,
+    Rel,
+)
 from graph.store import GraphStore
 
 LINEAGE_TYPES = "|".join(r.value for r in LINEAGE_RELS.values())
@@ -108,10 +116,14 @@ def _row_statements(store: GraphStore, labels: tuple[Label, ...], query, rows: l
     return [(many, {"rows": rows[i:i + 2000]}) for i in range(0, len(rows), 2000)]
 
 
-def create_ref_nodes(label: Label, *, stub: bool) -> str:
-    """Create nodes known only by a reference (and known not to exist yet)."""
-    props = "id: i, stub: true" if stub else "id: i"
-    return f"UNWIND $ids AS i CREATE (n:{label.value} {{{props}}})"
+def create_ref_nodes(label: Label, *, stub: bool, defaults: tuple[str, ...] = ()) -> str:
+    """Create nodes known only by a reference (and known not to exist yet); `defaults`: string
+    properties set from the parameters of the same name (`graph.schema.REF_DEFAULTS`)."""
+    types = dict(NODE_SPECS[label].properties)
+    if any(types.get(p) != "STRING" for p in defaults):
+        raise ValueError(f"not string properties of {label.value}: {defaults}")
+    props = ["id: i", *(["stub: true"] if stub else []), *(f"{p}: ${p}" for p in defaults)]
+    return f"UNWIND $ids AS i CREATE (n:{label.value} {{{', '.join(props)}}})"
 
 
 def upsert_rels(store: GraphStore, rel: Rel, src: Label, dst: Label, columns: list[str]) -> str:
@@ -291,6 +303,10 @@ def count_nodes(store: GraphStore) -> dict[str, int]:
     for label in (Label.MODEL, Label.DATASET, Label.SPACE):
         stubs = store.rows(f"MATCH (n:{label.value}) WHERE n.stub = true RETURN count(n) AS n")
         out[f"{label.value} (stub)"] = int(stubs[0]["n"])
+    by_type = {r["t"]: int(r["n"]) for r in store.rows(
+        f"MATCH (a:{Label.ACCOUNT.value}) RETURN a.accountType AS t, count(*) AS n")}
+    for typ in ACCOUNT_TYPES:  # accounts split by type, like the stubs
+        out[f"{Label.ACCOUNT.value} ({typ})"] = by_type.get(typ, 0)
     return out
 
 
@@ -664,12 +680,62 @@ def models_of_authors(store: GraphStore, authors: list[str]) -> pd.DataFrame:
     """id, author, tags, library of every real model of the given authors (ingest's author
     habits for the relation typer)."""
     # through PUBLISHED from the author's node (an IN filter: an UNWIND join was 8x slower)
-    frames = [store.frame(f"MATCH (u:{label.value})-[:{Rel.PUBLISHED.value}]->(m:Model) "
-                          "WHERE u.id IN $authors AND (m.stub IS NULL OR m.stub = false) "
-                          "RETURN m.id AS id, u.id AS author, m.tags AS tags, "
-                          "m.libraryName AS library", {"authors": authors})
-              for label in (Label.USER, Label.ORGANIZATION)]
-    frames = [f for f in frames if len(f)]
-    if not frames:
+    found = store.frame(f"MATCH (u:{Label.ACCOUNT.value})-[:{Rel.PUBLISHED.value}]->(m:Model) "
+                        "WHERE u.id IN $authors AND (m.stub IS NULL OR m.stub = false) "
+                        "RETURN m.id AS id, u.id AS author, m.tags AS tags, "
+                        "m.libraryName AS library", {"authors": authors})
+    if not len(found):
         return pd.DataFrame(columns=["id", "author", "tags", "library"])
-    return pd.concat(frames, ignore_index=True)
+    return found.reset_index(drop=True)
+
+
+# -- account types (ingest.accounts, the Overview and Publishers) ----------------------------
+_ACCOUNT, _PUBLISHED = Label.ACCOUNT.value, Rel.PUBLISHED.value
+
+
+def accounts_to_ask(store: GraphStore, limit: int) -> list[str]:
+    """Up to `limit` accounts the Hub has not answered for yet (`accountCheckedAt` null), the
+    most downloaded first (their models' downloads summed), then by id: what the next
+    account-type lookups ask."""
+    rows = store.rows(
+        f"MATCH (a:{_ACCOUNT}) WHERE a.accountCheckedAt IS NULL "
+        f"OPTIONAL MATCH (a)-[:{_PUBLISHED}]->(m:Model) "
+        "WITH a.id AS id, sum(coalesce(m.downloads, 0)) AS downloads "
+        "RETURN id ORDER BY downloads DESC, id LIMIT $limit", {"limit": int(limit)})
+    return [r["id"] for r in rows]
+
+
+def accounts_unasked(store: GraphStore) -> int:
+    """How many accounts the Hub has not answered for yet."""
+    return int(store.rows(f"MATCH (a:{_ACCOUNT}) WHERE a.accountCheckedAt IS NULL "
+                          "RETURN count(a) AS n")[0]["n"])
+
+
+def set_account_types(store: GraphStore) -> str:
+    """`UNWIND $rows` (id, accountType, accountCheckedAt): what the Hub said of each account."""
+    return set_node_properties(store, Label.ACCOUNT, ["accountType", "accountCheckedAt"])
+
+
+def account_types(store: GraphStore) -> pd.DataFrame:
+    """Every account: author (its id), account_type, account_checked (the Hub has answered
+    for it)."""
+    return store.frame(f"MATCH (a:{_ACCOUNT}) RETURN a.id AS author, "
+                       "a.accountType AS account_type, "
+                       "a.accountCheckedAt IS NOT NULL AS account_checked")
+
+
+def publishers_by_account_type(store: GraphStore) -> pd.DataFrame:
+    """Per account type and whether the Hub was asked: accounts, models (real ones they
+    published), downloads (of those models): account_type, checked, accounts, models,
+    downloads."""
+    per_account = store.frame(
+        f"MATCH (a:{_ACCOUNT}) OPTIONAL MATCH (a)-[:{_PUBLISHED}]->(m:Model) "
+        "RETURN a.id AS id, a.accountType AS account_type, "
+        "a.accountCheckedAt IS NOT NULL AS checked, count(m) AS models, "
+        "sum(coalesce(m.downloads, 0)) AS downloads")
+    cols = ["account_type", "checked", "accounts", "models", "downloads"]
+    if per_account.empty:
+        return pd.DataFrame(columns=cols)
+    out = per_account.groupby(["account_type", "checked"], as_index=False).agg(
+        accounts=("id", "size"), models=("models", "sum"), downloads=("downloads", "sum"))
+    return out[cols].astype({"accounts": "int64", "models": "int64", "downloads": "int64"})

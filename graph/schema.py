@@ -16,8 +16,7 @@ class Label(str, Enum):
     SPACE = "Space"
     PAPER = "Paper"
     COLLECTION = "Collection"
-    USER = "User"
-    ORGANIZATION = "Organization"
+    ACCOUNT = "Account"  # a namespace: a user or an organisation (accountType)
     TASK = "Task"
     LIBRARY = "Library"
     LICENSE = "License"
@@ -47,6 +46,17 @@ class Rel(str, Enum):
 #: `IngestRun.source` of a graph loaded from the shipped first-run sample (`ingest.seed`):
 #: pages label such a graph "sample data"
 SAMPLE_SOURCE_PREFIX = "sample:"
+
+#: `Account.accountType`: what the Hub's account pages say a namespace is. Listing records carry
+#: no account type, so a namespace is UNKNOWN until the Hub is asked (`ingest.accounts`); one
+#: the Hub has no page for keeps UNKNOWN with `accountCheckedAt` set. Never guessed.
+ACCOUNT_ORGANIZATION = "organization"
+ACCOUNT_USER = "user"
+ACCOUNT_UNKNOWN = "unknown"
+ACCOUNT_TYPES: tuple[str, ...] = (ACCOUNT_ORGANIZATION, ACCOUNT_USER, ACCOUNT_UNKNOWN)
+
+#: properties a node known only by a reference is created with, per label (both load paths)
+REF_DEFAULTS: dict[Label, dict[str, str]] = {Label.ACCOUNT: {"accountType": ACCOUNT_UNKNOWN}}
 
 #: relation name in records ("finetune") → relation type in the graph
 LINEAGE_RELS: dict[str, Rel] = {
@@ -128,8 +138,11 @@ NODES: tuple[NodeSpec, ...] = (
              "An arXiv paper, id = arXiv id (e.g. 2106.09685)."),
     NodeSpec(Label.COLLECTION, (("id", "STRING"), ("title", "STRING"), ("owner", "STRING")),
              "A Hub collection (slug)."),
-    NodeSpec(Label.USER, (("id", "STRING"),), "A user account (namespace)."),
-    NodeSpec(Label.ORGANIZATION, (("id", "STRING"),), "An organisation namespace."),
+    NodeSpec(Label.ACCOUNT, (("id", "STRING"), ("accountType", "STRING"),
+                             ("accountCheckedAt", "TIMESTAMP")),
+             "A namespace (HuggingKG's User and Organization): accountType is organization, "
+             "user or unknown, as the Hub's account pages say; accountCheckedAt is when the Hub "
+             "last answered for it (null: not asked yet)."),
     NodeSpec(Label.TASK, (("id", "STRING"),), "A pipeline tag / task category."),
     NodeSpec(Label.LIBRARY, (("id", "STRING"),), "A library (transformers, diffusers, …)."),
     NodeSpec(Label.LICENSE, (("id", "STRING"),), "A licence id (apache-2.0, mit, …)."),
@@ -143,7 +156,6 @@ NODES: tuple[NodeSpec, ...] = (
 
 _LINEAGE_PROPS = (("inferred", "BOOLEAN"), ("source", "STRING"))
 _M, _D, _S = Label.MODEL, Label.DATASET, Label.SPACE
-_AUTHORS = (Label.USER, Label.ORGANIZATION)
 
 RELS: tuple[RelSpec, ...] = (
     RelSpec(Rel.FINETUNE_OF, ((_M, _M),), _LINEAGE_PROPS, "child is a fine-tune of parent"),
@@ -156,7 +168,7 @@ RELS: tuple[RelSpec, ...] = (
     RelSpec(Rel.CITES, ((_M, Label.PAPER), (_D, Label.PAPER)), (), "arxiv: tag"),
     RelSpec(Rel.USES_MODEL, ((_S, _M),), (), "Space runs the model"),
     RelSpec(Rel.USES_DATASET, ((_S, _D),), (), "Space uses the dataset"),
-    RelSpec(Rel.PUBLISHED, tuple((a, r) for a in _AUTHORS for r in (_M, _D, _S)), (),
+    RelSpec(Rel.PUBLISHED, tuple((Label.ACCOUNT, r) for r in (_M, _D, _S)), (),
             "namespace owns the repo"),
     RelSpec(Rel.USES_LIBRARY, ((_M, Label.LIBRARY),), (), "library_name"),
     RelSpec(Rel.HAS_LICENSE, ((_M, Label.LICENSE), (_D, Label.LICENSE)), (), "license: tag"),

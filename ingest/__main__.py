@@ -41,29 +41,37 @@ def cli() -> None:
 @click.option("--cards", type=int, default=None,
               help="Live Hub: READMEs fetched per run for models that declare no base model "
                    "(their card prose may name it); default 200, 0 turns it off.")
+@click.option("--accounts", "account_limit", type=int, default=None,
+              help="Accounts whose type (organisation or user) is asked of the Hub per run, "
+                   "most downloaded first, each once; default 500 from the live Hub, 0 with "
+                   "--snapshot (set it to ask --endpoint/HF_ENDPOINT); 0 turns it off.")
 @click.option("--analytics/--no-analytics", "with_analytics", default=True, show_default=True,
               help="Refresh every derived result (forecasts, search index, aggregates) after "
                    "the load, as the scheduled job does.")
 @click.option("--skip", "skip_steps", multiple=True, metavar="STEP",
               help="A derived result not to refresh (e.g. search); repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
-def run(snapshots, endpoint, limit, since, full, batch_size, cards, with_analytics, skip_steps,
-        as_json) -> None:
+def run(snapshots, endpoint, limit, since, full, batch_size, cards, account_limit,
+        with_analytics, skip_steps, as_json) -> None:
     """Ingest from the Hub (default) or from recorded snapshot files, then refresh the
     derived results of the new graph generation (the scheduled job: run it from cron)."""
     from tqdm import tqdm
 
+    from ingest.accounts import DEFAULT_ACCOUNT_LIMIT, AccountLookup
+    from ingest.hub import HubSource
     from ingest.run import ingest
     from ingest.sources import LiveHubSource, SnapshotSource
 
     try:
+        hub = HubSource(endpoint=endpoint)  # records (without --snapshot) and account types
+        if account_limit is None:
+            account_limit = 0 if snapshots else DEFAULT_ACCOUNT_LIMIT
+        accounts = AccountLookup(hub, limit=account_limit) if account_limit else None
         if snapshots:
             source = SnapshotSource(*snapshots)
         else:
             from ingest.card_fetch import DEFAULT_CARD_LIMIT, CardFetchingSource
-            from ingest.hub import HubSource
 
-            hub = HubSource(endpoint=endpoint)
             source = LiveHubSource(hub)
             card_limit = DEFAULT_CARD_LIMIT if cards is None else cards
             if card_limit:
@@ -73,7 +81,8 @@ def run(snapshots, endpoint, limit, since, full, batch_size, cards, with_analyti
     bar = tqdm(unit=" records", file=sys.stderr, disable=None, mininterval=1.0)
     try:
         report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update,
-                        batch_size=batch_size, full=full, refresh=_refresh(with_analytics, skip_steps))
+                        batch_size=batch_size, full=full, accounts=accounts,
+                        refresh=_refresh(with_analytics, skip_steps))
     except WriterBusy as e:
         raise click.ClickException(f"{e} (another cron run?); nothing was changed")
     except (IngestError, GraphError) as e:
@@ -120,6 +129,12 @@ def _print_report(r: dict) -> None:
                            ("links_by_source", "links by source")):
             if lin.get(key):
                 click.echo(f"    {title}: " + ", ".join(f"{k} {v:,}" for k, v in lin[key].items()))
+    acc = r.get("accounts") or {}
+    if acc:
+        click.echo(f"  account types: asked {acc['asked']:,} in {acc['seconds']} s: "
+                   f"{acc['organization']:,} organisations, {acc['user']:,} users, "
+                   f"{acc['not_found']:,} not on the Hub; {acc['remaining']:,} still unknown"
+                   + (f" (stopped: {acc['error']})" if acc.get("error") else ""))
     _print_counts(r["counts"])
     for a in r.get("analytics", []):
         outcome = "ok" if a["ok"] else f"FAILED: {a['error']}"

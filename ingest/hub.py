@@ -45,6 +45,7 @@ from huggingface_hub.utils import (
 )
 
 from graph.dates import as_utc, parse_iso
+from graph.schema import ACCOUNT_ORGANIZATION, ACCOUNT_USER
 from ingest.errors import SourceError
 
 try:  # huggingface_hub 2.x ships its own httpx fork
@@ -82,6 +83,8 @@ SPACE_EXPAND: tuple[str, ...] = (
     "author", "createdAt", "datasets", "lastModified", "likes", "models", "sdk", "tags",
 )
 _DEFAULT_EXPAND = {"model": MODEL_EXPAND, "dataset": DATASET_EXPAND, "space": SPACE_EXPAND}
+#: the `type` an account overview carries → `Account.accountType`
+_HUB_ACCOUNT_TYPES = {"org": ACCOUNT_ORGANIZATION, "user": ACCOUNT_USER}
 
 #: Retried statuses (plus every 5xx); other 4xx fail at once.
 _RETRY_STATUSES = frozenset({408, 425, 429})
@@ -308,6 +311,23 @@ class HubSource:
         if data is None:
             logger.info("paper_info(%r): HTTP %s; no paper page", arxiv_id, response.status_code)
         return data
+
+    def account_type(self, name: str) -> str | None:
+        """What the Hub's account pages say the namespace `name` is: `organization`, `user`,
+        or None when it has neither page (a deleted or renamed account).
+
+        Asks `GET /api/organizations/{name}/overview` (what `HfApi.get_organization_overview`
+        reads), and on a 404 `GET /api/users/{name}/overview` (`HfApi.get_user_overview`):
+        one request for an organisation, two for a user. Those `HfApi` methods neither retry
+        nor back off, so the same paths go through `_get_json` here, with the retries and
+        backoff of every other request. Raises SourceError when the Hub does not answer."""
+        for path, kind in (("organizations", ACCOUNT_ORGANIZATION), ("users", ACCOUNT_USER)):
+            url = f"{self.endpoint}/api/{path}/{quote(name, safe='')}/overview"
+            _, data = self._get_json(url, None, passthrough=(404,))
+            if data is not None:
+                said = data.get("type") if isinstance(data, dict) else None
+                return _HUB_ACCOUNT_TYPES.get(said, kind)
+        return None
 
     # ---- the one place that requests, retries and sleeps ------------------------------------
 

@@ -16,30 +16,10 @@ import pyarrow as pa
 
 from graph import queries as q
 from graph.dates import iso_utc, naive_utc
-from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, Label, Rel
+from graph.schema import LINEAGE_RELS, NODE_SPECS, REF_DEFAULTS, REL_SPECS, Label, Rel
 from graph.store import GraphStore, chunked
 from ingest.lineage import IdResolver
 from ingest.records import INT64_MAX, DatasetRecord, ModelRecord, SpaceRecord
-
-# Namespaces we know to be organisations. Listing records carry no account type, so every
-# other author is stored as a User; `HubSource` can refine this where the Hub is reachable.
-KNOWN_ORGS = frozenset({
-    "google-bert", "FacebookAI", "openai-community", "distilbert", "google-t5", "albert",
-    "almanach", "facebook", "google", "microsoft", "openai", "stabilityai", "runwayml",
-    "CompVis", "EleutherAI", "bigscience", "allenai", "huggingface", "meta-llama", "mistralai",
-    "Qwen", "deepseek-ai", "nvidia", "intfloat", "BAAI", "sentence-transformers", "unsloth",
-    "tiiuae", "bigcode", "HuggingFaceH4", "HuggingFaceTB", "apple", "amazon", "Salesforce",
-    "ibm", "ibm-granite", "databricks", "mosaicml", "lmsys", "THUDM", "01-ai", "internlm",
-    "Helsinki-NLP", "timm", "pyannote", "speechbrain", "jinaai", "nomic-ai", "cardiffnlp",
-    "dslim", "deepset", "Intel", "AdaptLLM", "TheBlokeAI", "mlx-community", "lmstudio-community",
-})
-
-
-_ORG, _USER = Label.ORGANIZATION, Label.USER
-
-
-def author_label(author: str) -> Label:
-    return _ORG if author in KNOWN_ORGS else _USER
 
 
 @dataclass
@@ -114,10 +94,11 @@ class GraphRows:
                 self.owned[(rel, label)].append(rid)
 
     def _author(self, author: str | None, target: Label, rid: str) -> None:
+        # one Account per namespace, its type unknown until the Hub is asked
+        # (`ingest.accounts`): records carry no account type, and none is guessed
         if author:
-            label = author_label(author)
-            self.refs[label].add(author)
-            self.rels[(Rel.PUBLISHED, label, target)].append({"src": author, "dst": rid})
+            self.refs[Label.ACCOUNT].add(author)
+            self.rels[(Rel.PUBLISHED, Label.ACCOUNT, target)].append({"src": author, "dst": rid})
 
     def _add_model(self, m: ModelRecord, resolver: IdResolver, rejects: Counter,
                    stats: LineageStats) -> None:
@@ -308,6 +289,8 @@ def bulk_write(store: GraphStore, rows: GraphRows) -> None:
         table = {"id": pa.array(missing, pa.string())}
         if label in (Label.MODEL, Label.DATASET, Label.SPACE):
             table["stub"] = pa.array([True] * len(missing), pa.bool_())
+        for prop, value in REF_DEFAULTS.get(label, {}).items():
+            table[prop] = pa.array([value] * len(missing), pa.string())
         store.bulk_insert_nodes(label, pa.table(table))
     for (rel, src, dst), rels in rows.rels.items():
         if rels:
@@ -386,7 +369,9 @@ def upsert_statements(store: GraphStore, rows: GraphRows) -> list[tuple[str, dic
         missing = sorted(set(wanted) - set(q.existing_ids(store, label, wanted)))
         if missing:
             stub = label in (Label.MODEL, Label.DATASET, Label.SPACE)
-            stmts.append((q.create_ref_nodes(label, stub=stub), {"ids": missing}))
+            defaults = REF_DEFAULTS.get(label, {})
+            stmts.append((q.create_ref_nodes(label, stub=stub, defaults=tuple(defaults)),
+                          {"ids": missing, **defaults}))
     for (rel, src, dst), rels in rows.rels.items():
         if rels:
             fresh = set(rows.owned.get((rel, src), ()))  # their old relations are deleted above
@@ -469,8 +454,7 @@ def _reaches(up: dict[str, set[str]], start: str, goal: str) -> bool:
 
 
 #: labels whose nodes exist only because something links to them (repo labels: the stubs)
-_REFERENCED_ONLY = (Label.PAPER, Label.TASK, Label.LIBRARY, Label.LICENSE, Label.USER,
-                    Label.ORGANIZATION)
+_REFERENCED_ONLY = (Label.PAPER, Label.TASK, Label.LIBRARY, Label.LICENSE, Label.ACCOUNT)
 
 
 def unreferenced_statements() -> list[tuple[str, dict]]:

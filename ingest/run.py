@@ -32,6 +32,7 @@ from graph.store import (
     open_embedded,
     open_store,
 )
+from ingest.accounts import AccountLookup
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
 from ingest.lineage_report import resolver_from_store
@@ -85,6 +86,7 @@ class RunReport:
     # seconds per phase (bulk: parse/retype/build/write)
     phases: dict = field(default_factory=dict)
     analytics: list = field(default_factory=list)  # how each derived result went (Refresher)
+    accounts: dict = field(default_factory=dict)  # the account-type lookups (ingest.accounts)
 
     def as_dict(self) -> dict:
         return {"run_id": self.run_id, "source": self.source, "mode": self.mode,
@@ -94,6 +96,7 @@ class RunReport:
                 "lineage": self.lineage, "counts": self.counts,
                 "resumed_from": self.resumed_from, "seconds": round(self.seconds, 2),
                 "watermark": str(self.watermark), "phases": self.phases,
+                "accounts": self.accounts,
                 "analytics": [{"name": a.name, "ok": a.ok, "seconds": a.seconds, "error": a.error}
                               for a in self.analytics]}
 
@@ -150,21 +153,31 @@ def _observations(rows: GraphRows, run_id: str, at: datetime) -> None:
 def ingest(source: Source, *, root: Path | None = None, limit: int | None = None,
            since: datetime | None = None, progress: Callable[[int], None] | None = None,
            batch_size: int = BATCH_SIZE, store: GraphStore | None = None,
-           full: bool = False, refresh: Refresher | None = None) -> RunReport:
+           full: bool = False, refresh: Refresher | None = None,
+           accounts: AccountLookup | None = None) -> RunReport:
     """Run one ingest of `source` into the configured graph and return its report.
 
     Later runs only take records newer than the last run's watermark, unless `since` is
-    given or `full` asks to re-read everything. `refresh` recomputes the derived results
-    (before and after the publish) while the run still holds the writer lock.
+    given or `full` asks to re-read everything. `accounts` asks the Hub the type of a bounded
+    batch of accounts after the load (without it, types stay what the graph knows). `refresh`
+    recomputes the derived results (before and after the publish) while the run still holds
+    the writer lock.
     """
     if store is not None or neo4j_configured():
         store = store or open_store(read_only=False)
         return _ingest_in_place(store, source, limit, since, progress, batch_size, full,
-                                refresh)
+                                refresh, accounts)
     gens = Generations(root or db_root())
     with gens.writer_lock():
         return _ingest_embedded(gens, source, limit, since, progress, batch_size, full,
-                                refresh)
+                                refresh, accounts)
+
+
+def _lookup_accounts(store: GraphStore, report: RunReport,
+                     accounts: AccountLookup | None) -> None:
+    """The loaded graph's account types from the Hub, a bounded batch per run."""
+    if accounts is not None:
+        report.accounts = accounts.run(store).as_dict()
 
 
 def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | None:
@@ -175,7 +188,8 @@ def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | 
 
 
 def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
-                     batch_size, full, refresh: Refresher | None) -> RunReport:
+                     batch_size, full, refresh: Refresher | None,
+                     accounts: AccountLookup | None) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
         try:
@@ -188,6 +202,7 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
         if run and run.mode == "incremental" and run.source == source.name:
             report = _run_batches(store, source, run.id, limit, since, progress,
                                   batch_size, resume=run)
+            _lookup_accounts(store, report, accounts)
             return _finish(gens, store, staging_dir, report, refresh)
         # a bulk first load cannot be resumed half-way: start it again from nothing
         if store is not None:
@@ -202,11 +217,13 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
     else:
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
+    _lookup_accounts(store, report, accounts)
     return _finish(gens, store, path.parent, report, refresh)
 
 
 def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
-                     batch_size, full, refresh: Refresher | None) -> RunReport:
+                     batch_size, full, refresh: Refresher | None,
+                     accounts: AccountLookup | None) -> RunReport:
     """Neo4j (or a store handed in): upserts in place; an unfinished run is resumed."""
     store.ensure_schema()
     run = q.running_run(store)
@@ -217,6 +234,7 @@ def _ingest_in_place(store: GraphStore, source: Source, limit, since, progress,
         run_id = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
+    _lookup_accounts(store, report, accounts)
     # the generation this run will publish: Neo4j names it by the run once it has finished
     generation = store.generation()
     if generation.backend == "neo4j":
@@ -255,7 +273,8 @@ def _record_end(store: GraphStore, report: RunReport) -> None:
     store.write([(q.finish_run(store), {
         "id": report.run_id, "status": report.status,
         "counts": json.dumps({**report.counts, "lineage": report.lineage,
-                              "loaded": dict(report.loaded), "read": report.read}),
+                              "loaded": dict(report.loaded), "read": report.read,
+                              "accounts": report.accounts}),
         "rejects": json.dumps(dict(report.rejects)),
         "endedAt": iso_utc(report.ended_at),
         "watermark": iso_utc(report.watermark)})])

@@ -17,6 +17,10 @@ Serves, like the real Hub:
 - `GET /api/{models,datasets,spaces}/{repo_id}` (repo ids contain a slash): the full record,
   404 `RepoNotFound` for unknown ids, 403 `GatedRepo` for ids in `gated`.
 - `GET /api/papers/{arxiv_id}`.
+- `GET /api/organizations/{name}/overview` and `GET /api/users/{name}/overview` (what
+  `HfApi.get_organization_overview` / `get_user_overview` read): the account's overview for
+  names in `accounts` (name → "org" or "user"), 404 else, as the Hub answers a name of the
+  other kind.
 - `GET /{repo_id}/resolve/{revision}/README.md`: the model card text from `cards` (404 else).
 - Expand properties the Hub computes, where an item does not carry them itself: `baseModels`
   (`{"relation", "models": [{"id"}]}` from the item's typed `base_model:<rel>:` tags) and
@@ -159,7 +163,8 @@ class FakeHub:
     def __init__(self, *, models: Sequence | None = None, datasets: Sequence | None = None,
                  spaces: Sequence | None = None, papers: Sequence | None = None,
                  model_infos: dict | None = None, gated: Sequence[str] = (),
-                 max_page_size: int = 1000, cards: dict[str, str] | None = None):
+                 max_page_size: int = 1000, cards: dict[str, str] | None = None,
+                 accounts: dict[str, str] | None = None):
         self.models = list(load_fixture("models") if models is None else models)
         self.datasets = list(load_fixture("datasets") if datasets is None else datasets)
         self.spaces = list(load_fixture("spaces") if spaces is None else spaces)
@@ -167,6 +172,7 @@ class FakeHub:
         self.papers = {p["id"]: p for p in papers}
         self.model_infos = model_infos
         self.cards = dict(cards or {})
+        self.accounts = dict(accounts or {})  # namespace -> "org" | "user"
         self.gated = set(gated)
         self.max_page_size = max_page_size
         self.requests: list[LoggedRequest] = []
@@ -296,12 +302,31 @@ class FakeHub:
             if paper is None:
                 raise _HttpError(404, "Paper not found", {"X-Error-Code": "EntryNotFound"})
             return 200, paper, {}
+        if parts[1] in ("organizations", "users") and len(parts) == 4 and parts[3] == "overview":
+            return self._overview("org" if parts[1] == "organizations" else "user", parts[2])
         kind = _KINDS.get(parts[1])
         if kind is None:
             raise _HttpError(404, f"no route {path}")
         if len(parts) == 2:
             return self._listing(h, kind, parts[1], query)
         return self._info(kind, "/".join(parts[2:]), query)
+
+    def _overview(self, kind: str, name: str) -> tuple[int, Any, dict]:
+        with self._lock:
+            found = self.accounts.get(name) == kind
+            repos = sum(1 for m in self.models
+                        if isinstance(m, dict) and str(m.get("id", "")).startswith(name + "/"))
+        if not found:
+            what = "Organization" if kind == "org" else "User"
+            raise _HttpError(404, f"{what} not found")
+        body = {"_id": f"{abs(hash(name)):024x}"[:24], "avatarUrl": f"/avatars/{name}.svg",
+                "fullname": name.title(), "type": kind, "numModels": repos,
+                "numDatasets": 0, "numSpaces": 0, "numFollowers": 1}
+        if kind == "org":
+            body.update(name=name, isVerified=False, numUsers=1)
+        else:
+            body.update(user=name, isPro=False, orgs=[], numLikes=0, numPapers=0)
+        return 200, body, {}
 
     def _card(self, repo_id: str, filename: str) -> tuple[int, Any, dict]:
         with self._lock:

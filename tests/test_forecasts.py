@@ -141,3 +141,33 @@ def test_full_snapshot_series_end_at_the_listing_coverage():
     dates = pd.Series(pd.date_range("2024-01-01", "2024-07-11 16:00", freq="1h", tz="UTC"))
     late = pd.Series(pd.date_range("2025-01-01", "2025-04-01", freq="7D", tz="UTC"))
     assert coverage_end(pd.concat([dates, late])).date() == pd.Timestamp("2024-07-11").date()
+
+
+def test_counts_reconcile_with_the_lineage_page(table, mini_graph_root):
+    """Every forecast row carries the Lineage page's count (every direct derivative) and the
+    parts that the modelled series leaves out; they add up, model by model."""
+    from graph import queries as q
+    from graph.store import open_store
+
+    store = open_store(read_only=True, root=mini_graph_root)
+    try:
+        lineage = {m: sum(q.descendant_counts(store, m).values()) for m in table.models["model"]}
+    finally:
+        store.close()
+    m = table.models.set_index("model")
+    assert (m["derivatives_total"] == pd.Series(lineage)).all()
+    parts = (m["derivatives"] + m["derivatives_undated"] + m["derivatives_after_as_of"]
+             + m["derivatives_partial_month"])
+    assert (parts == m["derivatives_total"]).all() and (m["derivatives_partial_month"] >= 0).all()
+    differ = m[m["derivatives_total"] != m["derivatives"]]
+    assert len(differ) > 0  # the mini graph has derivatives created after the as-of date
+    mid = differ.index[0]
+    c = F.derivative_counts(table, mid)
+    assert (c.total, c.modelled) == (lineage[mid], int(m.at[mid, "derivatives"]))
+    text = c.sentence()
+    assert f"{c.total:,} direct derivatives in the graph (the Lineage page's count)" in text
+    assert f"continues the {c.modelled:,} created up to" in text
+    same = m[m["derivatives_total"] == m["derivatives"]].index[0]
+    assert F.derivative_counts(table, same).sentence().startswith("All ")
+    assert F.derivative_counts(table, "nobody/nothing") is None
+    assert "derivatives_total" in F.ranking(table).columns

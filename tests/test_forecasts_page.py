@@ -151,3 +151,29 @@ def test_page_empty_graph(monkeypatch, tmp_path):
     assert not at.exception
     assert not at.get("plotly_chart") and not at.dataframe
     assert any("no graph" in t.lower() for t in _texts(at, "info") + _texts(at, "warning"))
+
+
+def test_forecasts_and_lineage_pages_reconcile_the_derivative_count(monkeypatch,
+                                                                    mini_graph_copy):
+    """The Forecasts page gives the Lineage page's count beside the one it models, and the
+    Lineage page the forecast's, each with the difference in words."""
+    from streamlit.testing.v1 import AppTest
+
+    table = _store_table(mini_graph_copy)
+    m = table.models
+    mid = m.loc[m["derivatives_total"] != m["derivatives"], "model"].iloc[0]
+    counts = F.derivative_counts(table, mid)
+    at = _page(monkeypatch, mini_graph_copy, mid)
+    assert not at.exception
+    assert f"{md_text(mid)}: {counts.sentence()}" in _texts(at, "caption")
+    params = at.dataframe[0].value
+    assert int(params["derivatives_total"].iloc[0]) == counts.total
+    assert int(params["derivatives"].iloc[0]) == counts.modelled < counts.total
+    lineage = AppTest.from_file(str(Path(PAGE).with_name("lineage.py")), default_timeout=120)
+    lineage.query_params["model"] = mid
+    lineage.run()
+    assert not lineage.exception
+    tree = next(t for t in _texts(lineage, "markdown") if t.startswith("**Model tree**"))
+    assert sum(int(n.replace(",", "")) for n in tree.split("**")[3::2]) == counts.total
+    assert any(c.endswith(counts.sentence()) and "Forecasts" in c
+               for c in _texts(lineage, "caption"))

@@ -355,3 +355,58 @@ def test_fake_hub_speaks_huggingface_hub_itself():
         assert stamps == sorted(stamps, reverse=True)
         info = api.model_info("Qwen/Qwen2-7B")
         assert info.id == "Qwen/Qwen2-7B" and info.card_data is not None
+
+
+# ---- account types --------------------------------------------------------------------------
+
+ACCOUNTS = {"acme-org": "org", "alice": "user"}
+
+
+def test_account_type_organisation_user_and_neither():
+    with FakeHub(accounts=ACCOUNTS) as hub:
+        src, sleeps = source(hub)
+        assert src.account_type("acme-org") == "organization"
+        assert [r.path for r in hub.requests] == ["/api/organizations/acme-org/overview"]
+        hub.requests.clear()
+        assert src.account_type("alice") == "user"  # the organisation page 404s first
+        assert [(r.path, r.status) for r in hub.requests] == [
+            ("/api/organizations/alice/overview", 404), ("/api/users/alice/overview", 200)]
+        hub.requests.clear()
+        assert src.account_type("ghost") is None  # neither page: a deleted or renamed account
+        assert [r.status for r in hub.requests] == [404, 404] and sleeps == []
+
+
+def test_account_type_backs_off_on_429_and_5xx():
+    with FakeHub(accounts=ACCOUNTS) as hub:
+        hub.add_fault(status=429, retry_after="7", path="/api/organizations/alice/overview")
+        hub.add_fault(status=503, times=2, path="/api/users/alice/overview")
+        src, sleeps = source(hub)
+        assert src.account_type("alice") == "user"
+        assert sleeps == [7.0, 1.0, 2.0]  # Retry-After honoured, then capped exponential
+        assert len({r.url for r in hub.requests_to("/api/users/alice/overview")}) == 1
+
+
+def test_account_type_unreachable_raises_source_error():
+    with FakeHub() as hub:
+        url = hub.url
+    src = HubSource(endpoint=url, max_retries=1, sleep=Sleeps())
+    with pytest.raises(SourceError, match="/api/organizations/acme-org/overview"):
+        src.account_type("acme-org")
+
+
+def test_fake_hub_account_pages_speak_huggingface_hub_itself():
+    """The overview endpoints as HfApi's own get_organization_overview / get_user_overview
+    read them: their objects, and a 404 raised for a name of the other kind."""
+    from huggingface_hub.utils import HfHubHTTPError
+
+    with FakeHub(accounts=ACCOUNTS) as hub:
+        api = HfApi(endpoint=hub.url, token=False)
+        org = api.get_organization_overview("acme-org")
+        assert org.name == "acme-org" and org.fullname and org.num_users == 1
+        user = api.get_user_overview("alice")
+        assert user.username == "alice" and user.user_type == "user" and user.orgs == []
+        for call, name in ((api.get_organization_overview, "alice"),
+                           (api.get_user_overview, "acme-org")):
+            with pytest.raises(HfHubHTTPError) as err:
+                call(name)
+            assert err.value.response.status_code == 404

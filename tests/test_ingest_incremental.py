@@ -80,7 +80,7 @@ def test_first_load_then_incremental_equals_a_clean_load_on_real_data(tmp_path):
         assert len(sample_a) > 100 and sample_a["stub"].any() and sample_a["license"].notna().any()
         pd.testing.assert_frame_equal(sample_a, sample_b)
         for rel, src in (("HAS_LICENSE", "Model"), ("TRAINED_ON", "Model"), ("CITES", "Dataset"),
-                         ("PUBLISHED", "User")):
+                         ("PUBLISHED", "Account")):
             assert _edges(a, rel, src) == _edges(b, rel, src), rel
     finally:
         a.close()

@@ -89,3 +89,27 @@ def test_build_overview_holds_every_part(store, models):
     assert ov.uploads["task"]["n"].sum() == ov.uploads["library"]["n"].sum()
     assert ov.licences["n"].sum() == (models["stub"] != True).sum()  # noqa: E712
     assert len(ov.runs) == 1 and not ov.top_base.empty
+
+
+# -- publishers by account type ------------------------------------------------------------
+def test_account_mix_keeps_both_kinds_of_unknown_apart():
+    rows = pd.DataFrame({"account_type": ["organization", "user", "unknown", "unknown"],
+                         "checked": [True, True, False, True], "accounts": [3, 10, 50, 2],
+                         "models": [30, 20, 40, 10], "downloads": [900, 50, 40, 10]})
+    got = O.account_mix(rows)
+    assert got["group"].tolist() == ["organisations", "users", "unknown: not asked yet",
+                                     "unknown: not on the Hub"]
+    assert got["accounts"].tolist() == [3, 10, 50, 2]
+    assert got["model_share"].tolist() == pytest.approx([0.3, 0.2, 0.4, 0.1])
+    assert O.account_mix(rows.iloc[:0]).empty
+
+
+def test_snapshot_accounts_are_all_unknown_not_guessed(store):
+    got = O.account_mix(q.publishers_by_account_type(store))
+    authors = store.frame("MATCH (m:Model) WHERE m.author IS NOT NULL RETURN "
+                          "count(DISTINCT m.author) AS n, count(*) AS models")
+    assert got["group"].tolist() == ["unknown: not asked yet"]  # meta-llama too: not guessed
+    assert got["models"].iat[0] == authors["models"].iat[0]
+    nodes = q.count_nodes(store)
+    assert nodes["Account"] == nodes["Account (unknown)"] == got["accounts"].iat[0]
+    assert nodes["Account"] >= authors["n"].iat[0]  # + authors of datasets and spaces only

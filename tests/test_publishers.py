@@ -95,3 +95,12 @@ def test_search_authors(index):
     assert "BramVanroy" in P.search_authors(index, "vanroy")
     assert P.search_authors(index, "") == []
     assert P.author_of("org/name") == "org" and P.author_of("gpt2") is None
+
+
+def test_index_account_types_unknown_for_a_snapshot(index):
+    assert {"account_type", "account_checked"} <= set(index.columns)
+    assert set(index["account_type"]) == {"unknown"} and not index["account_checked"].any()
+    assert P.account_label("organization", True) == "organisation"
+    assert P.account_label("user", True) == "user"
+    assert P.account_label("unknown", False) == "account type unknown: not asked yet"
+    assert P.account_label("unknown", True) == "account type unknown: not on the Hub"

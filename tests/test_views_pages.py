@@ -162,6 +162,60 @@ def test_publishers_type_ahead_and_unknown(graph_env):
     assert "No author of that name" in _texts(at.warning)
 
 
+@pytest.fixture
+def typed_env(mini_graph_copy, monkeypatch):
+    """A mini graph copy whose account types were asked of the fake Hub for the five most
+    downloaded accounts (two organisations, a user, two without a page), then the overview
+    and the publisher index refreshed, as the scheduled job does after an ingest."""
+    from ingest.accounts import AccountLookup
+    from ingest.hub import HubSource
+    from tests.fakehub import FakeHub
+
+    store = KuzuStore(Generations(mini_graph_copy).current_path(), read_only=False)
+    try:
+        with FakeHub(accounts={"meta-llama": "org", "microsoft": "org",
+                               "stabilityai": "user"}) as hub:
+            report = AccountLookup(HubSource(endpoint=hub.url, token=None), limit=5).run(store)
+        assert (report.organization, report.user, report.not_found) == (2, 1, 2), report
+        steps = [s for s in P.STEPS if s.name in (*VIEW_STEPS, P.OVERVIEW)]
+        P.Refresh(steps).before_publish(store, store.generation())
+    finally:
+        store.close()
+    monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
+    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
+    _clear()
+    yield mini_graph_copy
+    _clear()
+
+
+def test_publishers_show_account_types_from_the_hub(typed_env):
+    at = _app("app_pages/publishers.py")
+    _ok(at)
+    kinds = at.segmented_control(key="account_kind")
+    assert kinds.options[:2] == ["organisations (2)", "users (1)"], kinds.options
+    kinds.set_value("organisations").run()
+    _ok(at)
+    shown = _frame(at, "author", "account_type")
+    assert set(shown["account_type"]) == {"organization"} and len(shown) == 2
+    at = _app("app_pages/publishers.py", author="meta-llama")
+    _ok(at)
+    assert "**organisation** (as its account page on the Hub says)" in _texts(at.caption)
+    at = _app("app_pages/publishers.py", author="BramVanroy")
+    _ok(at)
+    assert "account type unknown: not asked yet" in _texts(at.caption)
+
+
+def test_overview_shows_the_unknown_accounts_honestly(typed_env):
+    at = _app("app_pages/overview.py")
+    _ok(at)
+    groups = _frame(at, "group", "accounts", "model_share")
+    assert groups["group"].tolist() == ["organisations", "users", "unknown: not asked yet",
+                                        "unknown: not on the Hub"]
+    assert groups["accounts"].tolist()[:2] == [2, 1] and groups["accounts"].iat[3] == 2
+    assert groups["accounts"].sum() == 430 and groups["model_share"].sum() == pytest.approx(1)
+    assert "never guessed" in _texts(at.caption)
+
+
 # -- trends ------------------------------------------------------------------------------
 def test_trends_page(graph_env):
     at = _app("app_pages/trends.py", model=PHI2)

@@ -39,7 +39,8 @@ class GrowthSeries:
     relation  : (n,) object array; "all" unless built with ``by_relation=True``.
     info      : per-series DataFrame (same row order) with provenance/flags, e.g.
                 parent_created, parent_date_imputed, n_children, n_before_parent,
-                n_undated_children, n_after_as_of.
+                n_undated_children, n_after_as_of, n_direct (every direct derivative: those
+                in the series, undated, after as_of and in the partial last month).
     dropped   : reason -> number of parents (or children) left out.
     as_of     : end of the observation window (set by :func:`derivative_series`).
     """
@@ -313,6 +314,7 @@ def derivative_series(
     info["n_after_as_of"] = (
         grp["child_created"].apply(lambda s: int((s > as_of).sum())).to_numpy() if n else []
     )
+    info["n_direct"] = grp.size().to_numpy() if n else []  # every direct derivative, dated or not
 
     d = e[~undated & ~after].merge(kdf, on=key if by_relation else ["parent"], how="left")
     if not by_relation:
