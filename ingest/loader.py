@@ -16,6 +16,7 @@ from typing import Any, Iterable
 import pyarrow as pa
 
 from graph import queries as q
+from graph.kuzu_store import conform
 from graph.schema import LINEAGE_RELS, NODE_SPECS, REL_SPECS, Label, Rel
 from graph.store import GraphStore, chunked
 from ingest.lineage import IdResolver
@@ -104,6 +105,12 @@ class GraphRows:
     #: (relation, source label) -> ids whose record gives that relation's source field: the
     #: incremental path replaces exactly those records' relations of that type
     owned: dict[tuple[Rel, Label], list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: rows already in columns (a first load's plain listing rows, `ingest.loader_columnar`),
+    #: written with the rows above; `table_ids`: their node ids
+    node_tables: dict[Label, list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
+    rel_tables: dict[tuple[Rel, Label, Label], list[pa.Table]] = field(
+        default_factory=lambda: defaultdict(list))
+    table_ids: dict[Label, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @classmethod
     def build(cls, models: Iterable[ModelRecord], datasets: Iterable[DatasetRecord],
@@ -305,13 +312,21 @@ def _table(rows: list[dict], rename: dict[str, str] | None = None) -> pa.Table:
     return pa.table(data)
 
 
+def _concat(tables: list[pa.Table], columns, lead: tuple[str, ...] = ()) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables([conform(t, columns, lead) for t in tables])
+
+
 def bulk_write(store: GraphStore, rows: GraphRows) -> None:
     """First load into an empty graph: one bulk import per table."""
-    for label, nodes in rows.nodes.items():
-        if nodes:
-            store.bulk_insert_nodes(label, _table(nodes))
+    for label in dict.fromkeys([*rows.nodes, *rows.node_tables]):
+        nodes = rows.nodes.get(label)
+        tables = ([_table(nodes)] if nodes else []) + rows.node_tables.get(label, [])
+        if tables:
+            store.bulk_insert_nodes(label, _concat(tables, NODE_SPECS[label].properties))
     for label, ids in rows.refs.items():
-        known = {n["id"] for n in rows.nodes.get(label, ())}
+        known = {n["id"] for n in rows.nodes.get(label, ())} | rows.table_ids.get(label, set())
         missing = sorted(ids - known)
         if not missing:
             continue
@@ -319,9 +334,14 @@ def bulk_write(store: GraphStore, rows: GraphRows) -> None:
         if label in (Label.MODEL, Label.DATASET, Label.SPACE):
             table["stub"] = pa.array([True] * len(missing), pa.bool_())
         store.bulk_insert_nodes(label, pa.table(table))
-    for (rel, src, dst), rels in rows.rels.items():
-        if rels:
-            store.bulk_insert_rels(rel, src, dst, _table(rels, {"src": "from", "dst": "to"}))
+    for key in dict.fromkeys([*rows.rels, *rows.rel_tables]):
+        rels = rows.rels.get(key)
+        tables = (([_table(rels, {"src": "from", "dst": "to"})] if rels else [])
+                  + rows.rel_tables.get(key, []))
+        if tables:
+            rel, src, dst = key
+            store.bulk_insert_rels(rel, src, dst, _concat(
+                tables, REL_SPECS[rel].properties, lead=("from", "to")))
 
 
 def _param_ok(value: Any, typ: str) -> bool:
