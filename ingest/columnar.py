@@ -269,13 +269,19 @@ def _plain_tags(col: pa.Array, spec: Field) -> tuple[np.ndarray, np.ndarray]:
     return ~row_bad & (lengths <= (spec.max_items or MAX_TAGS)), row_lineage
 
 
-def prefixed(tags: pa.Array, ids: pa.Array, prefix: str) -> tuple[list[str], list[str]]:
-    """(ids, values) of the tags starting with `prefix`, each pair once, in tag order (what
-    `records._by_prefix` and `_unique` give per record)."""
+def prefixed(tags: pa.Array, ids: pa.Array, prefix: str) -> tuple[pa.Table, pa.Array]:
+    """The tags starting with `prefix` as `records._by_prefix` and `_unique` read them:
+    (distinct (from: id, to: value) pairs, each row's first value or null)."""
+    tags = tags.combine_chunks() if isinstance(tags, pa.ChunkedArray) else tags
     flat = pc.list_flatten(tags)
     parent = pc.list_parent_indices(tags)
     mask = pc.starts_with(flat, prefix)
     values = pc.utf8_slice_codeunits(pc.filter(flat, mask), len(prefix), 1 << 30)
-    owners = pc.take(ids, pc.filter(parent, mask))
-    pairs = dict.fromkeys(zip(owners.to_pylist(), values.to_pylist()))
-    return [a for a, _ in pairs], [b for _, b in pairs]
+    rows = pc.filter(parent, mask)
+    pairs = pa.table({"from": pc.take(ids, rows), "to": values}).group_by(
+        ["from", "to"], use_threads=False).aggregate([])
+    first_rows, first_at = np.unique(rows.to_numpy(), return_index=True)
+    pick = np.full(len(ids), -1, np.int64)
+    pick[first_rows] = first_at
+    first = pc.take(values, pa.array(pick, mask=pick < 0))
+    return pairs, first

@@ -11,7 +11,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
@@ -248,6 +248,28 @@ class GraphRows:
                 self.rels[(rel, src, dst)] = keep
         return removed
 
+    def retype_lineage(self, models: Iterable[ModelRecord], resolver: IdResolver) -> None:
+        """Move each lineage row to the relation its link has now (`retype_links` ran after
+        the rows were built): the row of a child and a (resolved) parent is its first link
+        to that parent, as `_add_model` keeps it."""
+        relation: dict[str, dict[str, str]] = {}
+        for m in models:
+            if any(b.inferred for b in m.base_models):
+                first: dict[str, str] = {}
+                for link in m.base_models:
+                    first.setdefault(resolver.resolve(link.parent)[0], link.relation)
+                relation[m.id] = first
+        moved: dict[Rel, list[dict]] = defaultdict(list)
+        for key in [k for k in self.rels if k[0] in LINEAGE_RELS.values()]:
+            keep = []
+            for r in self.rels[key]:
+                now = relation.get(r["src"], {}).get(r["dst"])
+                target = LINEAGE_RELS[now] if now is not None else key[0]
+                (keep if target is key[0] else moved[target]).append(r)
+            self.rels[key] = keep
+        for rel, rs in moved.items():
+            self.rels[(rel, Label.MODEL, Label.MODEL)].extend(rs)
+
     def dedupe_rels(self) -> None:
         for key, rows in self.rels.items():
             seen, keep = set(), []
@@ -318,8 +340,10 @@ def _concat(tables: list[pa.Table], columns, lead: tuple[str, ...] = ()) -> pa.T
     return pa.concat_tables([conform(t, columns, lead) for t in tables])
 
 
-def bulk_write(store: GraphStore, rows: GraphRows) -> None:
-    """First load into an empty graph: one bulk import per table."""
+def bulk_write(store: GraphStore, rows: GraphRows,
+               before_lineage: Callable[[], None] | None = None) -> None:
+    """First load into an empty graph: one bulk import per table; `before_lineage` runs
+    before the lineage relations are written (it may still change their types)."""
     for label in dict.fromkeys([*rows.nodes, *rows.node_tables]):
         nodes = rows.nodes.get(label)
         tables = ([_table(nodes)] if nodes else []) + rows.node_tables.get(label, [])
@@ -334,7 +358,17 @@ def bulk_write(store: GraphStore, rows: GraphRows) -> None:
         if label in (Label.MODEL, Label.DATASET, Label.SPACE):
             table["stub"] = pa.array([True] * len(missing), pa.bool_())
         store.bulk_insert_nodes(label, pa.table(table))
-    for key in dict.fromkeys([*rows.rels, *rows.rel_tables]):
+    keys = list(dict.fromkeys([*rows.rels, *rows.rel_tables]))
+    lineage = set(LINEAGE_RELS.values())
+    _write_rels(store, rows, [k for k in keys if k[0] not in lineage])
+    if before_lineage is not None:
+        before_lineage()
+    _write_rels(store, rows, [k for k in dict.fromkeys([*rows.rels, *rows.rel_tables])
+                              if k[0] in lineage])
+
+
+def _write_rels(store: GraphStore, rows: GraphRows, keys) -> None:
+    for key in keys:
         rels = rows.rels.get(key)
         tables = (([_table(rels, {"src": "from", "dst": "to"})] if rels else [])
                   + rows.rel_tables.get(key, []))

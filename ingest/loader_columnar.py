@@ -176,11 +176,9 @@ def _records(t: pa.Table) -> list[tuple[int, ModelRecord]]:
 def _add_kind(rows: GraphRows, kind: str, t: pa.Table) -> None:
     label = _LABEL[kind]
     ids, tags = t.column("id"), t.column("tags")
+    ids = ids.combine_chunks()
     pairs = {p: prefixed(tags, ids, p) for p, _, _ in _TAG_RELS[kind]}
-    first_licence: dict[str, str] = {}
-    for rid, lic in zip(*pairs["license:"]):
-        first_licence.setdefault(rid, lic)
-    licence = pa.array([first_licence.get(i) for i in ids.to_pylist()], pa.string())
+    licence = pairs["license:"][1]
     node = {"id": ids, "author": t.column("author"), "createdAt": t.column("createdAt"),
             "lastModified": t.column("lastModified"), "likes": t.column("likes"),
             "downloads": t.column("downloads")}
@@ -215,8 +213,7 @@ def _add_kind(rows: GraphRows, kind: str, t: pa.Table) -> None:
                 rows.refs[target].update(pc.unique(dst).to_pylist())
                 rows.rel_tables[(rel, label, target)].append(pa.table({"from": src, "to": dst}))
     for prefix, rel, target in _TAG_RELS[kind]:
-        src, dst = pairs[prefix]
-        if src:
-            rows.refs[target].update(dst)
-            rows.rel_tables[(rel, label, target)].append(pa.table({
-                "from": pa.array(src, pa.string()), "to": pa.array(dst, pa.string())}))
+        table = pairs[prefix][0]
+        if table.num_rows:
+            rows.refs[target].update(pc.unique(table.column("to")).to_pylist())
+            rows.rel_tables[(rel, label, target)].append(table)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -306,3 +308,49 @@ def retype_links(models: Sequence[ModelRecord], *, typer: RelationTyper | None =
         record.base_models = tuple(replace(b, relation=changes[i]) if i in changes else b
                                    for i, b in enumerate(record.base_models))
     return len(predicted)
+
+
+class ChildTyping:
+    """`retype_links` running in a forked child process (see `retype_in_child`)."""
+
+    def __init__(self, models: Sequence[ModelRecord], pid: int, fd: int):
+        self.models, self.pid, self.fd = models, pid, fd
+
+    def wait(self) -> bool:
+        """Wait for the child and give the models its relations; False when it failed (the
+        models are then as they were)."""
+        with os.fdopen(self.fd, "rb") as fh:
+            data = fh.read()
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not data:
+            logger.warning("relation typing in a child process failed (status %s)", status)
+            return False
+        for i, relations in pickle.loads(data):
+            record = self.models[i]
+            record.base_models = tuple(b if b.relation == rel else replace(b, relation=rel)
+                                       for b, rel in zip(record.base_models, relations))
+        return True
+
+
+def retype_in_child(models: Sequence[ModelRecord], habits: Callable[[], pd.DataFrame]
+                    ) -> ChildTyping | None:
+    """Start `retype_links(models, habits=habits)` in a forked child (the other core), or None
+    where processes cannot fork. `wait()` applies its result to `models`."""
+    if not hasattr(os, "fork") or not any(_retypable(b) for r in models for b in r.base_models):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: type, send each record's relations, exit without cleanup
+        status = 1
+        try:
+            os.close(read)
+            retype_links(models, habits=habits)
+            out = [(i, tuple(b.relation for b in r.base_models)) for i, r in enumerate(models)
+                   if any(b.inferred for b in r.base_models)]
+            with os.fdopen(write, "wb") as fh:
+                fh.write(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    return ChildTyping(models, pid, read)

@@ -50,7 +50,7 @@ from ingest.loader import (
 from ingest.loader_columnar import PlainRows
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord, merge_records
 from ingest.relation_features import author_habits
-from ingest.relation_model import AuthorHistory, retype_links
+from ingest.relation_model import AuthorHistory, retype_in_child, retype_links
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -327,8 +327,13 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     stream.watermark = plain.watermark(stream.watermark)
     report.phases["parse"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    # learnt relation types for links the Hub did not type; habits over every model
-    retype_links(models, habits=lambda: author_habits(plain.with_model_frame(models)))
+    # learnt relation types for links the Hub did not type; habits over every model. Typed
+    # in a child process on the other core while this one builds and writes everything
+    # else; the lineage rows take the learnt types just before they are written
+    habits = lambda: author_habits(plain.with_model_frame(models))  # noqa: E731
+    typed = retype_in_child(models, habits) if fast else None
+    if typed is None:
+        retype_links(models, habits=habits)
     report.phases["retype"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
     resolver = plain.resolver(models, [first_at[("model", m.id)] for m in models])
@@ -341,7 +346,15 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     plain.add_to(rows, run_id, report.started_at)
     report.phases["build"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    bulk_write(store, rows)
+
+    def learnt_types() -> None:
+        waited = time.perf_counter()
+        if not typed.wait():  # the child failed: type here, as a record-by-record load does
+            retype_links(models, habits=habits)
+        rows.retype_lineage(models, resolver)
+        report.phases["retype_wait"] = round(time.perf_counter() - waited, 2)
+
+    bulk_write(store, rows, before_lineage=learnt_types if typed is not None else None)
     report.phases["write"] = round(time.perf_counter() - clock, 2)
     report.loaded.update({"model": len(models) + plain.in_tables("model"),
                           "dataset": len(datasets) + plain.in_tables("dataset"),
