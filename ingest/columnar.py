@@ -53,8 +53,7 @@ PREFIXES = ("license:", "dataset:", "arxiv:", "task_categories:")
 _CHUNK_LINES = 50_000
 _MIN_CHUNK = 1
 # A value passes untouched when its first and last characters are printable ASCII, not
-# spaces: str.strip() leaves it as it is (RE2's classes are ASCII, so nothing else is trusted)
-_EDGES = r"(?s)^[!-~](.*[!-~])?$"
+# spaces (`_edges`): str.strip() then leaves it as it is; nothing else is trusted
 _ISO = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3}|\.\d{6})?Z$"
 
 
@@ -146,7 +145,7 @@ def _read_chunks(lines: list[bytes], idx: np.ndarray, schema: pa.Schema, tables:
         return
     data = b"\n".join(lines[i] for i in idx)
     # a boolean `gated` reads as the record path gives it: false -> absent, true -> "true"
-    for sep in (b":", b": "):
+    for sep in (b":", b": ") if b'"gated"' in data else ():
         data = data.replace(b'"gated"' + sep + b"false", b'"gated":null')
         data = data.replace(b'"gated"' + sep + b"true", b'"gated":"true"')
     try:
@@ -172,12 +171,43 @@ def _np(arr) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), bool)
 
 
+def _edges(arr: pa.Array, skip: int = 0) -> np.ndarray:
+    """Whether each string's first character (after `skip` bytes) and last character are
+    printable ASCII, not spaces (read off the bytes: a character
+    beyond ASCII never starts or ends with such a byte). False for nulls."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    if n == 0:
+        return np.zeros(0, bool)
+    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], kind)[arr.offset:arr.offset + n + 1]
+    data = arr.buffers()[2]
+    data = np.frombuffer(data, np.uint8) if data is not None else np.zeros(0, np.uint8)
+    start, end = offsets[:-1].astype(np.int64), offsets[1:].astype(np.int64)
+    ok = (end - start) > skip
+    if not len(data):
+        return np.zeros(n, bool)
+    first = data[np.where(ok, start + skip, 0)]
+    last = data[np.where(ok, end - 1, 0)]
+    ok &= (first >= 0x21) & (first <= 0x7E) & (last >= 0x21) & (last <= 0x7E)
+    return ok & _np(pc.is_valid(arr))
+
+
+def _within(arr: pa.Array, max_len: int) -> np.ndarray:
+    """At most `max_len` characters (bytes first: counting characters only where needed)."""
+    short = _np(pc.less_equal(pc.binary_length(arr), max_len))
+    if short.all():
+        return short
+    return short | _np(pc.less_equal(pc.utf8_length(arr), max_len))
+
+
 def _plain_name(arr, max_len: int | None) -> np.ndarray:
     """Null, or a name `records._name` keeps as it is."""
-    ok = pc.match_substring_regex(arr, _EDGES)
+    ok = _edges(arr)
     if max_len is not None:
-        ok = pc.and_(ok, pc.less_equal(pc.utf8_length(arr), max_len))
-    return _np(pc.or_kleene(pc.is_null(arr), ok))
+        ok &= _within(arr, max_len)
+    return ok | _np(pc.is_null(arr))
 
 
 def _dates(arr) -> tuple[np.ndarray, pa.Array]:
@@ -213,7 +243,7 @@ def _checked(kind: RepoKind, t: pa.Table, specs: dict[str, Field]
     lineage = np.zeros(n, bool)
     rid = t.column("id").combine_chunks()
     ok &= _np(pc.match_substring_regex(rid, r"^[!-~]+$"))
-    ok &= _np(pc.less_equal(pc.utf8_length(rid), specs["id"].max_len))
+    ok &= _within(rid, specs["id"].max_len)
     out: dict[str, pa.Array] = {"id": rid}
     for name in FAST_FIELDS[kind][1:]:
         spec, col = specs[name], t.column(name).combine_chunks()
@@ -253,15 +283,12 @@ def _plain_tags(col: pa.Array, spec: Field) -> tuple[np.ndarray, np.ndarray]:
     n = len(col)
     flat = pc.list_flatten(col)
     parent = np.asarray(pc.list_parent_indices(col).to_numpy(), np.int64)
-    good = _np(pc.and_(pc.match_substring_regex(flat, _EDGES),
-                       pc.less_equal(pc.utf8_length(flat), spec.max_len)))
+    good = _edges(flat) & _within(flat, spec.max_len)
     lineage = _np(pc.starts_with(flat, "base_model:"))
     bad_value = np.zeros(len(flat), bool)
     for p in PREFIXES:
-        has = _np(pc.starts_with(flat, p))
-        first = pc.utf8_slice_codeunits(flat, len(p), len(p) + 1)
         # an empty value is skipped by the record path, a value it would strip is left to it
-        bad_value |= has & ~_np(pc.match_substring_regex(first, r"^[!-~]$"))
+        bad_value |= _np(pc.starts_with(flat, p)) & ~_edges(flat, skip=len(p))
     bad = ~good | bad_value
     row_bad = np.bincount(parent[bad], minlength=n).astype(bool) if bad.any() else np.zeros(n, bool)
     row_lineage = np.bincount(parent[lineage], minlength=n).astype(bool)

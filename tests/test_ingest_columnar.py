@@ -8,11 +8,12 @@ import itertools
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from graph.schema import NODE_SPECS, REL_SPECS, Label, Rel
 from graph.store import open_store
-from ingest.columnar import read_listing
+from ingest.columnar import _edges, read_listing
 from ingest.run import ingest
 from ingest.sources import SnapshotSource
 from tests.conftest import shared_data_or_skip
@@ -93,3 +94,15 @@ def test_columnar_first_load_equals_record_by_record(mixed, tmp_path):
         assert getattr(fast, name) == getattr(slow, name), name
     assert sum(fast.rejects.values()) > 50 and fast.skipped["model:merged_duplicate_id"] > 100
     assert _dump(tmp_path / "fast") == _dump(tmp_path / "slow")
+
+
+def test_plain_edges_are_what_strip_leaves_alone():
+    values = ["a", "ab", "a b", " a", "a ", "", "\u00e9", "a\u00e9", "\u00e9a", "a\u00a0",
+              "\u2003a", "a\x1f", "\tb", "x:y", None, "license:", "license: mit",
+              "license:mit"]
+    ok = _edges(pa.array(values, pa.string())).tolist()
+    assert ok == [v is not None and v != "" and v.isascii() and v.strip() == v
+                  and v[0] > " " and v[-1] > " " and v[-1] != "\x7f" for v in values]
+    after = _edges(pa.array(values, pa.string()), skip=len("license:")).tolist()
+    assert [v for v, good in zip(values, after) if good and v.startswith("license:")] == [
+        "license:mit"]
