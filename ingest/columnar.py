@@ -87,9 +87,14 @@ class ListingPart:
     table: pa.Table          # plain rows: the record fields, values as the records give them
     lineage: np.ndarray      # each plain row: whether its tags name parents (base_model:)
     positions: np.ndarray    # each plain row's position among the file's (non-blank) lines
-    lines: list[bytes]       # each plain row's line, to fall back on (a duplicate id)
     slow: list[tuple[int, object]]  # (position, RawItem) for everything else
     n_lines: int
+    source: "_Lines"         # the file's lines
+    rows: np.ndarray         # each plain row's line in `source`
+
+    def line(self, row: int) -> bytes:
+        """The line of plain row `row`, as the record path reads it."""
+        return self.source.text(int(self.rows[row]))
 
 
 def _decode_slow(kind: RepoKind, line: bytes):
@@ -101,6 +106,50 @@ def _decode_slow(kind: RepoKind, line: bytes):
         return RawItem(kind, None, "bad_json")
 
 
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() strips
+
+
+class _Lines:
+    """A file's lines without a Python object each: an Arrow array over the bytes (each line
+    with its newline), which lines are blank (the record path skips them) and which need no
+    stripping (only those can take the fast path)."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+        buf = np.frombuffer(raw, np.uint8)
+        nl = np.flatnonzero(buf == 10)
+        self.starts = np.concatenate([[0], nl + 1]).astype(np.int64)
+        self.ends = np.concatenate([nl, [len(raw)]]).astype(np.int64)
+        size = self.ends - self.starts
+        has = size > 0
+        if len(buf):
+            first = buf[np.minimum(self.starts, len(buf) - 1)]
+            last = buf[np.maximum(self.ends - 1, 0)]
+            self.clean = has & ~_WHITESPACE[first] & ~_WHITESPACE[last]
+        else:
+            self.clean = np.zeros(len(self.starts), bool)
+        blank = ~has
+        for i in np.flatnonzero(has & ~self.clean):
+            blank[i] = not self.text(int(i))
+        self.nonblank = ~blank
+        self.position = np.cumsum(self.nonblank) - 1  # a line's place among non-blank ones
+        offsets = np.append(self.starts, len(raw)).astype(np.int64)
+        self.array = pa.Array.from_buffers(pa.large_binary(), len(self.starts),
+                                           [None, pa.py_buffer(offsets), pa.py_buffer(raw)])
+
+    def text(self, i: int) -> bytes:
+        return self.raw[self.starts[i]:self.ends[i]].strip()
+
+    def joined(self, idx: np.ndarray) -> bytes:
+        """These lines (ascending), one per line."""
+        taken = self.array.take(pa.array(idx, pa.int64()))
+        end = int(np.frombuffer(taken.buffers()[1], np.int64)[taken.offset + len(taken)])
+        start = int(np.frombuffer(taken.buffers()[1], np.int64)[taken.offset])
+        data = memoryview(taken.buffers()[2])[start:end].tobytes()
+        return data if data.endswith(b"\n") else data + b"\n"
+
+
 def read_listing(path, kind: RepoKind) -> ListingPart | None:
     """The file split into plain rows and the rest, or None when it cannot be read whole
     (damaged gzip, not UTF-8): the caller then reads it record by record."""
@@ -109,14 +158,13 @@ def read_listing(path, kind: RepoKind) -> ListingPart | None:
             raw = fh.read()
     except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
         return None
-    lines = [s for s in (line.strip() for line in raw.split(b"\n")) if s]
-    del raw
+    lines = _Lines(raw)
     try:
-        text = pa.array(lines, pa.binary()).cast(pa.string())
+        text = lines.array.cast(pa.large_string())
     except pa.ArrowInvalid:
         return None
-    candidate = ~np.asarray(pc.match_substring_regex(text, _line_filter(kind))
-                            .to_numpy(zero_copy_only=False), bool)
+    candidate = lines.clean & ~np.asarray(pc.match_substring_regex(
+        text, _line_filter(kind)).to_numpy(zero_copy_only=False), bool)
     del text
     specs = _specs(kind)
     names = FAST_FIELDS[kind]
@@ -126,24 +174,26 @@ def read_listing(path, kind: RepoKind) -> ListingPart | None:
     tables, rows = [], []
     for start in range(0, len(idx), _CHUNK_LINES):
         _read_chunks(lines, idx[start:start + _CHUNK_LINES], schema, tables, rows)
-    plain_pos = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    plain = np.concatenate(rows) if rows else np.zeros(0, np.int64)
     table = (pa.concat_tables(tables) if tables else schema.empty_table())
     table = table.rename_columns(list(names))
     ok, lineage, values = _checked(kind, table, specs)
-    keep_pos = plain_pos[ok]
-    slow_pos = np.setdiff1d(np.arange(len(lines)), keep_pos, assume_unique=True)
-    slow = [(int(p), _decode_slow(kind, lines[p])) for p in slow_pos]
-    return ListingPart(kind, values.filter(pa.array(ok)), lineage[ok], keep_pos,
-                       [lines[p] for p in keep_pos], slow, len(lines))
+    keep = plain[ok]
+    rest = np.ones(len(lines.starts), bool)
+    rest[keep] = False
+    slow = [(int(lines.position[i]), _decode_slow(kind, lines.text(int(i))))
+            for i in np.flatnonzero(rest & lines.nonblank)]
+    return ListingPart(kind, values.filter(pa.array(ok)), lineage[ok], lines.position[keep],
+                       slow, int(lines.nonblank.sum()), lines, keep)
 
 
-def _read_chunks(lines: list[bytes], idx: np.ndarray, schema: pa.Schema, tables: list,
+def _read_chunks(lines: _Lines, idx: np.ndarray, schema: pa.Schema, tables: list,
                  rows: list) -> None:
     """Decode these lines with Arrow; a chunk that fails (one bad line makes Arrow give up)
     is halved until the bad lines are isolated, which are left to the per-record path."""
     if len(idx) == 0:
         return
-    data = b"\n".join(lines[i] for i in idx)
+    data = lines.joined(idx)
     # a boolean `gated` reads as the record path gives it: false -> absent, true -> "true"
     for sep in (b":", b": ") if b'"gated"' in data else ():
         data = data.replace(b'"gated"' + sep + b"false", b'"gated":null')

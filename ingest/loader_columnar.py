@@ -61,7 +61,7 @@ class PlainRows:
         for kind, kparts in by_kind.items():
             tables = [p.table.append_column("at", pa.array(base + p.positions, pa.int64()))
                       for base, p in kparts]
-            lines = [line for _, p in kparts for line in p.lines]
+            sizes = np.cumsum([0] + [p.table.num_rows for _, p in kparts])
             lineage = np.concatenate([p.lineage for _, p in kparts])
             table = pa.concat_tables(tables)
             ids = table.column("id").to_pylist()
@@ -70,8 +70,10 @@ class PlainRows:
             dup = np.fromiter((counts[i] > 1 or i in taken for i in ids), bool, len(ids))
             if dup.any():
                 ats = table.column("at").to_numpy()
-                out.fallback += [(int(ats[i]), _decode_slow(kind, lines[i]))
-                                 for i in np.flatnonzero(dup)]
+                for i in np.flatnonzero(dup):
+                    k = int(np.searchsorted(sizes, i, side="right")) - 1
+                    line = kparts[k][1].line(int(i - sizes[k]))
+                    out.fallback.append((int(ats[i]), _decode_slow(kind, line)))
                 table = table.filter(pa.array(~dup))
                 lineage = lineage[~dup]
             out.newest = _newest(table, out.newest)

@@ -106,3 +106,29 @@ def test_plain_edges_are_what_strip_leaves_alone():
     after = _edges(pa.array(values, pa.string()), skip=len("license:")).tolist()
     assert [v for v, good in zip(values, after) if good and v.startswith("license:")] == [
         "license:mit"]
+
+
+def test_odd_line_endings_and_blank_lines(tmp_path):
+    """CRLF lines, padded lines, blank and whitespace-only lines, no newline at the end: the
+    same records in the same order as the record path reads them."""
+    models = [{"id": f"org{i % 3}/m{i}", "downloads": i, "likes": 1,
+               "tags": ["license:mit", f"dataset:d{i}"] + ([f"base_model:org0/m{i - 1}"]
+                                                           if i % 4 == 1 else []),
+               "createdAt": "2023-05-01T10:00:00.000Z"} for i in range(40)]
+    lines = [json.dumps(m).encode() for m in models]
+    lines[3] += b"\r"
+    lines[5] = b"  " + lines[5] + b"\t"
+    lines[7] = json.dumps(models[7], separators=(",", ":")).encode()
+    body = b"\n".join(lines[:10]) + b"\n\n \x0b\n" + b"\n".join(lines[10:]) + b"\n" + lines[0]
+    snap = tmp_path / "snap"
+    snap.mkdir()
+    (snap / "models.jsonl").write_bytes(body)
+    part = read_listing(snap / "models.jsonl", "model")
+    assert part.n_lines == 41 and part.table.num_rows + len(part.slow) == 41
+    assert sorted(p for p, _ in part.slow)[:2] == [3, 5]  # padded lines: the record path
+    fast = ingest(SnapshotSource(snap), root=tmp_path / "fast", columnar=True)
+    slow = ingest(SnapshotSource(snap), root=tmp_path / "slow", columnar=False)
+    for name in ("read", "loaded", "skipped", "rejects", "lineage", "counts", "watermark"):
+        assert getattr(fast, name) == getattr(slow, name), name
+    assert fast.skipped["model:merged_duplicate_id"] == 1
+    assert _dump(tmp_path / "fast") == _dump(tmp_path / "slow")
