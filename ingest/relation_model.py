@@ -17,6 +17,9 @@ import json
 import logging
 import os
 import pickle
+import select
+import signal
+import time
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -310,17 +313,34 @@ def retype_links(models: Sequence[ModelRecord], *, typer: RelationTyper | None =
     return len(predicted)
 
 
+#: the longest a first load waits for the typing child (the full snapshot takes minutes)
+CHILD_TIMEOUT_S = 1800.0
+
+
 class ChildTyping:
     """`retype_links` running in a forked child process (see `retype_in_child`)."""
 
     def __init__(self, models: Sequence[ModelRecord], pid: int, fd: int):
         self.models, self.pid, self.fd = models, pid, fd
 
-    def wait(self) -> bool:
-        """Wait for the child and give the models its relations; False when it failed (the
-        models are then as they were)."""
-        with os.fdopen(self.fd, "rb") as fh:
-            data = fh.read()
+    def wait(self, timeout_s: float = CHILD_TIMEOUT_S) -> bool:
+        """Wait for the child and give the models its relations; False when it failed or
+        took longer than `timeout_s` (it is killed; the models are then as they were)."""
+        deadline = time.monotonic() + timeout_s
+        chunks = []
+        with os.fdopen(self.fd, "rb", buffering=0) as fh:
+            while True:
+                ready, _, _ = select.select([fh], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:  # hung (a lock held at fork time, say): type in the parent
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    logger.warning("relation typing in a child process timed out")
+                    return False
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        data = b"".join(chunks)
         _, status = os.waitpid(self.pid, 0)
         if status != 0 or not data:
             logger.warning("relation typing in a child process failed (status %s)", status)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import itertools
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,7 +14,11 @@ import pytest
 
 from graph.schema import NODE_SPECS, REL_SPECS, Label, Rel
 from graph.store import open_store
+from ingest import relation_model
 from ingest.columnar import _edges, read_listing
+from ingest.records import ModelRecord
+from ingest.relation_features import author_habits, model_frame
+from ingest.relation_model import retype_in_child, retype_links
 from ingest.run import ingest
 from ingest.sources import SnapshotSource
 from tests.conftest import shared_data_or_skip
@@ -132,3 +137,25 @@ def test_odd_line_endings_and_blank_lines(tmp_path):
         assert getattr(fast, name) == getattr(slow, name), name
     assert fast.skipped["model:merged_duplicate_id"] == 1
     assert _dump(tmp_path / "fast") == _dump(tmp_path / "slow")
+
+
+def _linked(n: int) -> list[ModelRecord]:
+    return [ModelRecord.from_api({"id": f"a{i % 5}/m{i}-GGUF",
+                                  "tags": [f"base_model:a/p{i % 7}", "gguf" if i % 2 else "lora"]})
+            for i in range(n)]
+
+
+def test_typing_in_a_child_process_equals_in_process(monkeypatch):
+    here, there = _linked(300), _linked(300)
+    retype_links(here)
+    child = retype_in_child(there, lambda: author_habits(model_frame(there)))
+    assert child is not None and child.wait()
+    assert [m.base_models for m in there] == [m.base_models for m in here]
+    # a child that never answers is killed and reported, the records left as they were
+    monkeypatch.setattr(relation_model, "retype_links", lambda *a, **k: time.sleep(60))
+    hung = _linked(3)
+    before = [m.base_models for m in hung]
+    child = retype_in_child(hung, lambda: author_habits(model_frame(hung)))
+    started = time.perf_counter()
+    assert child.wait(timeout_s=1.0) is False
+    assert time.perf_counter() - started < 30 and [m.base_models for m in hung] == before
