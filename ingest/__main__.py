@@ -50,9 +50,12 @@ def cli() -> None:
                    "the load, as the scheduled job does.")
 @click.option("--skip", "skip_steps", multiple=True, metavar="STEP",
               help="A derived result not to refresh (e.g. search); repeatable.")
+@click.option("--columnar/--record-by-record", default=True, show_default=True,
+              help="A first load from snapshots reads listing files column by column (the "
+                   "same graph; --record-by-record is the reference path, slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run report as JSON.")
 def run(snapshots, endpoint, limit, since, full, batch_size, cards, account_limit,
-        with_analytics, skip_steps, as_json) -> None:
+        with_analytics, skip_steps, columnar, as_json) -> None:
     """Ingest from the Hub (default) or from recorded snapshot files, then refresh the
     derived results of the new graph generation (the scheduled job: run it from cron)."""
     from tqdm import tqdm
@@ -82,7 +85,7 @@ def run(snapshots, endpoint, limit, since, full, batch_size, cards, account_limi
     try:
         report = ingest(source, limit=limit, since=_parse_since(since), progress=bar.update,
                         batch_size=batch_size, full=full, accounts=accounts,
-                        refresh=_refresh(with_analytics, skip_steps))
+                        refresh=_refresh(with_analytics, skip_steps), columnar=columnar)
     except WriterBusy as e:
         raise click.ClickException(f"{e} (another cron run?); nothing was changed")
     except (IngestError, GraphError) as e:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pyarrow as pa
 
 from graph import queries as q
 from graph.dates import iso_utc, naive_utc
+from graph.kuzu_store import conform
 from graph.schema import LINEAGE_RELS, NODE_SPECS, REF_DEFAULTS, REL_SPECS, Label, Rel
 from graph.store import GraphStore, chunked
 from ingest.lineage import IdResolver
@@ -74,6 +75,12 @@ class GraphRows:
     #: (relation, source label) -> ids whose record gives that relation's source field: the
     #: incremental path replaces exactly those records' relations of that type
     owned: dict[tuple[Rel, Label], list[str]] = field(default_factory=lambda: defaultdict(list))
+    #: rows already in columns (a first load's plain listing rows, `ingest.loader_columnar`),
+    #: written with the rows above; `table_ids`: their node ids
+    node_tables: dict[Label, list[pa.Table]] = field(default_factory=lambda: defaultdict(list))
+    rel_tables: dict[tuple[Rel, Label, Label], list[pa.Table]] = field(
+        default_factory=lambda: defaultdict(list))
+    table_ids: dict[Label, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @classmethod
     def build(cls, models: Iterable[ModelRecord], datasets: Iterable[DatasetRecord],
@@ -212,6 +219,28 @@ class GraphRows:
                 self.rels[(rel, src, dst)] = keep
         return removed
 
+    def retype_lineage(self, models: Iterable[ModelRecord], resolver: IdResolver) -> None:
+        """Move each lineage row to the relation its link has now (`retype_links` ran after
+        the rows were built): the row of a child and a (resolved) parent is its first link
+        to that parent, as `_add_model` keeps it."""
+        relation: dict[str, dict[str, str]] = {}
+        for m in models:
+            if any(b.inferred for b in m.base_models):
+                first: dict[str, str] = {}
+                for link in m.base_models:
+                    first.setdefault(resolver.resolve(link.parent)[0], link.relation)
+                relation[m.id] = first
+        moved: dict[Rel, list[dict]] = defaultdict(list)
+        for key in [k for k in self.rels if k[0] in LINEAGE_RELS.values()]:
+            keep = []
+            for r in self.rels[key]:
+                now = relation.get(r["src"], {}).get(r["dst"])
+                target = LINEAGE_RELS[now] if now is not None else key[0]
+                (keep if target is key[0] else moved[target]).append(r)
+            self.rels[key] = keep
+        for rel, rs in moved.items():
+            self.rels[(rel, Label.MODEL, Label.MODEL)].extend(rs)
+
     def dedupe_rels(self) -> None:
         for key, rows in self.rels.items():
             seen, keep = set(), []
@@ -276,13 +305,23 @@ def _table(rows: list[dict], rename: dict[str, str] | None = None) -> pa.Table:
     return pa.table(data)
 
 
-def bulk_write(store: GraphStore, rows: GraphRows) -> None:
-    """First load into an empty graph: one bulk import per table."""
-    for label, nodes in rows.nodes.items():
-        if nodes:
-            store.bulk_insert_nodes(label, _table(nodes))
+def _concat(tables: list[pa.Table], columns, lead: tuple[str, ...] = ()) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables([conform(t, columns, lead) for t in tables])
+
+
+def bulk_write(store: GraphStore, rows: GraphRows,
+               before_lineage: Callable[[], None] | None = None) -> None:
+    """First load into an empty graph: one bulk import per table; `before_lineage` runs
+    before the lineage relations are written (it may still change their types)."""
+    for label in dict.fromkeys([*rows.nodes, *rows.node_tables]):
+        nodes = rows.nodes.get(label)
+        tables = ([_table(nodes)] if nodes else []) + rows.node_tables.get(label, [])
+        if tables:
+            store.bulk_insert_nodes(label, _concat(tables, NODE_SPECS[label].properties))
     for label, ids in rows.refs.items():
-        known = {n["id"] for n in rows.nodes.get(label, ())}
+        known = {n["id"] for n in rows.nodes.get(label, ())} | rows.table_ids.get(label, set())
         missing = sorted(ids - known)
         if not missing:
             continue
@@ -292,9 +331,24 @@ def bulk_write(store: GraphStore, rows: GraphRows) -> None:
         for prop, value in REF_DEFAULTS.get(label, {}).items():
             table[prop] = pa.array([value] * len(missing), pa.string())
         store.bulk_insert_nodes(label, pa.table(table))
-    for (rel, src, dst), rels in rows.rels.items():
-        if rels:
-            store.bulk_insert_rels(rel, src, dst, _table(rels, {"src": "from", "dst": "to"}))
+    keys = list(dict.fromkeys([*rows.rels, *rows.rel_tables]))
+    lineage = set(LINEAGE_RELS.values())
+    _write_rels(store, rows, [k for k in keys if k[0] not in lineage])
+    if before_lineage is not None:
+        before_lineage()
+    _write_rels(store, rows, [k for k in dict.fromkeys([*rows.rels, *rows.rel_tables])
+                              if k[0] in lineage])
+
+
+def _write_rels(store: GraphStore, rows: GraphRows, keys) -> None:
+    for key in keys:
+        rels = rows.rels.get(key)
+        tables = (([_table(rels, {"src": "from", "dst": "to"})] if rels else [])
+                  + rows.rel_tables.get(key, []))
+        if tables:
+            rel, src, dst = key
+            store.bulk_insert_rels(rel, src, dst, _concat(
+                tables, REL_SPECS[rel].properties, lead=("from", "to")))
 
 
 def _param_ok(value: Any, typ: str) -> bool:

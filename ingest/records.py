@@ -490,6 +490,13 @@ class ModelRecord:
     @classmethod
     def from_api(cls, d: Any) -> "ModelRecord":
         rid, v, issues = _read(d, "model", MODEL_FIELDS)
+        return cls.from_values(rid, v, issues)
+
+    @classmethod
+    def from_values(cls, rid: str, v: dict[str, Any], issues: Counter) -> "ModelRecord":
+        """The record of checked field values (`read_fields` of `MODEL_FIELDS`, the author
+        already read from the id where absent): what `from_api` and the columnar first load
+        (`ingest.loader_columnar`) both build."""
         tags = v["tags"] or ()
         card = _card(v["cardData"], issues)
         prefixed = _by_prefix(tags)

@@ -203,11 +203,13 @@ def author_habits(models: pd.DataFrame) -> pd.DataFrame:
     """Per author: log(1 + models) and the share of the author's models that look quantised,
     like adapters, like merges, or declare a base model (from ids, tags and libraries only).
 
-    `models` needs columns `id`, `author`, `tags`, `library`; returns a frame indexed by author.
+    `models` needs columns `id`, `author`, `tags` (or `tags_text`: the tags joined by spaces),
+    `library`; returns a frame indexed by author.
     """
     if models.empty:
         return pd.DataFrame(columns=list(HABIT_COLUMNS), dtype=float)
-    flags = _habit_flags(models["id"], _tags_text(models["tags"]), models["library"])
+    text = models["tags_text"] if "tags_text" in models else _tags_text(models["tags"])
+    flags = _habit_flags(models["id"], text, models["library"])
     frame = pd.DataFrame({"author": models["author"].fillna("").to_numpy(), **flags})
     frame = frame[frame["author"] != ""]
     grouped = frame.groupby("author", sort=False)

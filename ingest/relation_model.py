@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pickle
+import select
+import signal
+import time
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
@@ -308,3 +313,66 @@ def retype_links(models: Sequence[ModelRecord], *, typer: RelationTyper | None =
         record.base_models = tuple(replace(b, relation=changes[i]) if i in changes else b
                                    for i, b in enumerate(record.base_models))
     return len(predicted)
+
+
+#: the longest a first load waits for the typing child (the full snapshot takes minutes)
+CHILD_TIMEOUT_S = 1800.0
+
+
+class ChildTyping:
+    """`retype_links` running in a forked child process (see `retype_in_child`)."""
+
+    def __init__(self, models: Sequence[ModelRecord], pid: int, fd: int):
+        self.models, self.pid, self.fd = models, pid, fd
+
+    def wait(self, timeout_s: float = CHILD_TIMEOUT_S) -> bool:
+        """Wait for the child and give the models its relations; False when it failed or
+        took longer than `timeout_s` (it is killed; the models are then as they were)."""
+        deadline = time.monotonic() + timeout_s
+        chunks = []
+        with os.fdopen(self.fd, "rb", buffering=0) as fh:
+            while True:
+                ready, _, _ = select.select([fh], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:  # hung (a lock held at fork time, say): type in the parent
+                    os.kill(self.pid, signal.SIGKILL)
+                    os.waitpid(self.pid, 0)
+                    logger.warning("relation typing in a child process timed out")
+                    return False
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        data = b"".join(chunks)
+        _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not data:
+            logger.warning("relation typing in a child process failed (status %s)", status)
+            return False
+        for i, relations in pickle.loads(data):
+            record = self.models[i]
+            record.base_models = tuple(b if b.relation == rel else replace(b, relation=rel)
+                                       for b, rel in zip(record.base_models, relations))
+        return True
+
+
+def retype_in_child(models: Sequence[ModelRecord], habits: Callable[[], pd.DataFrame]
+                    ) -> ChildTyping | None:
+    """Start `retype_links(models, habits=habits)` in a forked child (the other core), or None
+    where processes cannot fork. `wait()` applies its result to `models`."""
+    if not hasattr(os, "fork") or not any(_retypable(b) for r in models for b in r.base_models):
+        return None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: type, send each record's relations, exit without cleanup
+        status = 1
+        try:
+            os.close(read)
+            retype_links(models, habits=habits)
+            out = [(i, tuple(b.relation for b in r.base_models)) for i, r in enumerate(models)
+                   if any(b.inferred for b in r.base_models)]
+            with os.fdopen(write, "wb") as fh:
+                fh.write(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    return ChildTyping(models, pid, read)

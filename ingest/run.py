@@ -33,6 +33,7 @@ from graph.store import (
     open_store,
 )
 from ingest.accounts import AccountLookup
+from ingest.columnar import ListingPart
 from ingest.errors import RecordError
 from ingest.lineage import IdResolver
 from ingest.lineage_report import resolver_from_store
@@ -47,8 +48,10 @@ from ingest.loader import (
     unreferenced_statements,
     upsert_statements,
 )
+from ingest.loader_columnar import PlainRows
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord, merge_records
-from ingest.relation_model import AuthorHistory, retype_links
+from ingest.relation_features import author_habits
+from ingest.relation_model import AuthorHistory, retype_in_child, retype_links
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -154,14 +157,15 @@ def ingest(source: Source, *, root: Path | None = None, limit: int | None = None
            since: datetime | None = None, progress: Callable[[int], None] | None = None,
            batch_size: int = BATCH_SIZE, store: GraphStore | None = None,
            full: bool = False, refresh: Refresher | None = None,
-           accounts: AccountLookup | None = None) -> RunReport:
+           accounts: AccountLookup | None = None, columnar: bool = True) -> RunReport:
     """Run one ingest of `source` into the configured graph and return its report.
 
     Later runs only take records newer than the last run's watermark, unless `since` is
     given or `full` asks to re-read everything. `accounts` asks the Hub the type of a bounded
     batch of accounts after the load (without it, types stay what the graph knows). `refresh`
     recomputes the derived results (before and after the publish) while the run still holds
-    the writer lock.
+    the writer lock. `columnar`: a first load reads listing files column by column
+    (`ingest.columnar`; off: record by record, the same graph).
     """
     if store is not None or neo4j_configured():
         store = store or open_store(read_only=False)
@@ -170,7 +174,7 @@ def ingest(source: Source, *, root: Path | None = None, limit: int | None = None
     gens = Generations(root or db_root())
     with gens.writer_lock():
         return _ingest_embedded(gens, source, limit, since, progress, batch_size, full,
-                                refresh, accounts)
+                                refresh, accounts, columnar)
 
 
 def _lookup_accounts(store: GraphStore, report: RunReport,
@@ -189,7 +193,7 @@ def _since(store: GraphStore, since: datetime | None, full: bool) -> datetime | 
 
 def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
                      batch_size, full, refresh: Refresher | None,
-                     accounts: AccountLookup | None) -> RunReport:
+                     accounts: AccountLookup | None, columnar: bool = True) -> RunReport:
     staging_dir = gens.pending_staging()
     if staging_dir is not None:
         try:
@@ -213,7 +217,7 @@ def _ingest_embedded(gens: Generations, source: Source, limit, since, progress,
     path = gens.new_staging(run_id, copy_current=not first_load)
     store = open_embedded(path, read_only=False)
     if first_load:
-        report = _run_bulk(store, source, run_id, limit, since, progress)
+        report = _run_bulk(store, source, run_id, limit, since, progress, columnar)
     else:
         report = _run_batches(store, source, run_id, limit, _since(store, since, full),
                               progress, batch_size, resume=None)
@@ -288,41 +292,89 @@ def _start_run(store: GraphStore, report: RunReport, since: datetime | None,
 
 
 def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
-              progress) -> RunReport:
+              progress, columnar: bool = True) -> RunReport:
     report = RunReport(run_id, source.name, "bulk")
     _start_run(store, report, since, limit)
     stream = RecordStream(report, since)
     clock = time.perf_counter()
-    by_id: dict[tuple[str, str], object] = {}
-    for item in source.iter_items(limit=limit, since=since):
+    # a whole first load reads listing files column by column (`ingest.columnar`); the
+    # records that path leaves (and every other file) go through the per-record path
+    fast = columnar and limit is None and since is None and hasattr(source, "iter_bulk")
+    items = source.iter_bulk() if fast else source.iter_items(limit=limit, since=since)
+    parts: list[tuple[int, ListingPart]] = []
+    pending: list[tuple[int, RawItem]] = []  # (position in the stream, item)
+    pos = 0
+    for item in items:
+        if isinstance(item, ListingPart):
+            parts.append((pos, item))
+            pending += [(pos + p, it) for p, it in item.slow]
+            pos += item.n_lines
+        else:
+            pending.append((pos, item))
+            pos += 1
+    parsed: list[tuple[int, str, object]] = []
+    for at, item in pending:
         record = stream.parse(item)
         if progress:
             progress(1)
-        if record is None:
-            continue
-        key = (item.kind, record.id)
+        if record is not None:
+            parsed.append((at, item.kind, record))
+    plain = PlainRows.collect(parts, {(kind, r.id) for _, kind, r in parsed})
+    for at, item in plain.fallback:  # plain rows whose id comes twice: merged as records
+        record = stream.parse(item)
+        if record is not None:
+            parsed.append((at, item.kind, record))
+    parsed += [(at, "model", record) for at, record in plain.records]
+    parsed.sort(key=lambda x: x[0])
+    report.read += plain.count()
+    if progress:
+        progress(plain.count())
+    by_id: dict[tuple[str, str], object] = {}
+    first_at: dict[tuple[str, str], int] = {}
+    for at, kind, record in parsed:
+        key = (kind, record.id)
         if key in by_id:
-            report.skipped[f"{item.kind}:merged_duplicate_id"] += 1
+            report.skipped[f"{kind}:merged_duplicate_id"] += 1
             record = merge_records(by_id[key], record)
+        else:
+            first_at[key] = at
         by_id[key] = record
     models, datasets, spaces = _split(by_id.values())
+    stream.watermark = plain.watermark(stream.watermark)
     report.phases["parse"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    retype_links(models)  # learnt relation types for links the Hub did not type
+    # learnt relation types for links the Hub did not type; habits over every model. Typed
+    # in a child process on the other core while this one builds and writes everything
+    # else; the lineage rows take the learnt types just before they are written
+    habits = lambda: author_habits(plain.with_model_frame(models))  # noqa: E731
+    typed = retype_in_child(models, habits) if fast else None
+    if typed is None:
+        retype_links(models, habits=habits)
     report.phases["retype"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    resolver = IdResolver.from_records(models)
+    resolver = plain.resolver(models, [first_at[("model", m.id)] for m in models])
     stats = LineageStats()
     rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
     rows.dedupe_rels()
     cyclic = cycle_edges((r["src"], r["dst"]) for _, r in rows.lineage_edges())
     report.rejects["lineage_cycle"] += rows.drop_lineage(cyclic)
     _observations(rows, run_id, report.started_at)
+    plain.add_to(rows, run_id, report.started_at)
     report.phases["build"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
-    bulk_write(store, rows)
+
+    def learnt_types() -> None:
+        waited = time.perf_counter()
+        if not typed.wait():  # the child failed: type here, as a record-by-record load does
+            retype_links(models, habits=habits)
+        rows.retype_lineage(models, resolver)
+        report.phases["retype_wait"] = round(time.perf_counter() - waited, 2)
+
+    bulk_write(store, rows, before_lineage=learnt_types if typed is not None else None)
     report.phases["write"] = round(time.perf_counter() - clock, 2)
-    report.loaded.update({"model": len(models), "dataset": len(datasets), "space": len(spaces)})
+    report.loaded.update({"model": len(models) + plain.in_tables("model"),
+                          "dataset": len(datasets) + plain.in_tables("dataset"),
+                          "space": len(spaces)})
     report.rejects = +report.rejects
     report.lineage = stats.as_dict(resolver)
     report.watermark = stream.watermark

@@ -15,6 +15,7 @@ from typing import Any, Iterator, Protocol
 
 import orjson
 
+from ingest.columnar import FAST_FIELDS, ListingPart, read_listing
 from ingest.records import RepoKind
 
 #: file name → record kind, in load order (full model_info records after the listing, so they
@@ -109,33 +110,50 @@ class SnapshotSource:
         reading goes on with the next file. The order stays deterministic for resumes."""
         taken: dict[str, int] = {}
         for path, kind in self.files:
-            if limit is not None and taken.get(kind, 0) >= limit:
-                continue
-            is_tree = path.name.startswith("trees.")
-            opener = gzip.open if path.suffix == ".gz" else open
-            try:
-                with opener(path, "rb") as fh:
-                    for line in fh:
-                        if limit is not None and taken.get(kind, 0) >= limit:
-                            break
-                        line = line.strip()
-                        if not line:
-                            continue
-                        taken[kind] = taken.get(kind, 0) + 1
-                        try:
-                            data = orjson.loads(line)
-                        except orjson.JSONDecodeError:
-                            yield RawItem(kind, None, "bad_json")
-                            continue
-                        if is_tree and isinstance(data, dict):
-                            data = _tree_row_to_model(data)
-                        yield RawItem(kind, data)
-            except EOFError:
-                yield RawItem(kind, None, "truncated_file")
-            except (gzip.BadGzipFile, zlib.error):
-                yield RawItem(kind, None, "corrupt_file")
-            except OSError:
-                yield RawItem(kind, None, "unreadable_file")
+            yield from self._file_items(path, kind, taken, limit)
+
+    def iter_bulk(self) -> Iterator[RawItem | ListingPart]:
+        """What `iter_items()` yields (no limit), but each listing file that reads whole as one
+        `ListingPart` (its plain records as columns, `ingest.columnar`): for a first load."""
+        for path, kind in self.files:
+            part = None
+            if kind in FAST_FIELDS and not path.name.startswith("trees."):
+                part = read_listing(path, kind)
+            if part is not None:
+                yield part
+            else:
+                yield from self._file_items(path, kind, {}, None)
+
+    @staticmethod
+    def _file_items(path: Path, kind: RepoKind, taken: dict[str, int],
+                    limit: int | None) -> Iterator[RawItem]:
+        if limit is not None and taken.get(kind, 0) >= limit:
+            return
+        is_tree = path.name.startswith("trees.")
+        opener = gzip.open if path.suffix == ".gz" else open
+        try:
+            with opener(path, "rb") as fh:
+                for line in fh:
+                    if limit is not None and taken.get(kind, 0) >= limit:
+                        break
+                    line = line.strip()
+                    if not line:
+                        continue
+                    taken[kind] = taken.get(kind, 0) + 1
+                    try:
+                        data = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        yield RawItem(kind, None, "bad_json")
+                        continue
+                    if is_tree and isinstance(data, dict):
+                        data = _tree_row_to_model(data)
+                    yield RawItem(kind, data)
+        except EOFError:
+            yield RawItem(kind, None, "truncated_file")
+        except (gzip.BadGzipFile, zlib.error):
+            yield RawItem(kind, None, "corrupt_file")
+        except OSError:
+            yield RawItem(kind, None, "unreadable_file")
 
 
 class LiveHubSource:
