@@ -16,6 +16,7 @@ from graph import queries as Q
 
 HORIZONS = (3, 6, 12)
 TOP = 100
+OFFERED = 1000  # base models offered in the picker
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 FORECASTS = "forecasts"  # the stored result's name (analytics.pipeline.FORECASTS)
 
@@ -125,10 +126,13 @@ def _pick_models(table) -> list[str]:
     default = [x for v in st.query_params.get_all("model") for x in v.split(",") if x]
     if not default:
         default = F.ranking(table, horizon=12, top=3)["model"].tolist()
-    options = table.models.sort_values("derivatives", ascending=False)["model"].tolist()
+    # the base models with most derivatives (every option travels to the browser with each
+    # page: all 12.7k of the full graph cost seconds); any other comes by `?model=`
+    options = table.models.nlargest(OFFERED, "derivatives")["model"].tolist()
     known = set(options)
     options = [d for d in default if d not in known] + options
-    return st.multiselect("Base models (type to search)", options, default=default,
+    return st.multiselect(f"Base models (type to search the {OFFERED:,} with most derivatives; "
+                          "any other by `?model=`)", options, default=default,
                           key="fc_models", placeholder="type a model id…")
 
 
@@ -184,8 +188,9 @@ def main() -> None:
         params.loc[~params["growth_fit_ok"].astype(bool), wsb] = None
         st.subheader("Parameters and forecasts")
         st.dataframe(params, hide_index=True, column_config=_COLS, key="fc_params")
-        st.download_button("Download these rows (CSV)", F.table_csv(params),
-                           "forecast-parameters.csv", "text/csv", key="fc_dl_params")
+        st.download_button("Download these rows (CSV)", lambda: F.table_csv(params),
+                           "forecast-parameters.csv", "text/csv", key="fc_dl_params",
+                           on_click="ignore")
 
     st.subheader("Base models by predicted growth")
     h = st.radio("New derivatives expected in", [f"{x} months" for x in HORIZONS], index=2,
@@ -193,8 +198,9 @@ def main() -> None:
     horizon = int(h.split()[0])
     rank = F.ranking(table, horizon=horizon)
     st.dataframe(rank.head(TOP), hide_index=True, column_config=_COLS, key="fc_ranking")
-    st.download_button(f"Download the ranking ({len(rank):,} base models, CSV)",
-                       F.table_csv(rank), "forecast-ranking.csv", "text/csv", key="fc_dl_rank")
+    st.download_button(f"Download the ranking ({len(rank):,} base models, CSV)",  # built on click
+                       lambda: F.table_csv(rank), "forecast-ranking.csv", "text/csv",
+                       key="fc_dl_rank", on_click="ignore")
     with st.expander("How good is the method? Backtest at the latest origins"):
         skill = table.skill
         if skill.empty:
