@@ -24,11 +24,23 @@ def cli() -> None:
 @cli.command()
 @click.option("--skip", "skip_steps", multiple=True, metavar="STEP",
               help="A derived result not to rebuild (e.g. search); repeatable.")
-def refresh(skip_steps) -> None:
+@click.option("--only", "only_steps", multiple=True, metavar="STEP",
+              help="Rebuild only this derived result (e.g. search); repeatable.")
+def refresh(skip_steps, only_steps) -> None:
     """Rebuild the derived results of the current generation."""
     from analytics.pipeline import GRAPH_STEPS, STEPS, Refresh, build_now
     from graph.store import neo4j_configured, open_store
 
+    names = [s.name for s in STEPS]
+    unknown = sorted(set(only_steps) - set(names))
+    if unknown:
+        raise click.UsageError(f"unknown step(s) {', '.join(unknown)}; steps: {', '.join(names)}")
+    in_graph = sorted(set(only_steps) & GRAPH_STEPS)
+    if in_graph and not neo4j_configured():
+        raise click.UsageError(f"{', '.join(in_graph)} write(s) into the graph: on the embedded "
+                               "graph they run with an ingest")
+    if only_steps:
+        skip_steps = tuple(set(skip_steps) | (set(names) - set(only_steps)))
     try:
         if neo4j_configured():  # the graph changes in place: both stages, as an ingest runs them
             job, store = Refresh(skip=skip_steps), open_store(read_only=False)

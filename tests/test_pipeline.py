@@ -135,6 +135,26 @@ def test_cli_status_and_refresh(env_root):
     assert out["complete"] and out["results"][P.OVERVIEW]["ok"]
 
 
+def test_cli_refresh_only_named_steps(env_root):
+    env = {**os.environ, "HUBATLAS_DB": str(env_root)}
+
+    def refresh(*args):
+        return subprocess.run([sys.executable, "-m", "analytics", "refresh", *args], cwd=REPO,
+                              env=env, capture_output=True, text=True)
+
+    before = Results(current_generation()).status()
+    run = refresh("--only", P.OVERVIEW, "--only", P.ID_INDEX)
+    assert run.returncode == 0, run.stderr
+    assert [line.split()[0] for line in run.stdout.splitlines()] == [P.OVERVIEW, P.ID_INDEX]
+    after = Results(current_generation()).status()
+    assert after[P.OVERVIEW].built_at > before[P.OVERVIEW].built_at
+    assert after[P.ABOUT] == before[P.ABOUT]  # not rebuilt
+    bad = refresh("--only", "nonsense")
+    assert bad.returncode == 2 and "unknown step(s) nonsense" in bad.stderr
+    graph_step = refresh("--only", P.LICENCE_VERDICTS)
+    assert graph_step.returncode == 2 and "write(s) into the graph" in graph_step.stderr
+
+
 def test_cli_status_reports_the_embedding_variant(env_root, tmp_path):
     """Status says which embedding variant this CPU uses (the cached measurement), without
     measuring one itself."""
