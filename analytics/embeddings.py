@@ -14,8 +14,8 @@
   quality gate), caches the choice per CPU signature (``~/.cache/hubatlas/``) and reports it
   (`cached_choice`, shown by ``python -m analytics status``). bf16 wins wherever the CPU
   multiplies bf16 natively: with AMX, and on AVX-512-BF16 without AMX (AMD EPYC Zen 4:
-  1.9-2.3x fp32 per CPU-second on real and calibration texts, matmuls at ~170 GFLOP/s per core). A CPU
-  with neither runs bf16 at fp32 speed or below, and the measurement picks fp32 there.
+  1.9-2.3x fp32 per CPU-second on real and calibration texts, matmuls at ~170 GFLOP/s per
+  core). A CPU with neither runs bf16 at fp32 speed or below; the measurement picks fp32.
 * `VectorCache` keeps one float16 row per model under ``<HUBATLAS_DB>/retrieval/<variant>/``
   keyed by a hash of the model's text, so a restart loads them (memory-mapped) and an
   incremental ingest re-embeds only models whose text changed.
