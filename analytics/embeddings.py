@@ -11,9 +11,11 @@
   onnxruntime). Texts are sorted by length and batched so padding is minimal.
 * `choose_variant()` picks the variant for this CPU by a short measurement at first use
   (texts per CPU-second of each candidate on calibration texts, and its cosine with fp32 as a
-  quality gate), caches the choice per CPU signature (``~/.cache/hubatlas/``) and reports it.
-  bf16 wins where the CPU has AMX; without AMX (AVX-512-BF16 only, e.g. AMD EPYC) bf16 runs
-  at fp32 speed or below and the measurement picks whichever is faster there.
+  quality gate), caches the choice per CPU signature (``~/.cache/hubatlas/``) and reports it
+  (`cached_choice`, shown by ``python -m analytics status``). bf16 wins wherever the CPU
+  multiplies bf16 natively: with AMX, and on AVX-512-BF16 without AMX (AMD EPYC Zen 4:
+  1.9-2.3x fp32 per CPU-second on real and calibration texts, matmuls at ~170 GFLOP/s per
+  core). A CPU with neither runs bf16 at fp32 speed or below; the measurement picks fp32.
 * `VectorCache` keeps one float16 row per model under ``<HUBATLAS_DB>/retrieval/<variant>/``
   keyed by a hash of the model's text, so a restart loads them (memory-mapped) and an
   incremental ingest re-embeds only models whose text changed.
@@ -36,9 +38,12 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 VARIANTS = ("fp32", "bf16", "onnx-int8", "onnx-fp32")
-#: Candidates of the automatic choice. onnx-int8 is not one: its top-10 neighbours agree with
-#: fp32's only ~0.89 of the time (`python -m bench.retrieval precision`), below the 0.95 goal,
-#: whatever the CPU; set HUBATLAS_EMBED_VARIANT=onnx-int8 to trade that for ~1.8x speed.
+#: Candidates of the automatic choice. No int8 variant is one: their top-10 neighbours agree
+#: with fp32's too rarely for the 0.95 goal, whatever the CPU (4,000 real texts, AMD EPYC Zen 4
+#: with VNNI: onnx-int8 0.83-0.86 at 2.7x fp32 per CPU-second; torch `quantize_dynamic` of the
+#: Linear layers 0.63-0.69 per tensor, 0.73-0.79 per channel, at ~2.2x; ONNX int8 in the
+#: attention projections only 0.94 at fp32 speed), while bf16 agrees 0.985-0.993 at ~2x. Set
+#: HUBATLAS_EMBED_VARIANT=onnx-int8 to trade agreement for speed.
 AUTO_CANDIDATES = ("bf16", "fp32", "onnx-fp32")
 #: A candidate must reproduce fp32 to this mean cosine on the calibration texts (bf16: 0.99995;
 #: int8: 0.990, which costs a tenth of the top-10).
@@ -159,9 +164,13 @@ class TextEncoder:
         None: ``$HUBATLAS_EMBED_VARIANT``, else "auto": the variant `choose_variant` measured
         fastest on this CPU among those that reproduce fp32 (cached per CPU). The ONNX
         variants export once (cached under `onnx_dir`); ``onnx-fp32`` is the fp32 network in
-        onnxruntime: 3 ms per query vs 8.5 for bf16 torch. bf16 is fast only with AMX.
+        onnxruntime: 3 ms per query vs 8.5 for bf16 torch. bf16 is fast only where the CPU
+        multiplies bf16 natively (AMX, or AVX-512-BF16 as on AMD Zen 4).
     max_seq_length : int, default=64
-        Tokens kept per text (the model was trained with 128 and caps at 256).
+        Tokens kept per text (the model was trained with 128 and caps at 256). Real model
+        texts have 38 tokens at the median, 85 at the 95th percentile; 16% exceed 64, so 64
+        costs 8% of the tokens. Fewer is not an option: truncating to 48 tokens (-11% work)
+        drops top-10 agreement with 64 to 0.82-0.86, to 32 (-31%) to 0.66-0.72.
     batch_size : int, default=128
     threads : int or None, default=1
         Intra-op threads of this process (None: the runtime's default, all cores). One is the
@@ -397,12 +406,11 @@ def cpu_signature() -> str:
         feats.remove("amx_bf16")
         feats.append("amx-denied")
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
-    try:
-        import onnxruntime
-        import torch
+    from importlib.metadata import PackageNotFoundError, version
 
-        runtimes = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}"
-    except ImportError:  # pragma: no cover - both are requirements
+    try:  # the installed versions, without importing torch (what `analytics status` needs)
+        runtimes = f"torch {version('torch')}, onnxruntime {version('onnxruntime')}"
+    except PackageNotFoundError:  # pragma: no cover - both are requirements
         runtimes = "?"
     return f"{model} [{' '.join(feats)}]" + (f" max-isa {isa}" if isa else "") + f"; {runtimes}"
 
@@ -448,6 +456,35 @@ def calibration_texts(n: int = 256, seed: int = 0) -> list[str]:
 _CHOICE: dict[str, VariantChoice] = {}
 
 
+def _choice_key(candidates: Sequence[str]) -> str:
+    return f"{cpu_signature()} | {','.join(candidates)}"
+
+
+def _choice_path(cache_file: str | Path | None) -> Path:
+    return Path(cache_file) if cache_file else _cache_base() / "embed-variant.json"
+
+
+def cached_choice(*, candidates: Sequence[str] = AUTO_CANDIDATES,
+                  cache_file: str | Path | None = None) -> VariantChoice | None:
+    """The choice already measured for this CPU signature and candidates (this process's, else
+    the cache file's), or None: never measures."""
+    key = _choice_key(candidates)
+    if key in _CHOICE:
+        return _CHOICE[key]
+    try:
+        rec = json.loads(_choice_path(cache_file).read_text()).get(key)
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(rec, dict) or rec.get("variant") not in VARIANTS:
+        return None
+    try:
+        choice = VariantChoice(**{**rec, "cached": True})
+    except TypeError:  # a record of another shape
+        return None
+    _CHOICE[key] = choice
+    return choice
+
+
 def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool = False,
                    texts: Sequence[str] | None = None, min_cosine: float = MIN_COSINE,
                    cache_file: str | Path | None = None) -> VariantChoice:
@@ -457,18 +494,11 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
     texts on one thread) and cached in ``~/.cache/hubatlas/embed-variant.json``
     (``$HUBATLAS_CACHE_DIR``); ``refresh=True`` measures again. Logged at INFO."""
     sig = cpu_signature()
-    key = f"{sig} | {','.join(candidates)}"
-    path = Path(cache_file) if cache_file else _cache_base() / "embed-variant.json"
+    key = _choice_key(candidates)
+    path = _choice_path(cache_file)
     if not refresh:
-        if key in _CHOICE:
-            return _CHOICE[key]
-        try:
-            rec = json.loads(path.read_text()).get(key)
-        except (FileNotFoundError, json.JSONDecodeError, AttributeError):
-            rec = None
-        if rec and rec.get("variant") in VARIANTS:
-            choice = VariantChoice(**{**rec, "cached": True})
-            _CHOICE[key] = choice
+        choice = cached_choice(candidates=candidates, cache_file=cache_file)
+        if choice is not None:
             log.info("%s", choice.describe())
             return choice
     texts = list(texts) if texts is not None else calibration_texts()
@@ -493,6 +523,8 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
         try:
             allrec = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
+            allrec = {}
+        if not isinstance(allrec, dict):
             allrec = {}
         rec = {k: v for k, v in choice.__dict__.items() if k != "cached"}
         allrec[key] = rec
@@ -560,6 +592,23 @@ _CHUNK = 10_000
 _WORKER: TextEncoder | None = None
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup v2 CPU quota (a
+    container started with ``--cpus=2`` on a 64-core host sees 64 CPUs but gets two; one
+    worker per visible CPU would load the model 64 times and fight over two cores)."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, round(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)
+
+
 def _worker_init(params: dict) -> None:
     global _WORKER
     _WORKER = TextEncoder(**params)
@@ -620,7 +669,7 @@ def embed_models(ids: Sequence[str], texts: Sequence[str], encoder: TextEncoder,
     with held-out links removed); the few texts it lacked are kept in a side cache
     (``side/``, the newest 200,000) so the next such run finds them. Large jobs (≥ 40,000
     texts) run in
-    `n_jobs` one-thread worker processes (default: one per core)."""
+    `n_jobs` one-thread worker processes (default: one per usable CPU, `usable_cpus`)."""
     t0 = time.perf_counter()
     ids = np.asarray(list(ids), dtype=str)
     hashes = text_hashes(texts, salt=encoder.key)
@@ -653,7 +702,7 @@ def embed_models(ids: Sequence[str], texts: Sequence[str], encoder: TextEncoder,
         n_unique = len(uniq)
         uniq = uniq[np.argsort(np.fromiter((len(texts[i]) for i in uniq), np.int64, len(uniq)),
                                kind="stable")]
-        jobs = int(n_jobs or os.cpu_count() or 1) if len(uniq) >= 4 * _CHUNK else 1
+        jobs = int(n_jobs or usable_cpus()) if len(uniq) >= 4 * _CHUNK else 1
         chunks = [uniq[s:s + _CHUNK] for s in range(0, len(uniq), _CHUNK)]
         done = 0
         for idx, vecs in _encode_chunks(encoder, texts, chunks, jobs):

@@ -196,7 +196,8 @@ def _search(store: GraphStore, results: Results, memo: Memo) -> dict[str, Any]:
     build_recommender(search, store, save_to=results.folder(RECOMMENDER))
     info = getattr(search, "build_info_", {})
     return {"models": len(search.ids_),
-            **{k: info[k] for k in ("embedded", "encoded", "reused", "variant") if k in info}}
+            **{k: info[k] for k in ("embedded", "encoded", "reused", "variant", "texts_per_s",
+                                    "embed_s") if k in info}}
 
 
 # -- licence audit, publishers, trends ---------------------------------------------------------

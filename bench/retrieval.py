@@ -130,10 +130,51 @@ def _agreement(q: np.ndarray, v: np.ndarray, ref: np.ndarray, k: int = 10) -> fl
     return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(top, ref_top)]))
 
 
-def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0) -> list[dict]:
+#: Measured alternatives that are not variants of `TextEncoder` (``precision --experimental``):
+#: why they are not is in `analytics.embeddings.AUTO_CANDIDATES`.
+EXPERIMENTS = ("bf16-autocast", "torch-int8", "torch-int8-per-tensor", "bf16-L48")
+
+
+def _experiment(name: str):
+    """An encoder for one of `EXPERIMENTS`: bf16 autocast over fp32 weights; the torch Linear
+    layers dynamically quantised to int8 (`torch.ao.quantization.quantize_dynamic`, weights
+    per output channel or per tensor; VNNI kernels where the CPU has them); bf16 truncated to
+    48 tokens."""
+    from analytics.embeddings import TextEncoder
+
+    if name == "bf16-L48":
+        return TextEncoder(variant="bf16", max_seq_length=48)
+
+    class Experiment(TextEncoder):
+        def _load(self):
+            if self._st is not None:
+                return
+            super()._load()
+            if name.startswith("torch-int8"):
+                import torch
+                from torch.ao import quantization as tq
+
+                qc = (tq.default_dynamic_qconfig if name.endswith("per-tensor")
+                      else tq.per_channel_dynamic_qconfig)
+                self._st = tq.quantize_dynamic(self._st, {torch.nn.Linear: qc}, dtype=torch.qint8)
+
+        def _forward(self, ids, mask):
+            if name != "bf16-autocast":
+                return super()._forward(ids, mask)
+            import torch
+
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return super()._forward(ids, mask)
+
+    return Experiment(variant="fp32")
+
+
+def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0,
+                    experimental: bool = False) -> list[dict]:
     """Each variant on the same real texts: texts/s (wall and per CPU-second, one thread),
     cosine with fp32, and top-10 agreement with fp32 for queries encoded as the search
-    encodes them (fp32 ONNX) and for texts as queries (the recommender's case)."""
+    encodes them (fp32 ONNX) and for texts as queries (the recommender's case).
+    `experimental` adds the `EXPERIMENTS` (int8 torch, bf16 autocast, 48 tokens)."""
     from analytics.embeddings import TextEncoder, amx_usable, choose_variant
 
     _, texts = _load_texts()
@@ -142,8 +183,9 @@ def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0) -> list[
     as_queries = QUERIES + [sample[i] for i in rng.choice(n, n_queries - len(QUERIES),
                                                           replace=False)]
     res, rows = {}, []
-    for variant in ("fp32", "bf16", "onnx-fp32", "onnx-int8"):
-        enc = TextEncoder(variant=variant)
+    for variant in ("fp32", "bf16", "onnx-fp32", "onnx-int8",
+                    *(EXPERIMENTS if experimental else ())):
+        enc = _experiment(variant) if variant in EXPERIMENTS else TextEncoder(variant=variant)
         enc.encode(sample[:64])  # load, export, warm up
         t0, c0 = time.perf_counter(), time.process_time()
         vecs = enc.encode(sample)
@@ -320,6 +362,8 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=int, default=None,
                    help="build: embed only N texts and extrapolate")
     p.add_argument("--n", type=int, default=2000, help="precision: texts in the sample")
+    p.add_argument("--experimental", action="store_true",
+                   help="precision: also int8 torch, bf16 autocast and 48-token truncation")
     p.add_argument("--no-amx", action="store_true",
                    help="simulate a CPU without AMX (seccomp denies the AMX permission)")
     a = p.parse_args(argv)
@@ -328,7 +372,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if a.section in ("precision", "all"):
-        bench_precision(n=a.n)
+        bench_precision(n=a.n, experimental=a.experimental)
     if a.section in ("build", "all"):
         bench_build(fresh=a.fresh, sample=a.sample)
     if a.section in ("persist", "all"):

@@ -135,6 +135,66 @@ def test_cli_status_and_refresh(env_root):
     assert out["complete"] and out["results"][P.OVERVIEW]["ok"]
 
 
+def test_cli_refresh_only_named_steps(env_root):
+    env = {**os.environ, "HUBATLAS_DB": str(env_root)}
+
+    def refresh(*args):
+        return subprocess.run([sys.executable, "-m", "analytics", "refresh", *args], cwd=REPO,
+                              env=env, capture_output=True, text=True)
+
+    before = Results(current_generation()).status()
+    run = refresh("--only", P.OVERVIEW, "--only", P.ID_INDEX)
+    assert run.returncode == 0, run.stderr
+    assert [line.split()[0] for line in run.stdout.splitlines()] == [P.OVERVIEW, P.ID_INDEX]
+    after = Results(current_generation()).status()
+    assert after[P.OVERVIEW].built_at > before[P.OVERVIEW].built_at
+    assert after[P.ABOUT] == before[P.ABOUT]  # not rebuilt
+    bad = refresh("--only", "nonsense")
+    assert bad.returncode == 2 and "unknown step(s) nonsense" in bad.stderr
+    graph_step = refresh("--only", P.LICENCE_VERDICTS)
+    assert graph_step.returncode == 2 and "write(s) into the graph" in graph_step.stderr
+
+
+def test_cli_status_reports_the_embedding_variant(env_root, tmp_path):
+    """Status says which embedding variant this CPU uses (the cached measurement), without
+    measuring one itself."""
+    from analytics.embeddings import AUTO_CANDIDATES, _choice_key, cpu_signature
+
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k != "HUBATLAS_EMBED_VARIANT"}
+    env.update(HUBATLAS_DB=str(env_root), HUBATLAS_CACHE_DIR=str(cache))
+
+    def status(*args, **extra):
+        run = subprocess.run([sys.executable, "-m", "analytics", "status", *args], cwd=REPO,
+                             env={**env, **extra}, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    assert "embedding variant: not measured on this CPU yet" in status()
+    assert not cache.exists()  # status measured nothing
+    assert json.loads(status("--json"))["embedding_variant"] is None
+    rec = {"variant": "bf16", "signature": cpu_signature(), "rates": {"bf16": 300.0},
+           "cosines": {"bf16": 0.99994}, "measured_at": "2026-01-01T00:00:00"}
+    cache.mkdir()
+    (cache / "embed-variant.json").write_text(json.dumps({_choice_key(AUTO_CANDIDATES): rec}))
+    out = status()
+    assert "embedding variant bf16 (cached choice on" in out and "bf16 300/cpu-s" in out
+    assert json.loads(status("--json"))["embedding_variant"]["variant"] == "bf16"
+    assert "embedding variant fp32 (set by HUBATLAS_EMBED_VARIANT)" in status(
+        HUBATLAS_EMBED_VARIANT="fp32")
+
+
+def test_status_describes_what_the_search_step_embedded():
+    from analytics.__main__ import _embedding_detail
+
+    detail = {"models": 761188, "embedded": 761188, "reused": 0, "variant": "bf16",
+              "texts_per_s": 301.4}
+    assert _embedding_detail(detail) == "  (bf16: 761,188 embedded at 301 texts/s, 0 reused)"
+    assert _embedding_detail({**detail, "texts_per_s": float("nan"), "embedded": 0,
+                              "reused": 761188}) == "  (bf16: 0 embedded, 761,188 reused)"
+    assert _embedding_detail({}) == ""
+
+
 def test_cli_status_without_a_graph(tmp_path):
     env = {**os.environ, "HUBATLAS_DB": str(tmp_path / "none")}
     st = subprocess.run([sys.executable, "-m", "analytics", "status"], cwd=REPO, env=env,

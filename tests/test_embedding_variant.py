@@ -1,0 +1,92 @@
+"""The embedding variant choice: measured once per CPU signature and candidate set, cached in a
+file, read back without measuring, gated on agreement with fp32; and the worker count."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from analytics import embeddings as E
+
+TEXTS = E.calibration_texts(24, seed=3)
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """No choice remembered by this process, none cached, no variant forced."""
+    monkeypatch.setattr(E, "_CHOICE", {})
+    monkeypatch.setenv("HUBATLAS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HUBATLAS_EMBED_VARIANT", raising=False)
+    return tmp_path / "cache" / "embed-variant.json"
+
+
+def test_choice_is_measured_once_then_read_from_the_cache(fresh, monkeypatch):
+    candidates = ("bf16", "fp32")
+    assert E.cached_choice(candidates=candidates) is None
+    first = E.choose_variant(candidates=candidates, texts=TEXTS)
+    assert not first.cached and first.variant in candidates
+    assert set(first.rates) == set(candidates) and all(r > 0 for r in first.rates.values())
+    assert first.cosines["fp32"] == pytest.approx(1.0, abs=1e-6)
+    assert first.cosines["bf16"] > 0.999  # bf16 reproduces fp32
+    # the fastest candidate that passes the quality gate
+    assert first.variant == max(candidates, key=lambda v: first.rates[v])
+    stored = json.loads(fresh.read_text())
+    (key, rec), = stored.items()
+    assert key.startswith(E.cpu_signature()) and key.endswith("| bf16,fp32")
+    assert rec["variant"] == first.variant
+
+    monkeypatch.setattr(E, "_CHOICE", {})  # a new process: the file answers, nothing measured
+    again = E.choose_variant(candidates=candidates, texts=["never encoded"])
+    assert again.cached and again.variant == first.variant and again.rates == first.rates
+    assert E.cached_choice(candidates=candidates) == again
+    assert "cached choice" in again.describe() and first.variant in again.describe()
+
+    remeasured = E.choose_variant(candidates=candidates, texts=TEXTS, refresh=True)
+    assert not remeasured.cached
+    assert json.loads(fresh.read_text())[key]["measured_at"] == remeasured.measured_at
+
+
+def test_a_candidate_that_does_not_reproduce_fp32_is_never_chosen(fresh):
+    # no variant can reach a cosine above 1: the gate leaves only the fp32 reference
+    choice = E.choose_variant(candidates=("bf16",), texts=TEXTS, min_cosine=1.5)
+    assert choice.variant == "fp32" and choice.cosines["bf16"] < 1.5
+
+
+def test_cache_records_are_per_signature_and_candidates(fresh):
+    fresh.parent.mkdir(parents=True)
+    other = {"variant": "bf16", "signature": "Some Other CPU [avx2]", "rates": {"bf16": 1.0},
+             "cosines": {"bf16": 1.0}, "measured_at": "2026-01-01T00:00:00"}
+    fresh.write_text(json.dumps({"Some Other CPU [avx2]; torch 0 | bf16,fp32,onnx-fp32": other,
+                                 E._choice_key(("fp32",)): {**other, "variant": "fp32"}}))
+    assert E.cached_choice() is None  # another CPU's choice is not this one's
+    assert E.cached_choice(candidates=("fp32",)).variant == "fp32"
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", json.dumps({"k": "v"})])
+def test_a_damaged_cache_file_is_remeasured_and_rewritten(fresh, content):
+    fresh.parent.mkdir(parents=True)
+    fresh.write_text(content)
+    assert E.cached_choice(candidates=("fp32",)) is None
+    choice = E.choose_variant(candidates=("fp32",), texts=TEXTS[:8])
+    assert not choice.cached and choice.variant == "fp32"
+    assert json.loads(fresh.read_text())[E._choice_key(("fp32",))]["variant"] == "fp32"
+
+
+def test_auto_encoder_uses_the_cached_choice_without_measuring(fresh):
+    fresh.parent.mkdir(parents=True)
+    rec = {"variant": "fp32", "signature": E.cpu_signature(), "rates": {"fp32": 1.0},
+           "cosines": {"fp32": 1.0}, "measured_at": "2026-01-01T00:00:00"}
+    fresh.write_text(json.dumps({E._choice_key(E.AUTO_CANDIDATES): rec}))
+    enc = E.TextEncoder()  # auto
+    assert enc.variant == "fp32" and enc.key == "minilm-l6-fp32-L64"
+    vec = enc.encode(["whisper small speech recognition"])
+    assert vec.shape == (1, E.DIM) and np.isclose(np.linalg.norm(vec), 1.0, atol=1e-5)
+
+
+def test_usable_cpus_is_within_the_visible_cpus():
+    n = E.usable_cpus()
+    assert 1 <= n <= (os.cpu_count() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        assert n <= len(os.sched_getaffinity(0))
