@@ -5,7 +5,6 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analytics.overview import ACCOUNT_GROUPS
 from app_pages import style
 from app_pages.common import csv_download, require_store, require_stored
 from graph.schema import ACCOUNT_TYPES
@@ -22,12 +21,12 @@ for col, label in zip(cols, top_labels):
         "Namespaces that publish repos: "
         + ", ".join(f"{nodes.get(f'Account ({t})', 0):,} {t}" for t in ACCOUNT_TYPES)))
 
+# small tables as static tables: a data grid per table adds to a fresh page's render time
 with st.expander("Counts by node label and relation type", expanded=False):
     left, right = st.columns(2)
-    left.dataframe(pd.DataFrame(nodes.items(), columns=["label", "nodes"]), hide_index=True,
-                   key="node_counts")
-    right.dataframe(pd.DataFrame(rels.items(), columns=["relation type", "relations"]),
-                    hide_index=True, key="rel_counts")
+    left.table(pd.DataFrame(nodes.items(), columns=["label", "nodes"]), hide_index=True)
+    right.table(pd.DataFrame(rels.items(), columns=["relation type", "relations"]),
+                hide_index=True)
 
 st.subheader("Uploads per month")
 by = st.segmented_control("Split by", ["task", "library"], default="task", key="uploads_by")
@@ -79,17 +78,9 @@ if accounts is None or accounts.empty:
     st.info("No account in the graph yet (or this overview was stored before account types "
             "were recorded).")
 else:
-    left, right = st.columns([3, 2])
-    fig = px.bar(accounts, y="group", x="models", orientation="h", color="group",
-                 color_discrete_map=dict(zip((g for _, _, g in ACCOUNT_GROUPS),
-                                             style.ACCOUNT_COLOURS)), hover_data=["accounts", "downloads"],
-                 labels={"models": "models published", "group": ""})
-    fig.update_layout(height=260, margin=dict(t=10, b=10), showlegend=False,
-                      yaxis=dict(categoryorder="array",
-                                 categoryarray=list(accounts["group"])[::-1]))
-    left.plotly_chart(fig, key="accounts_chart")
-    right.dataframe(accounts, hide_index=True, key="account_groups", column_config={
-        "model_share": st.column_config.NumberColumn("share of models", format="percent")})
+    # a table, not a fourth chart: each plotly chart adds to a fresh page's render time
+    st.table(accounts.assign(model_share=accounts["model_share"].map("{:.1%}".format))
+             .rename(columns={"model_share": "share of models"}), hide_index=True)
     st.caption("An account's type is what the Hub's account pages say: the scheduled job asks "
                "a bounded batch per run, most downloaded first, each account once. Until it "
                "has been asked (recorded snapshots, the Hub unreachable) it is unknown, never "

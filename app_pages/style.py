@@ -13,9 +13,6 @@ FOCUS_COLOUR = "#d62728"
 ANCESTOR_COLOUR = "#8c564b"
 SUMMARY_COLOUR = "#c7c7c7"
 OTHER_COLOUR = "#7f7f7f"
-#: account groups in `analytics.overview.ACCOUNT_GROUPS` order: organisations, users, and the
-#: two kinds of unknown in greys
-ACCOUNT_COLOURS: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#c7c7c7", "#7f7f7f")
 
 
 def rgba(hex_colour: str, alpha: float) -> str:

@@ -72,10 +72,11 @@ def test_overview(graph_env):
     assert at.title[0].value.startswith("Hub Atlas")
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Models"].replace(",", "")) > 400
-    # uploads, top base models, licence mix, publishers by account type
-    assert len(at.get("plotly_chart")) == 4
-    assert len(at.dataframe) == 4  # node counts, relation counts, account groups, ingest runs
-    groups = at.dataframe[2].value  # no account type asked of a snapshot: all unknown
+    # uploads, top base models, licence mix (publishers by account type is a table)
+    assert len(at.get("plotly_chart")) == 3
+    assert len(at.table) == 3  # node counts, relation counts, account groups (static tables)
+    assert len(at.dataframe) == 1  # ingest runs
+    groups = at.table[2].value  # no account type asked of a snapshot: all unknown
     assert groups["group"].tolist() == ["unknown: not asked yet"]
     assert metrics["Accounts"] == f"{groups['accounts'].iat[0]:,}"
     runs = at.dataframe[-1].value
@@ -83,7 +84,7 @@ def test_overview(graph_env):
     # the uploads chart can be split by library instead of task
     at.segmented_control(key="uploads_by").set_value("library").run()
     _ok(at)
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 3
 
 
 # -- lineage ---------------------------------------------------------------------------
