@@ -33,6 +33,15 @@ def refresh_views(store) -> None:
     assert [s.name for s in done if s.ok] == [s.name for s in steps], done
 
 
+def _serve(graph_root, monkeypatch):
+    """The app reads `graph_root` (no first-run snapshot), with empty caches before and after."""
+    monkeypatch.setenv("HUBATLAS_DB", str(graph_root))
+    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
+    _clear()
+    yield graph_root
+    _clear()
+
+
 @pytest.fixture
 def graph_env(mini_graph_copy, monkeypatch):
     """A mini graph copy with a second, synthetic run and a model whose id is Markdown, and
@@ -46,11 +55,7 @@ def graph_env(mini_graph_copy, monkeypatch):
         refresh_views(store)
     finally:
         store.close()
-    monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
-    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
-    _clear()
-    yield mini_graph_copy
-    _clear()
+    yield from _serve(mini_graph_copy, monkeypatch)
 
 
 def _app(page: str, **params) -> AppTest:
@@ -181,11 +186,7 @@ def typed_env(mini_graph_copy, monkeypatch):
         P.Refresh(steps).before_publish(store, store.generation())
     finally:
         store.close()
-    monkeypatch.setenv("HUBATLAS_DB", str(mini_graph_copy))
-    monkeypatch.delenv("HUBATLAS_SNAPSHOT", raising=False)
-    _clear()
-    yield mini_graph_copy
-    _clear()
+    yield from _serve(mini_graph_copy, monkeypatch)
 
 
 def test_publishers_show_account_types_from_the_hub(typed_env):
