@@ -14,6 +14,8 @@ class Dialect:
     #: labels with more nodes than this are written one statement per row, not `UNWIND`
     #: (None: never; graph.queries._row_statements)
     unwind_max_nodes: int | None = None
+    #: the graph lives on a server reached over Bolt (True) or in a local file (False)
+    server: bool = False
 
     def rel_type(self, var: str) -> str:
         """The type name of relation variable `var`."""
@@ -54,6 +56,7 @@ class KuzuDialect(Dialect):
 
 class Neo4jDialect(Dialect):
     name = "neo4j"
+    server = True
 
     def rel_type(self, var: str) -> str:
         return f"type({var})"

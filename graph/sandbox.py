@@ -135,7 +135,7 @@ class SandboxTarget:
     @classmethod
     def for_store(cls, store: Any) -> "SandboxTarget":
         """The graph an open store reads (its file, or the configured Neo4j)."""
-        if getattr(store.dialect, "name", "") == "neo4j":
+        if store.dialect.server:
             return cls.neo4j_from_env()
         return cls.embedded(store.path)
 
