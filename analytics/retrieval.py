@@ -31,7 +31,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -190,7 +190,9 @@ class HybridSearch(BaseEstimator):
         Encodes queries; must be the encoder that made the fitted vectors (None: default one).
     w_dense, w_lexical, w_name, w_exact, w_task, w_popularity : float
         Weights of the semantic cosine, the lexical TF-IDF cosine, the name match (coverage² ×
-        precision), an exact name (× adoption), a task match and adoption (each in [0, 1]).
+        precision), an exact name (× adoption), a task match (+1 the asked task, -1 another)
+        and adoption. A build format the query names (gguf, awq) is a requirement, not a
+        weight: when some candidates are such builds, only they are ranked.
     name_precision : float, default=0.25
         How much the share of the name the query covers counts in the name match (0: only
         coverage counts; 1: ``whisper small`` prefers ``whisper-small`` to
@@ -201,6 +203,11 @@ class HybridSearch(BaseEstimator):
         Measured on the full graph's relevance set, MRR@10 tuning/held-out: 0 → 0.911/0.894,
         0.5 → 0.926/0.918, 1 → 0.947/0.952; but on the mini graph's set 0.5 falls below the
         previous ranking (0.905 vs 0.921), so it stays off until the set covers niche models.
+    intent_name_adoption : float, default=1.0
+        The same scaling for a query that asks for a kind of model (`ParsedQuery.is_intent`: it
+        names a task or a build format, ``sentiment analysis for tweets``, ``llama 3 8b
+        instruct gguf``): its words describe the model wanted, and among the repos they fit
+        a Hub user wants the used ones; a query without such words is most often one name.
     min_semantic : float, default=0.5
         Below this cosine, a result that neither names nor matches the query's task is low
         confidence.
@@ -240,7 +247,8 @@ class HybridSearch(BaseEstimator):
     def __init__(self, *, encoder: TextEncoder | None = None, w_dense: float = 1.0,
                  w_lexical: float = 0.2, w_name: float = 0.6, w_exact: float = 0.6,
                  w_task: float = 0.25, w_popularity: float = 0.8, name_precision: float = 0.25,
-                 name_adoption: float = 0.0, min_semantic: float = 0.5,
+                 name_adoption: float = 0.0, intent_name_adoption: float = 1.0,
+                 min_semantic: float = 0.5,
                  coarse_dim: int = 64, n_candidates: int = 1000, common_df: float = 0.05,
                  fast_queries: bool = True, random_state=0):
         self.encoder = encoder
@@ -252,6 +260,7 @@ class HybridSearch(BaseEstimator):
         self.w_popularity = w_popularity
         self.name_precision = name_precision
         self.name_adoption = name_adoption
+        self.intent_name_adoption = intent_name_adoption
         self.min_semantic = min_semantic
         self.coarse_dim = coarse_dim
         self.n_candidates = n_candidates
@@ -385,8 +394,8 @@ class HybridSearch(BaseEstimator):
                "task_offsets_")
     _SPARSE = ("terms_", "terms_rows_", "names_", "name_or_author_")
     _PARAMS = ("w_dense", "w_lexical", "w_name", "w_exact", "w_task", "w_popularity",
-               "name_precision", "name_adoption", "min_semantic", "coarse_dim", "n_candidates", "common_df",
-               "fast_queries")
+               "name_precision", "name_adoption", "intent_name_adoption", "min_semantic",
+               "coarse_dim", "n_candidates", "common_df", "fast_queries")
 
     def save(self, folder: str | Path) -> Path:
         """Write the fitted index to `folder` (replaced whole, atomically by a rename).
@@ -586,8 +595,7 @@ class HybridSearch(BaseEstimator):
         """The query as this index reads it (tasks limited to those it holds)."""
         parsed = parse_query(query, self.phrases())
         known = self.categories_["pipelineTag"][1]
-        return ParsedQuery(parsed.text, tuple(t for t in parsed.tasks if t in known),
-                           parsed.task_words, parsed.name_tokens, parsed.key)
+        return replace(parsed, tasks=tuple(t for t in parsed.tasks if t in known))
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Boolean row mask for `filters` (None when nothing is filtered); the last few masks
         are kept, since people page through one set of filters with many queries."""
@@ -741,6 +749,16 @@ class HybridSearch(BaseEstimator):
         name = np.asarray(self.names_[:, cols] @ ones, np.float32).ravel()
         return both, name, len(toks)
 
+    def _format_match(self, rows: np.ndarray, formats: Sequence[str]) -> np.ndarray:
+        """Per row: 1 when its id or tags hold every format word of the query, else 0."""
+        if not formats:
+            return np.zeros(len(rows), np.float32)
+        cols = _lookup(self._terms_dict("vocab_"), list(formats))
+        if (cols < 0).any():  # a format no model has: nothing to prefer
+            return np.zeros(len(rows), np.float32)
+        held = np.asarray((self.terms_rows_[rows][:, cols] > 0).sum(axis=1)).ravel()
+        return (held == len(cols)).astype(np.float32)
+
     def _task_candidates(self, tasks: Sequence[str], per_task: int = 300) -> np.ndarray:
         lookup = self.categories_["pipelineTag"][1]
         out = [self.task_rows_[self.task_offsets_[c]:self.task_offsets_[c] + per_task]
@@ -797,6 +815,13 @@ class HybridSearch(BaseEstimator):
             for extra in (exact, task_rows):
                 cand.append(extra if mask is None else extra[mask[extra]])
         cand = np.unique(np.concatenate(cand)) if cand else np.zeros(0, np.int64)
+        fmt = np.zeros(len(cand), np.float32)
+        if method == "hybrid" and parsed.formats:
+            # a build format asked for (gguf, awq…) is a requirement, like the Hub's format
+            # filter: when some candidates are such builds, only they are ranked
+            fmt = self._format_match(cand, parsed.formats)
+            if (fmt > 0).any():
+                cand, fmt = cand[fmt > 0], fmt[fmt > 0]
         if not len(cand):
             return _Ranked(cand, np.zeros(0, np.float32), {}, True, parsed)
         feats = {"semantic": self._exact(cand, qv) if qv is not None
@@ -834,12 +859,12 @@ class HybridSearch(BaseEstimator):
             prec_w = float(self.name_precision)
             # a name match counts as much as the model is used, in part: query words that
             # happen to be in an unused repo's name are a lexical accident, not a known item
-            adopt_w = float(self.name_adoption)
+            adopt_w = float(self.intent_name_adoption if parsed.is_intent else self.name_adoption)
             feats.update({"name": (cover ** 2 * (1 - prec_w + prec_w * precision)
                                    * (1 - adopt_w + adopt_w * feats["popularity"])
                                    ).astype(np.float32),
                           "name_coverage": cover.astype(np.float32), "exact": exact,
-                          "task": task})
+                          "task": task, "format": fmt})
             score = (self.w_dense * feats["semantic"] + self.w_lexical * feats["lexical"]
                      + self.w_name * feats["name"] + self.w_exact * exact
                      + self.w_task * task + self.w_popularity * feats["popularity"])
@@ -848,7 +873,7 @@ class HybridSearch(BaseEstimator):
         confident = feats["semantic"] >= self.min_semantic
         if method == "hybrid":
             confident |= (feats["exact"] > 0) | (feats["name_coverage"] >= 1.0) \
-                | (feats["task"] > 0)
+                | (feats["task"] > 0) | (feats["format"] > 0)
         feats["confident"] = confident
         return _Ranked(cand[top], score[top].astype(np.float32), feats,
                        bool(len(top) and not confident[0]), parsed)
@@ -894,11 +919,12 @@ class HybridSearch(BaseEstimator):
                                                  out.get("libraryName", [None] * len(out)))]
         out.insert(8, "matched_terms", matched)
         recs = out.to_dict("records")
-        out.insert(9, "reason", [self._reason(rec, m, f["exact"][i], r.parsed)
+        out.insert(9, "reason", [self._reason(rec, m, f["exact"][i], f["format"][i], r.parsed)
                                  for i, (rec, m) in enumerate(zip(recs, matched))])
         return out
 
-    def _reason(self, r: dict, matched: list[str], exact: float, parsed: ParsedQuery) -> str:
+    def _reason(self, r: dict, matched: list[str], exact: float, fmt: float,
+                parsed: ParsedQuery) -> str:
         parts = []
         if exact:
             parts.append("its name is the query")
@@ -906,6 +932,8 @@ class HybridSearch(BaseEstimator):
             parts.append(f"name match {r['name']:.2f}")
         if r["task"] > 0:
             parts.append(f"task {r.get('pipelineTag')} (from “{' '.join(parsed.task_words)}”)")
+        if fmt > 0:
+            parts.append(f"format {', '.join(parsed.formats)}")
         parts.append(f"semantic {r['semantic']:.2f}")
         if matched:
             parts.append(f"lexical {r['lexical']:.2f} on " + ", ".join(matched[:6]))

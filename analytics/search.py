@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass
 
 from analytics.embeddings import split_words
+from graph.vocabulary import QUANT_NAME
 
 #: Phrases people use for a task → the pipeline tags that answer it (longest phrase wins).
 TASK_PHRASES: dict[str, tuple[str, ...]] = {
@@ -79,13 +80,21 @@ class ParsedQuery:
 
     tasks: pipeline tags named by task words; task_words: those words; name_tokens: the other
     content words, split like names are (`split_words`); key: the query without separators,
-    lower case (equals a model's name key when the query is that name)."""
+    lower case (equals a model's name key when the query is that name); formats: name tokens
+    that name a build format (``gguf``, ``awq``, ``4bit``: `graph.vocabulary.QUANT_NAME`)."""
 
     text: str
     tasks: tuple[str, ...]
     task_words: tuple[str, ...]
     name_tokens: tuple[str, ...]
     key: str
+    formats: tuple[str, ...] = ()
+
+    @property
+    def is_intent(self) -> bool:
+        """The query asks for a kind of model (a task, a build format), not one repo by name:
+        ``sentiment analysis for tweets``, ``llama 3 8b instruct gguf``."""
+        return bool(self.tasks or self.formats)
 
 
 def name_key(text: str) -> str:
@@ -132,8 +141,9 @@ def parse_query(query: str, phrases: dict[str, tuple[str, ...]] | None = None) -
         for t in split_words(w):
             if t not in name_tokens:
                 name_tokens.append(t)
+    formats = tuple(t for t in name_tokens if QUANT_NAME.fullmatch(t))
     return ParsedQuery(query, tuple(tasks), tuple(task_words), tuple(name_tokens),
-                       name_key(query))
+                       name_key(query), formats)
 
 
 # -- command line ----------------------------------------------------------------------------

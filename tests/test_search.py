@@ -74,6 +74,28 @@ def test_task_words_select_the_task_and_adoption_orders_it(search):
     assert res["downloads"].iloc[0] >= res["downloads"].median()
 
 
+def test_a_build_format_is_a_requirement_and_adoption_orders_the_builds(search):
+    assert parse_query("llama 3 8b gguf").formats == ("gguf",)
+    assert parse_query("llama 3 8b gguf").is_intent and parse_query("sentiment").is_intent
+    assert not parse_query("whisper small").is_intent
+    res = search.search("meta llama 3 8b gguf", k=5)
+    # every result is a GGUF build (the base model itself is not what was asked for)
+    assert res["id"].str.contains("gguf", case=False).all(), res["id"].tolist()
+    assert "format gguf" in res["reason"].iloc[0]
+    plain = search.search("meta llama 3 8b", k=5)
+    assert not plain["id"].iloc[0].lower().endswith("gguf")
+
+
+def test_an_intent_query_weighs_name_words_by_adoption(search):
+    """Words of an intent query found in an unused repo's name do not outrank used models:
+    "anime" in a 37-download repo's name does not put it above SDXL for this task query."""
+    res = search.search("text to image anime", k=3)
+    assert res["id"].iloc[0] == "stabilityai/stable-diffusion-xl-base-1.0"
+    literal = search.set_params(intent_name_adoption=0.0).search("text to image anime", k=3)
+    search.set_params(intent_name_adoption=1.0)
+    assert literal["downloads"].iloc[0] < 100  # what the name-only match did
+
+
 def test_nonsense_is_low_confidence(search):
     res = search.search("qwzx vbnm plok", k=5)
     assert (res["confidence"] == "low").all()
