@@ -191,6 +191,28 @@ def model_parameters(store) -> pd.DataFrame:
     return q.model_parameters(store)
 
 
+def _tracer_rank(tracer, child_row: int, parent_row: int, vector, other: set) -> float:
+    """Rank of the true parent among the tracer's candidates for a child (the child's other
+    known parents removed); inf when it is not among them."""
+    cand, scores = tracer.rank_rows(child_row, np.asarray(vector, np.float32))
+    keep = ~np.isin(cand, list(other)) if other else np.ones(len(cand), bool)
+    cand, scores = cand[keep], scores[keep]
+    hit = np.flatnonzero(cand == parent_row)
+    return int((scores > scores[hit[0]]).sum()) + 1 if len(hit) else np.inf
+
+
+def _rank_summary(ranks: dict[str, list]) -> dict:
+    """MRR, Hits@1, Hits@10 and the number of links per method, from ranks (inf: missed)."""
+    out = {}
+    for name, r in ranks.items():
+        r = np.asarray(r, dtype=float)
+        out[name] = {"MRR": float(np.mean(1.0 / r)) if len(r) else 0.0,
+                     "Hits@1": float(np.mean(r <= 1)) if len(r) else 0.0,
+                     "Hits@10": float(np.mean(r <= 10)) if len(r) else 0.0,
+                     "links": int(len(r))}
+    return out
+
+
 def _eval_tracing_hard(frame: pd.DataFrame, vectors: np.ndarray, index: HybridSearch,
                        held: pd.DataFrame, train_lin: pd.DataFrame, lin: pd.DataFrame,
                        params: pd.DataFrame | None, seed: int, n_train: int
@@ -223,24 +245,14 @@ def _eval_tracing_hard(frame: pd.DataFrame, vectors: np.ndarray, index: HybridSe
     for child, parent in zip(held["child"], held["parent"]):
         c, p = row_of[child], row_of[parent]
         other = {row_of[x] for x in parents_of.get(child, ()) if x in row_of and x != parent}
-        cand, scores = tracer.rank_rows(c, np.asarray(vec_of[child], np.float32))
-        keep = ~np.isin(cand, list(other)) if other else np.ones(len(cand), bool)
-        cand, scores = cand[keep], scores[keep]
-        hit = np.flatnonzero(cand == p)
-        in_cand += bool(len(hit))
-        ranks["hybrid (ours), every model"].append(
-            int((scores > scores[hit[0]]).sum()) + 1 if len(hit) else np.inf)
+        rank = _tracer_rank(tracer, c, p, vec_of[child], other)
+        in_cand += bool(np.isfinite(rank))
+        ranks["hybrid (ours), every model"].append(rank)
         excl = other | {c}
         better = pop_rank[p] - 1 - sum(1 for e in excl if pop_rank[e] < pop_rank[p])
         ranks["popularity, every model"].append(better + 1)
         ranks["random, every model"].append(int(rng.integers(1, n - len(excl) + 1)))
-    out = {}
-    for name, r in ranks.items():
-        r = np.asarray(r, dtype=float)
-        out[name] = {"MRR": float(np.mean(1.0 / r)) if len(r) else 0.0,
-                     "Hits@1": float(np.mean(r <= 1)) if len(r) else 0.0,
-                     "Hits@10": float(np.mean(r <= 10)) if len(r) else 0.0,
-                     "links": int(len(r))}
+    out = _rank_summary(ranks)
     out["_parent_in_candidates"] = in_cand / max(len(held), 1)
     setup = {"children": len(children), "links_removed": int(len(train_lin) - len(train_hard)),
              "ranked_against": n, "with_parameters": int(np.isfinite(tracer.log_params_).sum()),
@@ -304,12 +316,7 @@ def _eval_tracing(tracer: BaseModelTracer, held: pd.DataFrame, train_lin: pd.Dat
     for child, parent in zip(held["child"], held["parent"]):
         c, p = row_of[child], row_of[parent]
         other = {row_of[x] for x in known.get(child, ()) if x in row_of and x != parent}
-        cand, scores = tracer.rank_rows(c, np.asarray(vectors[c], np.float32))
-        keep = ~np.isin(cand, list(other)) if other else np.ones(len(cand), bool)
-        cand, scores = cand[keep], scores[keep]
-        hit = np.flatnonzero(cand == p)
-        ranks["hybrid (ours)"].append(int((scores > scores[hit[0]]).sum()) + 1 if len(hit)
-                                      else np.inf)
+        ranks["hybrid (ours)"].append(_tracer_rank(tracer, c, p, vectors[c], other))
         pos = tracer.pool_pos_.get(p)
         in_pool += pos is not None
         if pos is None:
@@ -322,13 +329,7 @@ def _eval_tracing(tracer: BaseModelTracer, held: pd.DataFrame, train_lin: pd.Dat
         better -= int(sum(pop_rank_of[e] < pop_rank_of[pos] for e in excl))
         ranks["popularity"].append(better + 1)
         ranks["random"].append(int(rng.integers(1, len(tracer.pool_) - len(excl) + 1)))
-    out = {}
-    for name, r in ranks.items():
-        r = np.asarray(r, dtype=float)
-        out[name] = {"MRR": float(np.mean(1.0 / r)) if len(r) else 0.0,
-                     "Hits@1": float(np.mean(r <= 1)) if len(r) else 0.0,
-                     "Hits@10": float(np.mean(r <= 10)) if len(r) else 0.0,
-                     "links": int(len(r))}
+    out = _rank_summary(ranks)
     out["_parent_in_pool"] = in_pool / max(len(held), 1)
     return out
 
