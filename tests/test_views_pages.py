@@ -259,7 +259,11 @@ def test_compare_page(graph_env):
     _ok(at)
     ov = _frame(at, "descendants", "generations")
     assert ov["id"].tolist() == [PHI2, GPT2]
-    assert len(at.get("plotly_chart")) == 4  # relation, generation, growth, licence mix
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # family (by relation | by generation), growth, licence mix
+    family = json.loads(charts[0].proto.spec)["data"]
+    assert {t["type"] for t in family} == {"bar", "scatter"}
+    assert {t["name"] for t in family if t["type"] == "scatter"} == {PHI2, GPT2}
     assert at.multiselect(key="compare_models").value == [PHI2, GPT2]
     at.selectbox(key="compare_top_of").set_value(GPT2).run()
     _ok(at)
