@@ -78,6 +78,8 @@ fig.update_layout(height=380, margin=dict(t=10, b=10), barmode="stack")
 fig.update_yaxes(title_text="descendants", row=1, col=1)
 fig.update_xaxes(title_text="generation (model colours as in the growth chart)", dtick=1,
                  row=1, col=2)
+# generation 1 holds most of a family: a log axis keeps the deeper ones visible
+fig.update_yaxes(type="log", title_text="descendants (log)", row=1, col=2)
 st.plotly_chart(fig, key="family_chart")
 
 st.markdown("**Growth and forecast** (cumulative direct derivatives per month; dotted: the "
