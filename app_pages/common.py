@@ -329,12 +329,18 @@ def _blank(value: Any) -> bool:
         return True
 
 
+#: integer columns shown with thousands separators in every table of models
+COUNT_COLUMNS = ("downloads", "likes")
+
+
 def link_columns(df, **columns: tuple[str, str]):
     """Add a relative link column per `name=(page, param)` built from the column `name`, and
     the `column_config` that shows each as a link labelled with the id itself: returns
-    (frame, column_config). Used for tables of ids (id → lineage, author → publishers)."""
+    (frame, column_config). Used for tables of ids (id → lineage, author → publishers). The
+    config also shows the counts people compare (downloads, likes) with thousands separators."""
     df = df.copy()
-    config = {}
+    config = {c: st.column_config.NumberColumn(c, format="localized")
+              for c in COUNT_COLUMNS if c in df}
     for col, (page, param) in columns.items():
         if col not in df:
             continue
