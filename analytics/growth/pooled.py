@@ -240,7 +240,9 @@ class PooledRateForecaster:
         return (new_3 + 1.0) / 3.0
 
     def _rate(self, X) -> np.ndarray:
-        return np.maximum(self.rate_model_.predict(X) * self._base_rate(X), 1e-6)
+        with threadpool_limits(1, user_api="openmp"):  # predicting spin-waits too (see fit)
+            rate = self.rate_model_.predict(X)
+        return np.maximum(rate * self._base_rate(X), 1e-6)
 
     def _fit_spread(self) -> None:
         hc = int(self.calibration_horizon)
