@@ -28,8 +28,10 @@ _CARD_RELATION_ALIASES = {"quantization": "quantized", "quantize": "quantized",
                           "lora": "adapter", "peft": "adapter", "merged": "merge"}
 
 _SPACE = re.compile(r"\s")
-_ADAPTER_TAGS = {"peft", "lora", "adapter-transformers", "qlora"}
-_MERGE_TAGS = {"mergekit", "merge", "moerge"}
+#: tags `infer_relation` reads (lower-cased), and the prefixes of those it skips
+INFER_SKIPS = ("base_model:", "dataset:", "arxiv:")
+ADAPTER_TAGS = {"peft", "lora", "adapter-transformers", "qlora"}
+MERGE_TAGS = {"mergekit", "merge", "moerge"}
 
 
 LinkSource = Literal["api", "typed_tag", "tag", "card", "card_text"]
@@ -88,13 +90,25 @@ def _clean_parent(value: str) -> str | None:
     return value
 
 
+BASE_MODEL_TAG = "base_model:"
+
+
+def tag_parent(value: str) -> tuple[str | None, Relation | None]:
+    """The parent a `base_model:` tag names (`value`: the text after the prefix), cleaned,
+    or None; with the relation of a typed tag (`finetune:org/x`), else None."""
+    kind, sep, target = value.partition(":")
+    if sep and kind in _TYPED:
+        return _clean_parent(target), kind  # type: ignore[return-value]
+    return _clean_parent(value), None
+
+
 def infer_relation(child_id: str, tags: Iterable[str], n_parents: int, *,
                    library: str | None = None, has_adapter_config: bool = False) -> Relation:
     """Infer finetune/adapter/quantized/merge for an untyped link from the child's metadata."""
-    tagset = {t.lower() for t in tags if not t.startswith(("base_model:", "dataset:", "arxiv:"))}
-    if n_parents > 1 or tagset & _MERGE_TAGS:
+    tagset = {t.lower() for t in tags if not t.startswith(INFER_SKIPS)}
+    if n_parents > 1 or tagset & MERGE_TAGS:
         return "merge"
-    if has_adapter_config or (library or "").lower() == "peft" or tagset & _ADAPTER_TAGS:
+    if has_adapter_config or (library or "").lower() == "peft" or tagset & ADAPTER_TAGS:
         return "adapter"
     if tagset & QUANT_TAGS or QUANT_NAME.search(child_id.split("/", 1)[-1]):
         return "quantized"
@@ -115,18 +129,13 @@ def parse_base_models(child_id: str, tags: Iterable[str], card_base_model=None,
     typed: dict[str, Relation] = {}
     untyped: dict[str, str] = {}
     for tag in tags:
-        if not tag.startswith("base_model:"):
+        if not tag.startswith(BASE_MODEL_TAG):
             continue
-        rest = tag[len("base_model:"):]
-        kind, sep, target = rest.partition(":")
-        if sep and kind in _TYPED:
-            parent = _clean_parent(target)
-            if parent:
-                typed.setdefault(parent, kind)  # type: ignore[arg-type]
-        else:
-            parent = _clean_parent(rest)
-            if parent:
-                untyped.setdefault(parent, "tag")
+        parent, kind = tag_parent(tag[len(BASE_MODEL_TAG):])
+        if parent and kind:
+            typed.setdefault(parent, kind)
+        elif parent:
+            untyped.setdefault(parent, "tag")
     if card_base_model:
         parents = [card_base_model] if isinstance(card_base_model, str) else card_base_model
         for p in parents if isinstance(parents, list) else []:

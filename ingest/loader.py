@@ -38,6 +38,13 @@ class LineageStats:
         self.parents_written.update(link.parent for link in record.base_models)
         self.sources.update((link.source, link.inferred) for link in record.base_models)
 
+    def add_links(self, parents: list[str], source: str, inferred: bool) -> None:
+        """Links that are not in records (a first load's plain rows), all of one source."""
+        self.links += len(parents)
+        self.parents_written.update(parents)
+        if parents:
+            self.sources[(source, inferred)] += len(parents)
+
     def as_dict(self, resolver: IdResolver) -> dict[str, Any]:
         """The run's lineage summary: resolution share, how parents resolved (exact,
         normalised, case, legacy…) and why the rest did not (`IdResolver.explain`)."""
@@ -147,11 +154,19 @@ class GraphRows:
             self.refs[Label.SPACE].add(space)
             self.rels[(Rel.USES_MODEL, Label.SPACE, Label.MODEL)].append(
                 {"src": space, "dst": m.id})
-        seen_parents = set()
         stats.add(m)
-        for link in m.base_models:
-            parent, _ = resolver.resolve(link.parent)
-            if parent == m.id:
+        self.add_lineage(m.id, ((b.parent, b.relation, b.inferred, b.source)
+                                for b in m.base_models), resolver, rejects)
+
+    def add_lineage(self, child: str, links: Iterable[tuple[str, str, bool, str]],
+                    resolver: IdResolver, rejects: Counter) -> None:
+        """A child's links (parent as written, relation, inferred, source) as lineage rows to
+        the resolved parents: a link to itself or a second link to a parent is counted and
+        dropped."""
+        seen_parents = set()
+        for written, relation, inferred, source in links:
+            parent, _ = resolver.resolve(written)
+            if parent == child:
                 rejects["lineage_self_loop"] += 1
                 continue
             if parent in seen_parents:
@@ -159,8 +174,8 @@ class GraphRows:
                 continue
             seen_parents.add(parent)
             self.refs[Label.MODEL].add(parent)
-            self.rels[(LINEAGE_RELS[link.relation], Label.MODEL, Label.MODEL)].append(
-                {"src": m.id, "dst": parent, "inferred": link.inferred, "source": link.source})
+            self.rels[(LINEAGE_RELS[relation], Label.MODEL, Label.MODEL)].append(
+                {"src": child, "dst": parent, "inferred": inferred, "source": source})
 
     def _add_dataset(self, d: DatasetRecord) -> None:
         self.nodes[Label.DATASET].append({
@@ -219,11 +234,13 @@ class GraphRows:
                 self.rels[(rel, src, dst)] = keep
         return removed
 
-    def retype_lineage(self, models: Iterable[ModelRecord], resolver: IdResolver) -> None:
+    def retype_lineage(self, models: Iterable[ModelRecord], resolver: IdResolver,
+                       more: dict[str, dict[str, str]] | None = None) -> None:
         """Move each lineage row to the relation its link has now (`retype_links` ran after
         the rows were built): the row of a child and a (resolved) parent is its first link
-        to that parent, as `_add_model` keeps it."""
-        relation: dict[str, dict[str, str]] = {}
+        to that parent, as `add_lineage` keeps it. `more`: child -> resolved parent ->
+        relation of links that are not in records."""
+        relation: dict[str, dict[str, str]] = dict(more or {})
         for m in models:
             if any(b.inferred for b in m.base_models):
                 first: dict[str, str] = {}

@@ -3,9 +3,11 @@
 `PlainRows` holds the plain listing rows of every listing file of a first load and turns them
 into exactly the node and relation rows `GraphRows.build` makes of the same records: a model's
 or dataset's node, its author (`PUBLISHED`), task, library, licences, datasets and papers (from
-the same tag prefixes), and each model's observation. Plain rows carry no lineage, so the
-lineage hygiene of `GraphRows` only ever sees records. A plain row whose id comes twice in the
-load (a listing item and its full record) is handed back to the record path, which merges.
+the same tag prefixes), and each model's observation. The links of plain rows that name parents in
+untyped `base_model:` tags come by column too (`ingest.lineage_columnar`) and join the records'
+links in `GraphRows`, whose lineage hygiene they share; a row with a typed tag becomes a
+record. A plain row whose id comes twice in the load (a listing item and its full record) is
+handed back to the record path, which merges.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ import pyarrow.compute as pc
 from graph.schema import Label, Rel
 from ingest.columnar import ListingPart, _decode_slow, prefixed
 from ingest.lineage import IdResolver
-from ingest.loader import GraphRows
+from ingest.lineage_columnar import PlainLinks, typed_rows
+from ingest.loader import GraphRows, LineageStats
 from ingest.records import MODEL_FIELDS, ModelRecord
 from ingest.relation_features import model_frame
 
@@ -44,8 +47,10 @@ class PlainRows:
 
     tables: dict[str, pa.Table] = field(default_factory=dict)
     fallback: list[tuple[int, object]] = field(default_factory=list)  # (position, RawItem)
-    #: plain models whose tags name parents, as records (lineage is typed and checked there)
+    #: plain models with a typed base_model tag, as records (their lineage is read there)
     records: list[tuple[int, ModelRecord]] = field(default_factory=list)
+    #: the links of the plain models in `tables["model"]` that name parents
+    links: PlainLinks | None = None
     newest: datetime | None = None  # the newest date of every plain row (the watermark)
 
     @classmethod
@@ -53,7 +58,7 @@ class PlainRows:
                 ) -> "PlainRows":
         """The parts' plain rows, less those whose (kind, id) comes twice in the load (among
         them or among the records in `record_keys`): those go to `fallback`; plain models
-        with parents become `records`."""
+        with a typed parent tag become `records`, the other links `links`."""
         out = cls()
         by_kind: dict[str, list[tuple[int, ListingPart]]] = {}
         for base, part in parts:
@@ -78,8 +83,15 @@ class PlainRows:
                 lineage = lineage[~dup]
             out.newest = _newest(table, out.newest)
             if lineage.any():
-                out.records += _records(table.filter(pa.array(lineage)))
-                table = table.filter(pa.array(~lineage))
+                where = np.flatnonzero(lineage)
+                typed = np.zeros(len(lineage), bool)
+                typed[where[typed_rows(table.take(pa.array(where)))]] = True
+                if typed.any():
+                    out.records += _records(table.filter(pa.array(typed)))
+                    table, lineage = table.filter(pa.array(~typed)), lineage[~typed]
+                links = PlainLinks.of(table.filter(pa.array(lineage)))
+                links.row = np.flatnonzero(lineage)[links.row]
+                out.links = links
             out.tables[kind] = table
         return out
 
@@ -123,12 +135,41 @@ class PlainRows:
             downloads.update(zip(plain_ids, t.column("downloads").to_pylist()))
             ids += plain_ids
             at = np.concatenate([at, t.column("at").to_numpy()])
-        refs: dict[str, int] = {}
+        refs: Counter = Counter(self.links.parent if self.links else ())
         for r in models:
             for link in r.base_models:
-                refs[link.parent] = refs.get(link.parent, 0) + 1
+                refs[link.parent] += 1
         order = np.argsort(at, kind="stable")
         return IdResolver((ids[i] for i in order), downloads=downloads, references=refs)
+
+    # -- the plain links ------------------------------------------------------------------------
+    def link_frame(self) -> pd.DataFrame:
+        """The plain links as a link frame (`relation_features.link_frame`), to type them."""
+        return self.links.frame(self.tables["model"])
+
+    def set_relations(self, relations) -> None:
+        """The plain links' learnt relations (in `links` order; None keeps the inferred)."""
+        if relations is not None and self.links:
+            self.links.relation = [str(r) for r in relations]
+
+    def first_relations(self, resolver: IdResolver) -> dict[str, dict[str, str]]:
+        """Per child with plain links: each resolved parent's relation (`retype_lineage`)."""
+        if not self.links:
+            return {}
+        return self.links.first_relations(lambda p: resolver.resolve(p)[0])
+
+    def add_lineage(self, rows: GraphRows, resolver: IdResolver, rejects: Counter,
+                    stats: LineageStats) -> None:
+        """The plain links into `rows` (`GraphRows.add_lineage`: resolved, hygiene counted)."""
+        links = self.links
+        if not links:
+            return
+        stats.add_links(links.parent, "tag", True)
+        start = 0
+        for end in [*np.flatnonzero(np.diff(links.row)) + 1, len(links)]:
+            rows.add_lineage(links.child[start], ((links.parent[i], links.relation[i], True, "tag")
+                                                  for i in range(start, end)), resolver, rejects)
+            start = end
 
     def add_to(self, rows: GraphRows, run_id: str, at: datetime) -> None:
         """The plain rows' nodes, relations, referenced ids and observations into `rows`."""

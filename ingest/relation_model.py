@@ -131,7 +131,17 @@ class RelationTyper:
 
     # -- predicting ----------------------------------------------------------------------------
     def decision_function(self, X: np.ndarray) -> np.ndarray:
-        """Raw scores per class for a feature matrix (`feature_matrix` with `vocabulary_`)."""
+        """Raw scores per class for a feature matrix (`feature_matrix` with `vocabulary_`);
+        each distinct row is scored once (links of one family often share every feature)."""
+        X = np.ascontiguousarray(X)
+        if X.shape[0] > 1:
+            rows = X.view(np.dtype((np.void, X.shape[1] * X.itemsize))).ravel()
+            _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+            if len(first) < X.shape[0]:
+                return self._decision(X[first])[inverse.ravel()]
+        return self._decision(X)
+
+    def _decision(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
         raw = np.tile(self.baseline_, (n, 1))
         for tree in self.trees_:  # per tree, all rows at once (a joint walk is slower)
@@ -141,7 +151,7 @@ class RelationTyper:
         return raw
 
     def predict_proba(self, links: pd.DataFrame, habits: pd.DataFrame | None = None,
-                      *, chunk: int = 20_000) -> np.ndarray:
+                      *, chunk: int = 65_536) -> np.ndarray:
         """Class probabilities (columns in `classes_` order) for every link."""
         out = []
         links = links.reset_index(drop=True)
@@ -319,11 +329,22 @@ def retype_links(models: Sequence[ModelRecord], *, typer: RelationTyper | None =
 CHILD_TIMEOUT_S = 1800.0
 
 
+def type_links(links: pd.DataFrame, habits: pd.DataFrame) -> np.ndarray | None:
+    """The learnt relation of every link of a link frame (`link_frame`'s columns), or None
+    without a model."""
+    typer = shipped_typer()
+    if typer is None or links.empty:
+        return None
+    return typer.predict(links, habits)
+
+
 class ChildTyping:
-    """`retype_links` running in a forked child process (see `retype_in_child`)."""
+    """`retype_links` running in a forked child process (see `retype_in_child`); `extra`: the
+    learnt relations of the extra link frame, once `wait()` has returned True (None: none)."""
 
     def __init__(self, models: Sequence[ModelRecord], pid: int, fd: int):
         self.models, self.pid, self.fd = models, pid, fd
+        self.extra: np.ndarray | None = None
 
     def wait(self, timeout_s: float = CHILD_TIMEOUT_S) -> bool:
         """Wait for the child and give the models its relations; False when it failed or
@@ -347,18 +368,22 @@ class ChildTyping:
         if status != 0 or not data:
             logger.warning("relation typing in a child process failed (status %s)", status)
             return False
-        for i, relations in pickle.loads(data):
+        typed, self.extra = pickle.loads(data)
+        for i, relations in typed:
             record = self.models[i]
             record.base_models = tuple(b if b.relation == rel else replace(b, relation=rel)
                                        for b, rel in zip(record.base_models, relations))
         return True
 
 
-def retype_in_child(models: Sequence[ModelRecord], habits: Callable[[], pd.DataFrame]
-                    ) -> ChildTyping | None:
-    """Start `retype_links(models, habits=habits)` in a forked child (the other core), or None
-    where processes cannot fork. `wait()` applies its result to `models`."""
-    if not hasattr(os, "fork") or not any(_retypable(b) for r in models for b in r.base_models):
+def retype_in_child(models: Sequence[ModelRecord], habits: Callable[[], pd.DataFrame],
+                    extra: Callable[[], pd.DataFrame] | None = None) -> ChildTyping | None:
+    """Start `retype_links(models, habits=habits)` in a forked child (the other core), and
+    `type_links` of the link frame `extra()` (links that are not in records: a first load's
+    plain rows), or None where processes cannot fork. `wait()` applies its result to
+    `models` and keeps the extra links' relations."""
+    if not hasattr(os, "fork") or (extra is None and not any(
+            _retypable(b) for r in models for b in r.base_models)):
         return None
     read, write = os.pipe()
     pid = os.fork()
@@ -366,11 +391,13 @@ def retype_in_child(models: Sequence[ModelRecord], habits: Callable[[], pd.DataF
         status = 1
         try:
             os.close(read)
-            retype_links(models, habits=habits)
+            known = lru_cache(maxsize=1)(habits)  # computed once for both
+            retype_links(models, habits=known)
             out = [(i, tuple(b.relation for b in r.base_models)) for i, r in enumerate(models)
                    if any(b.inferred for b in r.base_models)]
+            more = type_links(extra(), known()) if extra is not None else None
             with os.fdopen(write, "wb") as fh:
-                fh.write(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+                fh.write(pickle.dumps((out, more), protocol=pickle.HIGHEST_PROTOCOL))
             status = 0
         finally:
             os._exit(status)

@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -51,7 +52,7 @@ from ingest.loader import (
 from ingest.loader_columnar import PlainRows
 from ingest.records import RECORD_TYPES, DatasetRecord, ModelRecord, SpaceRecord, merge_records
 from ingest.relation_features import author_habits
-from ingest.relation_model import AuthorHistory, retype_in_child, retype_links
+from ingest.relation_model import AuthorHistory, retype_in_child, retype_links, type_links
 from ingest.sources import RawItem, Source
 
 BATCH_SIZE = 2000
@@ -346,15 +347,17 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     # learnt relation types for links the Hub did not type; habits over every model. Typed
     # in a child process on the other core while this one builds and writes everything
     # else; the lineage rows take the learnt types just before they are written
-    habits = lambda: author_habits(plain.with_model_frame(models))  # noqa: E731
-    typed = retype_in_child(models, habits) if fast else None
+    habits = lru_cache(maxsize=1)(lambda: author_habits(plain.with_model_frame(models)))
+    typed = retype_in_child(models, habits, plain.link_frame if plain.links else None) \
+        if fast else None
     if typed is None:
-        retype_links(models, habits=habits)
+        retype_plain_and_records(models, plain, habits)
     report.phases["retype"] = round(time.perf_counter() - clock, 2)
     clock = time.perf_counter()
     resolver = plain.resolver(models, [first_at[("model", m.id)] for m in models])
     stats = LineageStats()
     rows = GraphRows.build(models, datasets, spaces, resolver, report.rejects, stats)
+    plain.add_lineage(rows, resolver, report.rejects, stats)
     rows.dedupe_rels()
     cyclic = cycle_edges((r["src"], r["dst"]) for _, r in rows.lineage_edges())
     report.rejects["lineage_cycle"] += rows.drop_lineage(cyclic)
@@ -366,8 +369,10 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     def learnt_types() -> None:
         waited = time.perf_counter()
         if not typed.wait():  # the child failed: type here, as a record-by-record load does
-            retype_links(models, habits=habits)
-        rows.retype_lineage(models, resolver)
+            retype_plain_and_records(models, plain, habits)
+        else:
+            plain.set_relations(typed.extra)
+        rows.retype_lineage(models, resolver, plain.first_relations(resolver))
         report.phases["retype_wait"] = round(time.perf_counter() - waited, 2)
 
     bulk_write(store, rows, before_lineage=learnt_types if typed is not None else None)
@@ -379,6 +384,13 @@ def _run_bulk(store: GraphStore, source: Source, run_id: str, limit, since,
     report.lineage = stats.as_dict(resolver)
     report.watermark = stream.watermark
     return report
+
+
+def retype_plain_and_records(models: list[ModelRecord], plain: PlainRows, habits) -> None:
+    """The learnt relation types of the records' inferred links and of the plain links."""
+    retype_links(models, habits=habits)
+    if plain.links:
+        plain.set_relations(type_links(plain.link_frame(), habits()))
 
 
 def _batch_records(stream: RecordStream, batch) -> dict[tuple[str, str], object]:

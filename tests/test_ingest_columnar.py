@@ -159,3 +159,35 @@ def test_typing_in_a_child_process_equals_in_process(monkeypatch):
     started = time.perf_counter()
     assert child.wait(timeout_s=1.0) is False
     assert time.perf_counter() - started < 30 and [m.base_models for m in hung] == before
+
+
+def test_plain_links_are_the_links_records_parse():
+    """`PlainLinks` (by column) against `parse_base_models` (the record path, kept as the
+    reference) on the odd cases: URL and quoted parents, repeats, empty and local values,
+    merge/adapter/quantised evidence, tags and libraries that are not ASCII."""
+    from ingest.lineage import parse_base_models
+    from ingest.lineage_columnar import PlainLinks, typed_rows
+
+    rows = [("a/m1", ["base_model:org/x"], None),
+            ("a/m2-GGUF", ["base_model:org/x", "base_model:https://huggingface.co/org/x"], None),
+            ("a/m3", ["base_model:org/x", "base_model:org/y", "license:mit"], None),
+            ("a/m4", ["base_model:'org/z'", "LoRA"], None),
+            ("a/m5", ["base_model:org/p", "MergeKit"], None),
+            ("a/m6", ["base_model:org/p"], "PEFT"),
+            ("a/m7", ["base_model:", "base_model: org/q ", "base_model:a b"], None),
+            ("a/m8", ["base_model:org/k", "\u212aNOWN", "gguf"], None),
+            ("a/m9", ["base_model:org/k"], "p\u00e9ft"),
+            ("a/m10", ["dataset:x", "base_model:org/r/tree/main", "arxiv:1"], None),
+            ("a/m11", ["mergekit"], None)]
+    table = pa.table({"id": [r[0] for r in rows], "tags": [r[1] for r in rows],
+                      "library_name": [r[2] for r in rows]})
+    assert not typed_rows(table).any()
+    assert typed_rows(pa.table({"tags": [["base_model:merge:org/x"], ["x"]]})).tolist() == [
+        True, False]
+    links = PlainLinks.of(table)
+    got = list(zip(links.child, links.parent, links.relation))
+    want = [(rid, b.parent, b.relation) for rid, tags, lib in rows
+            for b in parse_base_models(rid, tags, library=lib)]
+    assert got == want and len(want) >= 10
+    parse = {rid: parse_base_models(rid, tags, library=lib) for rid, tags, lib in rows}
+    assert links.n_parents.tolist() == [len(parse[c]) for c in links.child]

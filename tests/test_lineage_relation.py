@@ -226,3 +226,13 @@ def test_evaluate_and_report_on_a_small_labelled_set():
     for needle in ("learnt", "rules", "naive_rule", "majority", "grouped by family",
                    "confusion (listing inputs, learnt)"):
         assert needle in text
+
+
+def test_scores_of_repeated_rows_are_scored_once_and_equal():
+    recs, y, _ = _training_set(10)
+    links = link_frame(recs)
+    typer = RelationTyper(max_iter=10, min_samples_leaf=2, min_groups=1).fit(links, y)
+    X = feature_matrix(links, typer.vocabulary_, None)
+    repeated = np.vstack([X, X[::-1], X[:3]])
+    one_by_one = np.vstack([typer.decision_function(row[None, :]) for row in repeated])
+    assert np.array_equal(typer.decision_function(repeated), one_by_one)
