@@ -250,6 +250,19 @@ def _wsb_columns(models: pd.DataFrame, wsb: WSBFitter | None) -> None:
     models["growth_fit_failed"] = wsb.failed_checks() if n else []
 
 
+#: no count of derivatives comes near this (the whole Hub holds a few million models)
+MAX_COUNT = 10**9
+
+
+def _counts(values) -> pd.arrays.IntegerArray:
+    """Rounded counts as nullable integers. A value beyond `MAX_COUNT` or not finite is
+    missing: on a small graph (the shipped sample) the per-horizon widening of the band,
+    calibrated on a handful of outcomes, can leave the upper bound unbounded (~1e20)."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v) & (np.abs(v) <= MAX_COUNT)
+    return pd.array(np.where(ok, np.round(v), np.nan), dtype="Int64")
+
+
 def _forecast_columns(models, pooled, horizons, series) -> pd.DataFrame:
     n = len(models)
     has_model = pooled is not None and pooled.rate_model_ is not None
@@ -260,10 +273,8 @@ def _forecast_columns(models, pooled, horizons, series) -> pd.DataFrame:
     for h in sorted(set(horizons)):
         p, lo, hi = pooled.predict_interval(h) if n else (np.zeros(0),) * 3
         for suffix, v in (("", p), ("_low", lo), ("_high", hi)):
-            models[f"forecast_{h}m{suffix}"] = pd.array(np.round(v), dtype="Int64") if n \
-                else pd.array([], dtype="Int64")
-        models[f"forecast_growth_{h}m"] = pd.array(np.round(p - derivatives), dtype="Int64") \
-            if n else pd.array([], dtype="Int64")
+            models[f"forecast_{h}m{suffix}"] = _counts(v)
+        models[f"forecast_growth_{h}m"] = _counts(p - derivatives)
     rows = np.flatnonzero(eligible)
     frames = []
     end = utc_times(models["series_end"])
