@@ -81,7 +81,8 @@ class ParsedQuery:
     tasks: pipeline tags named by task words; task_words: those words; name_tokens: the other
     content words, split like names are (`split_words`); key: the query without separators,
     lower case (equals a model's name key when the query is that name); formats: name tokens
-    that name a build format (``gguf``, ``awq``, ``4bit``: `graph.vocabulary.QUANT_NAME`)."""
+    that name a build format (``gguf``, ``awq``, ``gptq``: whole tokens matching
+    `graph.vocabulary.QUANT_NAME`; words split at digits, ``exl2`` or ``4bit``, are not)."""
 
     text: str
     tasks: tuple[str, ...]
