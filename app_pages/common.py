@@ -5,11 +5,15 @@ Everything is keyed by the graph `Generation` (`graph.store`): when ingest publi
 (a new embedded folder, or a newer finished run on Neo4j), the next rerun reads it, and the
 caches of the old one are dropped. Pages never compute whole-graph results: they read what the
 scheduled job stored (`stored`), and fall back to the previous generation's while the newest
-one's are being built.
+one's are being built. The app server warms each new generation's results in a background
+thread (`keep_warm`), so the first request after a restart or an ingest finds them loaded.
 """
 from __future__ import annotations
 
+import gc
+import logging
 import re
+import threading
 import types
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +22,14 @@ from urllib.parse import quote
 
 import streamlit as st
 
+from analytics.pipeline import ABOUT, ID_INDEX
 from analytics.results import Results, find_ready
+from app_pages.loaders import LOADERS
 from graph.errors import GraphEmpty, GraphError
 from graph.store import Generation, GraphStore, current_generation, db_root, neo4j_configured, open_store
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 _BACKTICKS = re.compile(r"`+")
 
@@ -123,31 +130,30 @@ class Stored(Generic[T]):
     current: bool  # False: the newest generation's result is not ready yet; this is older
 
 
-@st.cache_resource(max_entries=64, show_spinner="Loading stored results…")
-def _load_stored(key: str, name: str, current_ready: bool,
-                 _loader: Callable[[Results], Any]) -> Stored | None:
+# entries: each result of the current generation and of the one before (while the newest's are
+# being built), not of every generation the server has seen
+@st.cache_resource(max_entries=3 * len(LOADERS), show_spinner="Loading stored results…")
+def _load_stored(key: str, name: str, current_ready: bool) -> Stored | None:
     # `current_ready` is part of the key: an older generation's result stands in only until
     # the current generation's is ready
     found = find_ready(name, generation())
     if found is None:
         return None
-    return Stored(_loader(found.results), found.results.generation.name, found.current)
+    return Stored(LOADERS[name](found.results), found.results.generation.name, found.current)
 
 
-def stored(name: str, loader: Callable[[Results], T] | None = None) -> Stored[T] | None:
+def stored(name: str) -> Stored | None:
     """The stored result `name` (`analytics.pipeline`) of the newest generation that has it,
-    loaded once per generation; None when no generation has it yet.
-
-    `loader(results)` reads it (default: the pickled object of that name)."""
-    load = loader or (lambda results: results.load_object(name))
+    read by its loader (`app_pages.loaders`) once per generation; None when no generation
+    has it yet."""
     gen = generation()
-    return _load_stored(gen.key, name, Results(gen).ready(name), load)
+    return _load_stored(gen.key, name, Results(gen).ready(name))
 
 
-def require_stored(name: str, what: str, loader: Callable[[Results], T] | None = None) -> T:
+def require_stored(name: str, what: str) -> Any:
     """The stored result's value, saying when it is an older generation's; or a message
     and `st.stop()` when the scheduled job has not built it yet."""
-    found = stored(name, loader)
+    found = stored(name)
     if found is None:
         st.info(f"**{what}** is not computed yet for this graph: the scheduled job builds it "
                 "after each ingest (`python -m ingest run`, or `python -m analytics refresh`).")
@@ -158,9 +164,56 @@ def require_stored(name: str, what: str, loader: Callable[[Results], T] | None =
     return found.value
 
 
+def warm_up() -> Generation | None:
+    """Open the current generation's store and load every stored result the pages read
+    (what a first request after a restart or an ingest would otherwise wait for), into the
+    same caches the pages use. Returns the generation warmed; None when there is no graph.
+    A result that fails to load is left for the page to report."""
+    try:
+        gen = generation()
+        get_store()
+    except GraphError:
+        return None
+    for name in LOADERS:
+        try:
+            stored(name)
+        except Exception as e:  # noqa: BLE001 - the page shows the error when it asks
+            log.warning("warm-up: %s of %s did not load: %s", name, gen.name, e)
+    return gen
+
+
+def _ready_state() -> tuple | None:
+    # what the page caches are keyed by: the generation, and which of its results are ready
+    try:
+        gen = generation()
+    except GraphError:
+        return None
+    results = Results(gen)
+    return gen, tuple(results.ready(name) for name in LOADERS)
+
+
+def keep_warm(poll_s: float = 5.0, stop: threading.Event | None = None) -> None:
+    """Warm the current generation now, and again whenever the scheduled job publishes a new
+    one or finishes one of its results, until `stop` is set. Runs in a thread of the app
+    server (`app.py`)."""
+    stop = stop or threading.Event()
+    warmed = None
+    while not stop.is_set():
+        state = _ready_state()
+        if state is not None and state != warmed:
+            warm_up()
+            warmed = state
+            # The results are millions of long-lived objects (ids, frames): keep them out of
+            # the full collection Streamlit runs after every script run (runner.postScriptGC),
+            # which otherwise takes ~0.5 s of each page view on the full graph.
+            gc.collect()
+            gc.freeze()
+        stop.wait(poll_s)
+
+
 def _about() -> dict[str, Any] | None:
     try:
-        found = stored("about", lambda results: results.load_json("about"))
+        found = stored(ABOUT)
     except GraphError:
         return None
     return found.value if found is not None else None
@@ -199,18 +252,9 @@ def empty_graph_message(error: Exception | None = None) -> None:
 
 
 # -- type-ahead picker --------------------------------------------------------------------------
-ID_INDEX = "id_index"
-
-
-def _load_id_index(results: Results):
-    from analytics.id_index import ModelIdIndex
-
-    return ModelIdIndex.from_frame(results.load_frame(ID_INDEX))
-
-
 def id_index():
     """The type-ahead index of all model ids (stored by the scheduled job), or None."""
-    found = stored(ID_INDEX, _load_id_index)
+    found = stored(ID_INDEX)
     return found.value if found is not None else None
 
 

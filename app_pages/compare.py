@@ -9,9 +9,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from analytics import compare
-from analytics.forecasts import ForecastTable
 from analytics.pipeline import FORECASTS
-from analytics.results import Results
 from app_pages.common import cached, csv_download, id_links, require_store, stored
 from app_pages.style import RELATION_COLOURS, rgba
 from graph import queries
@@ -22,14 +20,10 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 OFFERED = 300  # base models listed in the picker (most derivatives first)
 
 
-def _load_forecasts(results: Results) -> ForecastTable:
-    return ForecastTable.load(results.folder(FORECASTS))
-
-
 st.title("Compare models")
 require_store()
 # the forecasts the scheduled job stored: the curves, and the base models the picker offers
-found = stored(FORECASTS, _load_forecasts)
+found = stored(FORECASTS)
 table = found.value if found is not None else None
 wanted = [m for m in st.query_params.get("models", "").split(",") if m.strip()]
 bases = ([] if table is None else table.models.sort_values(

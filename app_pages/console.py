@@ -73,7 +73,6 @@ with st.expander("Schema"):
                "`label(r)` where Neo4j uses `type(r)`.")
 
 
-
 def _failed(title: str, detail: object, *, icon: str, warning: bool = False) -> None:
     """A short message of ours, then the details as plain text (engine messages quote the
     query: never rendered as Markdown)."""

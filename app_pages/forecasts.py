@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import forecasts as F
-from analytics.results import Results
+from analytics.pipeline import FORECASTS
 from app_pages.common import cached, generation, md_text, require_store, require_stored
 from app_pages.style import rgba
 from graph import queries as Q
@@ -18,12 +18,6 @@ HORIZONS = (3, 6, 12)
 TOP = 100
 OFFERED = 1000  # base models offered in the picker
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-FORECASTS = "forecasts"  # the stored result's name (analytics.pipeline.FORECASTS)
-
-
-# --------------------------------------------------------------------------- the stored table
-def _load_table(results: Results) -> F.ForecastTable:
-    return F.ForecastTable.load(results.folder(FORECASTS))
 
 
 def _model_exists(gen: str, model_id: str) -> bool:
@@ -62,7 +56,6 @@ for _h in HORIZONS:
                                                                   format=_INT)
     _COLS[f"forecast_growth_{_h}m"] = st.column_config.NumberColumn(f"new in {_h} months",
                                                                     format=_INT)
-
 
 
 def _chart(table, model_ids, *, months_ahead: int, log: bool) -> go.Figure:
@@ -149,7 +142,7 @@ def main() -> None:
     st.title("Adoption forecasts")
     require_store()
     gen = generation().key
-    table = require_stored(FORECASTS, "The forecasts", _load_table)
+    table = require_stored(FORECASTS, "The forecasts")
     if len(table) == 0:
         st.info("The graph has no base model with dated derivatives yet: nothing to forecast.")
         return

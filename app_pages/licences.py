@@ -7,7 +7,6 @@ import streamlit as st
 
 from analytics import licences
 from analytics.pipeline import LICENCE_AUDIT
-from analytics.results import Results
 from app_pages.common import (
     cached,
     csv_download,
@@ -28,12 +27,8 @@ st.caption("For every base → derivative link: is the derivative's stated licen
            "sources below and in docs/licences.md. Not legal advice.")
 
 
-def _load_audit(results: Results) -> licences.LicenceAudit:
-    return licences.LicenceAudit.load(results.folder(LICENCE_AUDIT))
-
-
 require_store()
-audit = require_stored(LICENCE_AUDIT, "The licence audit", _load_audit)  # the job's result
+audit = require_stored(LICENCE_AUDIT, "The licence audit")  # the job's result
 
 counts = audit.verdict_counts()
 by = counts.set_index("verdict")

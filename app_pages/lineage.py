@@ -8,7 +8,6 @@ from neo4j_viz import Node, Relationship, VisualizationGraph
 
 from analytics import export, family, forecasts
 from analytics.pipeline import FORECASTS
-from analytics.results import Results
 from app_pages import style
 from app_pages.common import (
     cached,
@@ -40,9 +39,6 @@ TABS = ("Graph", "Ancestors", "Descendants", "Timeline", "Licence drift")
 SORTS = {"downloads": ("downloads", False), "likes": ("likes", False),
          "created (newest)": ("createdAt", False), "created (oldest)": ("createdAt", True),
          "depth": ("depth", True), "id": ("id", True)}
-
-def _load_forecasts(results: Results) -> forecasts.ForecastTable:
-    return forecasts.ForecastTable.load(results.folder(FORECASTS))
 
 
 def _recentre(model: str) -> None:
@@ -83,7 +79,7 @@ st.caption(f"Task: {md_text(model.pipeline_tag or '—')} · "
 st.markdown("**Model tree** (direct derivatives): " + " · ".join(
     f"{RELATION_LABELS[r]} **{children[r]:,}**" for r in LINEAGE_RELS if children[r]
 ) if any(children.values()) else "**Model tree**: no derivatives.")
-forecast = stored(FORECASTS, _load_forecasts)
+forecast = stored(FORECASTS)
 counts = (forecasts.derivative_counts(forecast.value, model_id)
           if forecast is not None and forecast.current else None)
 if counts is not None and counts.total == sum(children.values()):

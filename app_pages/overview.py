@@ -5,6 +5,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from analytics.pipeline import OVERVIEW
 from app_pages import style
 from app_pages.common import csv_download, require_store, require_stored
 from graph.schema import ACCOUNT_TYPES
@@ -12,7 +13,7 @@ from graph.schema import ACCOUNT_TYPES
 st.title("Hub Atlas — overview")
 require_store()
 
-overview = require_stored("overview", "The overview")
+overview = require_stored(OVERVIEW, "The overview")
 nodes, rels = overview.nodes, overview.rels
 top_labels = ("Model", "Dataset", "Space", "Paper", "Account")
 cols = st.columns(len(top_labels))

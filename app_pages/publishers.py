@@ -6,9 +6,8 @@ from __future__ import annotations
 import plotly.express as px
 import streamlit as st
 
-from analytics import licences, publishers
+from analytics import publishers
 from analytics.pipeline import LICENCE_AUDIT, PUBLISHERS
-from analytics.results import Results
 from app_pages.common import (
     author_links,
     cached,
@@ -21,18 +20,9 @@ from app_pages.common import (
 from app_pages.style import RELATION_COLOURS
 from graph.schema import ACCOUNT_ORGANIZATION, ACCOUNT_UNKNOWN, ACCOUNT_USER
 
-
-def _load_index(results: Results):
-    return results.load_frame(PUBLISHERS)
-
-
-def _load_audit(results: Results) -> licences.LicenceAudit:
-    return licences.LicenceAudit.load(results.folder(LICENCE_AUDIT))
-
-
 st.title("Publishers")
 require_store()
-index = require_stored(PUBLISHERS, "The publisher index", _load_index)  # one row per author
+index = require_stored(PUBLISHERS, "The publisher index")  # one row per author
 
 if "author_text" not in st.session_state:
     st.session_state["author_text"] = st.query_params.get("author", "")
@@ -147,7 +137,7 @@ with tab_growth:
 
 with tab_lic:
     if tab_lic.open:
-        found = stored(LICENCE_AUDIT, _load_audit)
+        found = stored(LICENCE_AUDIT)
         if found is None:
             st.info("The licence audit is not computed yet for this graph (the scheduled job "
                     "builds it after each ingest).")

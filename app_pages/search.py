@@ -9,28 +9,21 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from analytics.pipeline import RECOMMENDER, SEARCH
+from analytics.pipeline import SEARCH
 from analytics.recommend import ModelRecommender, build_tracer, trace_unlinked
-from analytics.results import Results
 from analytics.retrieval import HybridSearch, SearchFilters
 from app_pages.common import hub_url, md_text, require_store, require_stored, stored
 
 ANY = "(any)"
 
 
-def _load(results: Results) -> tuple[HybridSearch, ModelRecommender]:
-    """The scheduled job's saved index and recommender (memory-mapped: well under a second)."""
-    search = HybridSearch.load(results.folder(SEARCH))
-    return search, ModelRecommender.load(results.folder(RECOMMENDER), search)
-
-
 # `version` (the generation whose index is loaded) keys the cached functions below
 def _search(version: str) -> HybridSearch:
-    return stored(SEARCH, _load).value[0]
+    return stored(SEARCH).value[0]
 
 
 def _recommender(version: str) -> ModelRecommender:
-    return stored(SEARCH, _load).value[1]
+    return stored(SEARCH).value[1]
 
 
 @st.cache_resource(show_spinner="Learning the base-model tracer…")
@@ -84,8 +77,8 @@ def main() -> None:
                "a family, a task), then ranked by meaning (MiniLM embeddings), matching words in "
                "ids and tags, and adoption (downloads, likes, derivatives).")
     require_store()  # an empty graph gets its message here
-    require_stored(SEARCH, "The search index", _load)
-    version = stored(SEARCH, _load).generation
+    require_stored(SEARCH, "The search index")
+    version = stored(SEARCH).generation
     search = _search(version)
     opts = search.options()
 

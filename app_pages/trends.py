@@ -9,7 +9,6 @@ from plotly.subplots import make_subplots
 
 from analytics import trends
 from analytics.pipeline import TRENDS
-from analytics.results import Results
 from app_pages.common import (
     cached,
     csv_download,
@@ -20,16 +19,11 @@ from app_pages.common import (
     require_stored,
 )
 
-
-def _load_trends(results: Results) -> trends.Trends:
-    return trends.Trends.load(results.folder(TRENDS))
-
-
 st.title("Trends across ingest runs")
 st.caption("Every ingest run records each model's downloads and likes as it saw them. The "
            "Hub's downloads count the last 30 days (they can fall); likes are a running total.")
 require_store()
-stored_trends = require_stored(TRENDS, "The trends", _load_trends)  # the job's result
+stored_trends = require_stored(TRENDS, "The trends")  # the job's result
 trending, runs = stored_trends.trending, stored_trends.runs
 
 st.subheader("Trending")
