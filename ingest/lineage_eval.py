@@ -29,7 +29,7 @@ import pandas as pd
 
 from ingest.errors import RecordError
 from ingest.lineage import _TYPED, infer_relation, normalise_id, parse_api_base_models
-from ingest.records import ModelRecord
+from ingest.records import MODEL_FIELDS, ModelRecord, _read
 from ingest.relation_features import RELATION_CLASSES, author_habits, link_frame, untyped_tags
 from ingest.sources import SnapshotSource
 
@@ -160,6 +160,23 @@ def _link_row(d: dict, parent: str) -> pd.DataFrame | None:
     return frame.head(1) if len(frame) else None
 
 
+#: the fields `author_habits` reads, checked as `ModelRecord.from_api` checks them
+_HABIT_FIELDS = tuple(f for f in MODEL_FIELDS if f.name in ("author", "tags", "library_name"))
+
+
+def _may_state_relation(d: dict) -> bool:
+    """Whether a raw model record could state a relation (a typed `base_model:<relation>:`
+    tag, a card's base_model, or the API's baseModels): only those need the full parse."""
+    card = d.get("cardData")
+    if d.get("baseModels") or (card and (not isinstance(card, dict) or card.get("base_model"))):
+        return True
+    tags = d.get("tags")
+    if not isinstance(tags, list):
+        return True  # let the full parse judge it
+    return any(isinstance(t, str) and t.startswith("base_model:") and t.count(":") >= 2
+               for t in tags)
+
+
 def labelled_links(trees_dir: Path, snapshot_dirs: Iterable[Path] = ()) -> LabelledLinks:
     """Read the trees and snapshots once; assemble the labelled links in both shapes."""
     trees_dir = Path(trees_dir)
@@ -173,6 +190,15 @@ def labelled_links(trees_dir: Path, snapshot_dirs: Iterable[Path] = ()) -> Label
         d = item.data
         if item.kind != "model" or not isinstance(d, dict):
             continue
+        if not _may_state_relation(d):
+            # most records: only the habit columns, read by the same field checks
+            try:
+                rid, v, _ = _read(d, "model", _HABIT_FIELDS)
+            except RecordError:
+                continue
+            if rid not in children_in_tree:
+                habit_rows.append((rid, v["author"], tuple(v["tags"] or ()), v["library_name"]))
+                continue
         try:
             rec = ModelRecord.from_api(d)
         except RecordError:
