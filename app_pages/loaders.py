@@ -28,11 +28,16 @@ from analytics.trends import Trends
 
 
 def load_search(results: Results) -> tuple[HybridSearch, ModelRecommender]:
-    """The saved search index and recommender (memory-mapped), with the query encoder
-    started by one query, so a user's first search pays for neither."""
+    """The saved search index and recommender (memory-mapped), each run once on a query as
+    the Search page runs them (the query encoder starts, lookups build), so a user's first
+    search pays for none of it."""
     search = HybridSearch.load(results.folder(SEARCH))
-    search.search("warm up", k=10)
-    return search, ModelRecommender.load(results.folder(RECOMMENDER), search)
+    recommender = ModelRecommender.load(results.folder(RECOMMENDER), search)
+    top = search.search("text classification", k=10)
+    if len(top):
+        recommender.similar_models(top["id"].iloc[0], k=10)
+        recommender.datasets_for_model(top["id"].iloc[0], k=10)
+    return search, recommender
 
 
 #: result name → how a page reads it; the order is the warm-up's (the pages users open first)

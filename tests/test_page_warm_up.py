@@ -100,3 +100,14 @@ def _wait(condition, timeout: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the warm-up thread did not get there in time"
         time.sleep(0.05)
+
+
+def test_warm_up_starts_the_search_index_as_a_first_search_would(graph_env):
+    from analytics.pipeline import build_now
+
+    assert [s.ok for s in build_now([SEARCH])] == [True]  # the job's search step
+    st.cache_resource.clear()
+    common.warm_up()
+    search, recommender = common.stored(SEARCH).value
+    assert "_qenc" in search.__dict__  # the query encoder is loaded and has encoded once
+    assert len(search.search("sentiment analysis", k=5)) == 5
