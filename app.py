@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -79,7 +80,10 @@ def start_warming() -> threading.Thread:
     +1.6 s on the overview), then each new generation's after an ingest, in a thread."""
     from app_pages.common import keep_warm, warm_up
 
-    warm_up()  # st.cache_resource caches are the process's: the runtime started next uses them
+    try:  # st.cache_resource caches are the process's: the runtime started next uses them
+        warm_up()
+    except Exception as e:  # noqa: BLE001 - never stop the app from starting: pages report it
+        logging.getLogger(__name__).warning("could not load the stored results: %s", e)
     thread = threading.Thread(target=keep_warm, name="warm-stored-results", daemon=True)
     thread.start()
     return thread
