@@ -74,17 +74,32 @@ def warm_imports() -> list[str]:
     return sorted(names)
 
 
+WARM_THREAD = "warm-stored-results"
+
+
 def start_warming() -> threading.Thread:
     """In the server process: load the current generation's stored results before the server
     answers (a warming thread would slow the first requests it races, by the GIL: measured
     +1.6 s on the overview), then each new generation's after an ingest, in a thread."""
     from app_pages.common import keep_warm, warm_up
 
-    try:  # st.cache_resource caches are the process's: the runtime started next uses them
-        warm_up()
-    except Exception as e:  # noqa: BLE001 - never stop the app from starting: pages report it
-        logging.getLogger(__name__).warning("could not load the stored results: %s", e)
-    thread = threading.Thread(target=keep_warm, name="warm-stored-results", daemon=True)
+    # Streamlit warns on every st.* call made outside a script run; the warm-up makes them
+    # on purpose (the cached loaders), so its warnings are noise in the server log
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").addFilter(
+        lambda record: record.threadName != WARM_THREAD)
+
+    def first() -> None:
+        try:
+            warm_up()
+        except Exception as e:  # noqa: BLE001 - never stop the app from starting: pages report it
+            logging.getLogger(__name__).warning("could not load the stored results: %s", e)
+
+    # before the server answers; st.cache_resource caches are the process's, which the runtime
+    # started next uses
+    warm = threading.Thread(target=first, name=WARM_THREAD)
+    warm.start()
+    warm.join()
+    thread = threading.Thread(target=keep_warm, name=WARM_THREAD, daemon=True)
     thread.start()
     return thread
 
