@@ -5,8 +5,9 @@ Everything is keyed by the graph `Generation` (`graph.store`): when ingest publi
 (a new embedded folder, or a newer finished run on Neo4j), the next rerun reads it, and the
 caches of the old one are dropped. Pages never compute whole-graph results: they read what the
 scheduled job stored (`stored`), and fall back to the previous generation's while the newest
-one's are being built. The app server warms each new generation's results in a background
-thread (`keep_warm`), so the first request after a restart or an ingest finds them loaded.
+one's are being built. The app server loads the current generation's results before it
+answers (`warm_up`) and each new generation's in a thread (`keep_warm`), so the first request
+after a restart or an ingest finds them loaded.
 """
 from __future__ import annotations
 
