@@ -316,7 +316,7 @@ def page_specs(largest_family: str, *, small_model: str | None = None,
     """The pages to open: every registered page; the lineage page for the largest family.
     views=True adds the licence audit, publishers, compare and trends pages (their own
     browser test is tests/test_views_browser.py)."""
-    specs = [PageSpec("overview", "/", plotly=3, dataframes=1, title="Hub Atlas")]
+    specs = [PageSpec("overview", "/", plotly=3, title="Hub Atlas")]
     specs.append(PageSpec("lineage (largest family)", f"/lineage?model={largest_family}",
                           graph=True, title="Lineage", extra={"model": largest_family}))
     if second_family:

@@ -74,12 +74,13 @@ def test_overview(graph_env):
     assert int(metrics["Models"].replace(",", "")) > 400
     # uploads, top base models, licence mix (publishers by account type is a table)
     assert len(at.get("plotly_chart")) == 3
-    assert len(at.table) == 3  # node counts, relation counts, account groups (static tables)
-    assert len(at.dataframe) == 1  # ingest runs
+    # node counts, relation counts, account groups, ingest runs: static tables (no data grid)
+    assert len(at.table) == 4
+    assert len(at.dataframe) == 0
     groups = at.table[2].value  # no account type asked of a snapshot: all unknown
     assert groups["group"].tolist() == ["unknown: not asked yet"]
     assert metrics["Accounts"] == f"{groups['accounts'].iat[0]:,}"
-    runs = at.dataframe[-1].value
+    runs = at.table[3].value
     assert len(runs) == 1 and runs.iloc[0]["status"] == "ok"
     # the uploads chart can be split by library instead of task
     at.segmented_control(key="uploads_by").set_value("library").run()
@@ -282,7 +283,7 @@ def test_new_generation_is_picked_up(graph_env):
 
     at = _app()
     before = Generations(graph_env).current_name()
-    runs_before = len(at.dataframe[-1].value)
+    runs_before = len(at.table[-1].value)
     from tests.conftest import job_without_search
 
     ingest(SnapshotSource(MINI_SNAPSHOT), root=graph_env, limit=5,  # an incremental run
@@ -290,4 +291,4 @@ def test_new_generation_is_picked_up(graph_env):
     assert Generations(graph_env).current_name() != before
     at.run()
     _ok(at)
-    assert len(at.dataframe[-1].value) == runs_before + 1
+    assert len(at.table[-1].value) == runs_before + 1
