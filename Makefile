@@ -6,6 +6,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements.txt requirements-test.txt | md5sum | cut -c1-8)
 PORT    ?= 8501
+TEST_WORKERS ?= 2
 
 .PHONY: app test install bench
 
@@ -26,7 +27,9 @@ app: install
 test: install
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium not installable: the browser test will skip"
-	$(BIN)/python -m pytest -q
+	# two workers, each test file whole in one of them (its module-scoped servers and graphs
+	# are built once): the suite mostly waits on one core (browser, servers, fake Hub)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(BIN)/python -m bench.ingest

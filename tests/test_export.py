@@ -88,7 +88,7 @@ def test_family_graph_of_phi2(mini_store):
 
 
 def test_graphml_and_json_round_trip_through_networkx(mini_store):
-    nx = pytest.importorskip("networkx")
+    import networkx as nx
     fg = X.family_graph(mini_store, PHI2)
     gml = X.to_graphml(fg)
     check_graphml(gml)
