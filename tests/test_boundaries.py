@@ -4,7 +4,9 @@
   things, may call the first-run seed);
 - Cypher lives in `graph/` only: no string in ingest/, analytics/, app_pages/ or app.py reads like a
   Cypher statement;
-- analytics does not import ingest (it reads the graph, not the Hub).
+- analytics does not import ingest (it reads the graph, not the Hub);
+- nothing edits `sys.path`: the project installs as a package (pyproject.toml), so benchmarks
+  and tests import it as users do.
 """
 from __future__ import annotations
 
@@ -70,12 +72,38 @@ def test_no_cypher_outside_graph(path):
     assert not found, f"Cypher in {path.relative_to(REPO)} (it belongs in graph/): {found}"
 
 
+def _path_edits(tree: ast.AST) -> list[int]:
+    """Lines that call `sys.path.<insert|append|extend>` or assign to `sys.path`."""
+    def is_sys_path(node) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "path"
+                and isinstance(node.value, ast.Name) and node.value.id == "sys")
+    lines = []
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("insert", "append", "extend")
+                and is_sys_path(node.func.value)):
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Assign) and any(is_sys_path(t) for t in node.targets):
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+@pytest.mark.parametrize("path", _modules("app.py", "app_pages", "graph", "ingest", "analytics",
+                                          "bench", "tests"),
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_no_sys_path_edits(path):
+    found = _path_edits(ast.parse(path.read_text(), filename=str(path)))
+    assert not found, f"{path.relative_to(REPO)} edits sys.path at lines {found}"
+
+
 def test_the_checks_can_fail():
     """The patterns catch what they are meant to catch."""
     assert CYPHER.search("MATCH (m:Model) RETURN m.id AS id")
     assert CYPHER.search("UNWIND $rows AS r")
     assert not CYPHER.search("a match of the model id")
     assert "kuzu" in DRIVERS and "ingest" in _imports(REPO / "app.py")
+    assert _path_edits(ast.parse("import sys\nsys.path.insert(0, 'x')\nsys.path = []")) == [2, 3]
+    assert not _path_edits(ast.parse("paths = sorted(p for p in sys.path)"))
 
 
 def test_every_derived_property_is_documented():
