@@ -23,9 +23,9 @@ import hashlib
 import json
 import os
 import shutil
-import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -38,6 +38,7 @@ CHECKPOINT_FILE = "checkpoint.json"
 #: marker of a generation whose derived results are all built (see analytics.results)
 RESULTS_COMPLETE = "results/COMPLETE"
 MARKER_SUFFIX = ".engine.json"
+_GEN_NAME = "gen-%Y%m%dT%H%M%S-%f"
 
 
 class GraphIncompatible(GraphError):
@@ -205,7 +206,7 @@ class Generations:
 
     def publish(self, staging: Path) -> str:
         """Make a finished staging folder the live generation; prune old ones."""
-        name = time.strftime("gen-%Y%m%dT%H%M%S", time.gmtime()) + f"-{time.time_ns() % 10**6:06d}"
+        name = self._new_name()
         final = self.root / name
         os.replace(staging, final)
         tmp = self.root / "CURRENT.tmp"
@@ -215,6 +216,19 @@ class Generations:
         os.replace(tmp, self.root / "CURRENT")
         self._prune(current=name)
         return name
+
+    def _new_name(self) -> str:
+        """gen-<UTC time to the microsecond>, later than every generation here: names sort in
+        publish order, which `_prune` relies on (two publishes can fall in one second, and a
+        clock can step back)."""
+        when = datetime.now(timezone.utc)
+        for path in self.root.glob("gen-*"):
+            try:
+                seen = datetime.strptime(path.name, _GEN_NAME).replace(tzinfo=timezone.utc)
+            except ValueError:
+                continue
+            when = max(when, seen + timedelta(microseconds=1))
+        return when.strftime(_GEN_NAME)
 
     def _prune(self, current: str) -> None:
         """Keep the live generation, the newest `keep`, and the newest one whose derived
