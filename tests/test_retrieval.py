@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.embeddings import TextEncoder, embed_models, model_text, model_texts, split_words
+from analytics.embeddings import embed_models, model_texts
 from analytics.retrieval import HybridSearch, SearchFilters, build_search, lexical_tokens
 from graph import retrieval_queries as rq
 
@@ -32,17 +32,8 @@ def search(built):
     return built[1]
 
 
-def test_split_words_and_text():
-    assert split_words("TheBloke/Llama-2-7B-Chat-GGUF") == ["the", "bloke", "llama", "2", "7b",
-                                                            "chat", "gguf"]
+def test_lexical_tokens_keep_the_id_whole():
     assert "gpt2" in lexical_tokens("openai-community/gpt2")
-    text = model_text({"id": "org/bert-base-NER", "author": "org", "pipelineTag": "token-classification",
-                       "tags": ["transformers", "dataset:conll2003", "base_model:x/y", "region:us"],
-                       "datasets": ["conll2003"], "bases": ["x/y"], "base_relations": ["finetune"],
-                       "cardText": "---\nlicense: mit\n---\n# BERT NER\nFine-tuned **BERT**."})
-    assert text.startswith("bert base ner. by org. task: token-classification")
-    assert "base: x/y (finetune)" in text and "datasets: conll2003" in text
-    assert "region:us" not in text and "base_model:" not in text and "BERT NER" in text
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -163,11 +154,6 @@ def test_changed_models_since(mini_store):
     frame = rq.model_frame(mini_store)
     recent = set(frame.loc[frame["createdAt"] >= "2024-06-01", "id"])
     assert recent <= set(ids)
-
-
-def test_encoder_rejects_unknown_variant():
-    with pytest.raises(ValueError):
-        TextEncoder(variant="fp8")
 
 
 def test_search_page_renders_results_and_panels(built, monkeypatch):

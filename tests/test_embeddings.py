@@ -1,5 +1,7 @@
-"""The embedding variant choice: measured once per CPU signature and candidate set, cached in a
-file, read back without measuring, gated on agreement with fp32; and the worker count."""
+"""analytics/embeddings.py: the texts that are embedded, and the encoder variant: its choice is
+measured once per CPU signature and candidate set, cached in a file, read back without
+measuring, gated on agreement with fp32; and the worker count. (Embedding the mini graph, the
+vector cache and search: tests/test_retrieval.py.)"""
 from __future__ import annotations
 
 import json
@@ -90,3 +92,21 @@ def test_usable_cpus_is_within_the_visible_cpus():
     assert 1 <= n <= (os.cpu_count() or 1)
     if hasattr(os, "sched_getaffinity"):
         assert n <= len(os.sched_getaffinity(0))
+
+
+def test_split_words_and_text():
+    assert E.split_words("TheBloke/Llama-2-7B-Chat-GGUF") == ["the", "bloke", "llama", "2", "7b",
+                                                              "chat", "gguf"]
+    text = E.model_text({
+        "id": "org/bert-base-NER", "author": "org", "pipelineTag": "token-classification",
+        "tags": ["transformers", "dataset:conll2003", "base_model:x/y", "region:us"],
+        "datasets": ["conll2003"], "bases": ["x/y"], "base_relations": ["finetune"],
+        "cardText": "---\nlicense: mit\n---\n# BERT NER\nFine-tuned **BERT**."})
+    assert text.startswith("bert base ner. by org. task: token-classification")
+    assert "base: x/y (finetune)" in text and "datasets: conll2003" in text
+    assert "region:us" not in text and "base_model:" not in text and "BERT NER" in text
+
+
+def test_encoder_rejects_unknown_variant():
+    with pytest.raises(ValueError):
+        E.TextEncoder(variant="fp8")
