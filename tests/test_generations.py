@@ -34,18 +34,16 @@ def _model_ids(path: Path) -> list[str]:
 def _add_model(path: Path, model_id: str) -> None:
     store = open_embedded(path, read_only=False)
     try:
+        store.ensure_schema()  # idempotent: a first staging has no tables yet
         store.write([("CREATE (:Model {id: $id})", {"id": model_id})])
     finally:
         store.close()
 
 
-def _first_generation(root: Path, model_id: str = "org/first") -> tuple[Generations, str]:
+def _first_generation(root: Path) -> tuple[Generations, str]:
     gens = Generations(root)
     staging = gens.new_staging("run-1")
-    store = open_embedded(staging, read_only=False)
-    store.ensure_schema()
-    store.close()
-    _add_model(staging, model_id)
+    _add_model(staging, "org/first")
     return gens, gens.publish(staging.parent)
 
 
