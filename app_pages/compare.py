@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from analytics import compare
 from analytics.pipeline import FORECASTS
+from app_pages.charts import plotly_chart
 from app_pages.common import cached, csv_download, id_links, require_store, stored
 from app_pages.style import RELATION_COLOURS, rgba
 from graph import queries
@@ -74,7 +75,7 @@ fig.update_xaxes(title_text="generation (model colours as in the growth chart)",
                  row=1, col=2)
 # generation 1 holds most of a family: a log axis keeps the deeper ones visible
 fig.update_yaxes(type="log", title_text="descendants (log)", row=1, col=2)
-st.plotly_chart(fig, key="family_chart")
+plotly_chart(fig, key="family_chart")
 
 st.markdown("**Growth and forecast** (cumulative direct derivatives per month; dotted: the "
             "WSB curve where its fit passes every check; dashed: the forecast median, shaded: "
@@ -111,7 +112,7 @@ for mid in ids:
 fig.update_layout(height=460, margin=dict(t=10, b=10), legend=dict(orientation="h", y=-0.25),
                   xaxis_title="month", yaxis_title="derivatives (cumulative)",
                   yaxis_type="log" if log else "linear")
-st.plotly_chart(fig, key="growth_chart")
+plotly_chart(fig, key="growth_chart")
 st.caption("Forecast bands and the fit's checks: see the Forecasts page.")
 
 left, right = st.columns(2)
@@ -120,7 +121,7 @@ with left:
     fig = px.bar(cmp.licence_mix, x="model", y="share", color="licence",
                  labels={"share": "share of descendants", "model": ""})
     fig.update_layout(height=380, margin=dict(t=10, b=10), yaxis_tickformat=".0%")
-    st.plotly_chart(fig, key="licence_mix_chart")
+    plotly_chart(fig, key="licence_mix_chart")
 with right:
     st.markdown("**Top derivatives** (most downloaded)")
     pick = st.selectbox("Of", ids, key="compare_top_of")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from analytics import forecasts as F
 from analytics.pipeline import FORECASTS
+from app_pages.charts import plotly_chart
 from app_pages.common import cached, generation, md_text, require_store, require_stored
 from app_pages.style import rgba
 from graph import queries as Q
@@ -175,7 +176,7 @@ def main() -> None:
             if r["parent_date_imputed"]:
                 st.caption(f"{md_text(m)}: creation date unknown in the graph (Hub back-fill); month 0 is "
                            "the month of its first dated derivative.")
-        st.plotly_chart(_chart(table, found, months_ahead=months_ahead, log=log), key="fc_chart")
+        plotly_chart(_chart(table, found, months_ahead=months_ahead, log=log), key="fc_chart")
         params = F.parameters(table, found)
         wsb = ["growth_lambda", "growth_mu", "growth_sigma", "growth_c_inf"]
         params.loc[~params["growth_fit_ok"].astype(bool), wsb] = None

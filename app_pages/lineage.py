@@ -9,6 +9,7 @@ from neo4j_viz import Node, Relationship, VisualizationGraph
 from analytics import export, family, forecasts
 from analytics.pipeline import FORECASTS
 from app_pages import style
+from app_pages.charts import plotly_chart
 from app_pages.common import (
     cached,
     csv_download,
@@ -225,7 +226,7 @@ with tab_time:
                          color_discrete_map=style.RELATION_COLOURS,
                          labels={"n": "new direct derivatives", "month": ""})
             fig.update_layout(height=380, margin=dict(t=10, b=10))
-            st.plotly_chart(fig, key="timeline_chart")
+            plotly_chart(fig, key="timeline_chart")
         undated = int(timeline.loc[timeline["month"].isna(), "n"].sum()) if len(timeline) else 0
         if undated:
             st.caption(f"{undated:,} derivatives have no known creation date.")

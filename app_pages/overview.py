@@ -7,6 +7,7 @@ import streamlit as st
 
 from analytics.pipeline import OVERVIEW
 from app_pages import style
+from app_pages.charts import plotly_chart
 from app_pages.common import csv_download, require_store, require_stored
 from graph.schema import ACCOUNT_TYPES
 
@@ -43,7 +44,7 @@ else:
         fig.add_vrect(x0=month - pd.Timedelta(days=15), x1=month + pd.Timedelta(days=15),
                       fillcolor="grey", opacity=0.15, line_width=0,
                       annotation_text="partial month", annotation_position="top left")
-    st.plotly_chart(fig, key="uploads_chart")
+    plotly_chart(fig, key="uploads_chart")
     st.caption("By the month of each model's createdAt, up to where the graph's observations "
                "end (a shaded month is partial); models the Hub back-filled with 2022-03-02 "
                "have no known date and are left out.")
@@ -60,7 +61,7 @@ with left:
                      labels={"n": "direct derivatives", "id": ""})
         fig.update_layout(height=560, margin=dict(t=40, b=10),
                           yaxis=dict(categoryorder="total ascending"))
-        st.plotly_chart(fig, key="top_base_chart")
+        plotly_chart(fig, key="top_base_chart")
 with right:
     st.subheader("Licence mix")
     mix = overview.licences
@@ -71,7 +72,7 @@ with right:
                      hover_data=["parts"] if "parts" in mix else None)
         fig.update_traces(textposition="inside", textinfo="percent")
         fig.update_layout(height=560, margin=dict(t=40, b=10))
-        st.plotly_chart(fig, key="licence_chart")
+        plotly_chart(fig, key="licence_chart")
 
 st.subheader("Publishers by account type")
 accounts = getattr(overview, "accounts", None)

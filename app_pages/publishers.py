@@ -8,6 +8,7 @@ import streamlit as st
 
 from analytics import publishers
 from analytics.pipeline import LICENCE_AUDIT, PUBLISHERS
+from app_pages.charts import plotly_chart
 from app_pages.common import (
     author_links,
     cached,
@@ -102,13 +103,13 @@ with tab_derived:
             fig = px.bar(profile.by_relation, x="relation", y="n", color="relation",
                          color_discrete_map=RELATION_COLOURS, labels={"n": "direct derivatives"})
             fig.update_layout(height=360, margin=dict(t=10, b=10), showlegend=False)
-            left.plotly_chart(fig, key="by_relation_chart")
+            plotly_chart(fig, key="by_relation_chart", container=left)
             if len(profile.by_month):
                 fig = px.bar(profile.by_month, x="month", y="n", color="relation",
                              color_discrete_map=RELATION_COLOURS,
                              labels={"n": "new derivatives by others", "month": ""})
                 fig.update_layout(height=360, margin=dict(t=10, b=10))
-                right.plotly_chart(fig, key="by_month_chart")
+                plotly_chart(fig, key="by_month_chart", container=right)
             table, links = link_columns(profile.derivatives, id=("lineage", "model"),
                                         author=("publishers", "author"))
             st.dataframe(table, hide_index=True, key="derivatives_table", column_config=links)
@@ -131,7 +132,7 @@ with tab_growth:
             fig = px.area(profile.family_growth, x="month", y="total",
                           labels={"total": "descendants (cumulative)", "month": ""})
             fig.update_layout(height=380, margin=dict(t=10, b=10))
-            st.plotly_chart(fig, key="family_growth_chart")
+            plotly_chart(fig, key="family_growth_chart")
             if profile.undated:
                 st.caption(f"{profile.undated:,} descendants have no known creation date.")
 

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from analytics import trends
 from analytics.pipeline import TRENDS
+from app_pages.charts import plotly_chart
 from app_pages.common import (
     cached,
     csv_download,
@@ -74,7 +75,7 @@ fig.add_trace(go.Scatter(x=series["when"], y=series["likes"], mode="lines+marker
 fig.update_yaxes(title_text="downloads", secondary_y=False)
 fig.update_yaxes(title_text="likes", secondary_y=True)
 fig.update_layout(height=380, margin=dict(t=10, b=10), legend=dict(orientation="h", y=-0.2))
-st.plotly_chart(fig, key="model_trend_chart")
+plotly_chart(fig, key="model_trend_chart")
 if len(series) == 1:
     st.caption("Seen by one run so far: one point.")
 st.dataframe(series, hide_index=True, key="model_runs")

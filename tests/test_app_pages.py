@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages.common import md_text
 from graph import queries as q
+from tests.page_elements import charts, graphs
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 REPO = Path(APP).parent
@@ -73,7 +74,7 @@ def test_overview(graph_env):
     metrics = {m.label: m.value for m in at.metric}
     assert int(metrics["Models"].replace(",", "")) > 400
     # uploads, top base models, licence mix (publishers by account type is a table)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(charts(at)) == 3
     # node counts, relation counts, account groups, ingest runs: static tables (no data grid)
     assert len(at.table) == 4
     assert len(at.dataframe) == 0
@@ -85,7 +86,7 @@ def test_overview(graph_env):
     # the uploads chart can be split by library instead of task
     at.segmented_control(key="uploads_by").set_value("library").run()
     _ok(at)
-    assert len(at.get("plotly_chart")) == 3
+    assert len(charts(at)) == 3
 
 
 # -- lineage ---------------------------------------------------------------------------
@@ -95,14 +96,14 @@ def test_lineage_deep_link(graph_env):
     assert at.text_input(key="lineage_model_text").value == PHI2
     assert at.subheader[0].value == md_text(PHI2)  # the id as text, not Markdown
     assert "Finetunes **41**" in _texts(at.markdown)
-    assert len(at.get("bidi_component")) == 1  # the neo4j-viz lineage graph
+    assert len(graphs(at)) == 1  # the neo4j-viz lineage graph
     # the other tabs are lazy: their tables and the timeline chart are not built yet
-    assert not at.get("plotly_chart") and not at.dataframe
+    assert not charts(at) and not at.dataframe
     assert at.slider(key="depth").value == 2
     assert "53 descendants within 2" in _texts(at.caption)
     _open_tab(at, "Timeline")
     _ok(at)
-    assert len(at.get("plotly_chart")) == 1 and not at.get("bidi_component")
+    assert len(charts(at)) == 1 and not graphs(at)
     _open_tab(at, "Descendants")
     desc = _frame(at, *DESC, without=NO_DRIFT)
     assert len(desc) == 53
@@ -181,7 +182,7 @@ def test_lineage_unknown_id(graph_env):
     at = _app("app_pages/lineage.py", model="no-such-org/no-such-model")
     _ok(at)
     assert "No model id contains" in _texts(at.warning)
-    assert not at.get("bidi_component")
+    assert not graphs(at)
 
 
 def test_lineage_model_without_lineage(graph_env):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from analytics.pipeline import SEARCH, build_now
+from app_pages.charts import BUNDLE
 from bench.pages import Chromium, PageSpec, load_page, page_specs, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -104,3 +105,28 @@ def _app_pages() -> list[tuple[str, str, str, str]]:
     node = next(n for n in tree.body if isinstance(n, ast.Assign)
                 and getattr(n.targets[0], "id", None) == "PAGES")
     return ast.literal_eval(node.value)
+
+
+def test_charts_draw_with_the_basic_bundle(app_url, browser):
+    """The overview's charts are drawn by app_pages/charts.py: plotly.js's basic bundle from
+    the app's static route, in the app's colours (not Streamlit's placeholder colours, which
+    only its own chart element replaces), with a full-screen button and no "Share chart"
+    button (it uploads the figure to Plotly's cloud)."""
+    seconds, p = load_page(browser, app_url, SPECS[0], timeout=60)
+    assert seconds is not None and p["plotly"] >= 3, p
+    loaded = browser.evaluate("[...performance.getEntriesByType('resource')].map(e => e.name)")
+    assert any("/app/static/plotly-basic-" in u for u in loaded), loaded
+    assert browser.evaluate("window.Plotly && window.Plotly.version") == BUNDLE.split("-")[2][:-7]
+    fills = browser.evaluate("[...document.querySelectorAll('.js-plotly-plot .point path')]"
+                             ".map(e => getComputedStyle(e).fill)")
+    assert fills and not [f for f in fills if f.startswith("rgb(0, 0, ")], set(fills)
+    titles = browser.evaluate("[...document.querySelector('.js-plotly-plot')"
+                              ".querySelectorAll('.modebar-btn')].map(b => b.dataset.title)")
+    assert "Full screen" in titles and not any("Share" in t for t in titles), titles
+    full = browser.call("Runtime.evaluate", userGesture=True, awaitPromise=True, returnByValue=True, expression=(
+        "(async () => { document.querySelector('.js-plotly-plot [data-title=\"Full screen\"]')"
+        ".click(); await new Promise(r => setTimeout(r, 500));"
+        " const e = document.fullscreenElement; const h = e && e.getBoundingClientRect().height;"
+        " if (e) await document.exitFullscreen(); return [!!e && e.classList.contains('js-plotly-plot'),"
+        " h, window.innerHeight]; })()"))["result"]["value"]
+    assert full[0] and full[1] >= 0.9 * full[2], full

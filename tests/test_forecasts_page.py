@@ -2,13 +2,13 @@
 forecasts table, says in words what each forecast is, and fits nothing when a table is stored."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from analytics import forecasts as F
 from app_pages.common import md_text
+from tests.page_elements import charts
 
 OK_MODEL = "mistralai/Mistral-7B-v0.1"
 FLAGGED_MODEL = "distilbert/distilbert-base-uncased"
@@ -53,7 +53,7 @@ def _drop_stored_table(root: Path) -> None:
 
 
 def _trace_names(at) -> list[str]:
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    spec = charts(at)[0]
     return [t.get("name", "") for t in spec["data"]]
 
 
@@ -92,13 +92,13 @@ def test_page_without_a_stored_table_says_so_and_fits_nothing(monkeypatch, mini_
     at = _page(monkeypatch, mini_graph_copy, OK_MODEL)
     assert not at.exception
     assert any("not computed yet" in i for i in _texts(at, "info"))
-    assert not at.get("plotly_chart")
+    assert not charts(at)
 
 
 def test_page_chart_controls(monkeypatch, mini_graph_copy):
     at = _page(monkeypatch, mini_graph_copy, OK_MODEL)
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 1
+    assert len(charts(at)) == 1
     at.slider(key="fc_horizon").set_value(6)
     at.checkbox(key="fc_log").check()
     at.run()
@@ -149,7 +149,7 @@ def test_page_author_picker(monkeypatch, mini_graph_copy):
 def test_page_empty_graph(monkeypatch, tmp_path):
     at = _page(monkeypatch, tmp_path / "nothing-here")
     assert not at.exception
-    assert not at.get("plotly_chart") and not at.dataframe
+    assert not charts(at) and not at.dataframe
     assert any("no graph" in t.lower() for t in _texts(at, "info") + _texts(at, "warning"))
 
 

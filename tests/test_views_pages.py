@@ -2,7 +2,6 @@
 export) through Streamlit's AppTest, on copies of the mini graph."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 from analytics import pipeline as P
 from graph.generations import Generations
 from graph.kuzu_store import KuzuStore
+from tests.page_elements import charts
 from tests.test_trends import _later, add_run
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -142,12 +142,12 @@ def test_publishers_index_and_profile(graph_env):
     _ok(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Models"] == "2" and int(metrics["Derived by others"]) > 50
-    assert not at.get("plotly_chart")  # lazy tabs: the charts' tabs are not open yet
+    assert not charts(at)  # lazy tabs: the charts' tabs are not open yet
     assert "meta-llama" in _texts(at.text)
     _tab(at, "publisher_tab", "Derived by others")
-    assert len(at.get("plotly_chart")) == 2  # by relation, by month
+    assert len(charts(at)) == 2  # by relation, by month
     _tab(at, "publisher_tab", "Family growth")
-    assert len(at.get("plotly_chart")) == 1
+    assert len(charts(at)) == 1
     _tab(at, "publisher_tab", "Who derives most")
     assert len(_frame(at, "author", "relations")) > 0
     assert at.query_params["author"] in ("meta-llama", ["meta-llama"])
@@ -224,7 +224,7 @@ def test_trends_page(graph_env):
     _ok(at)
     top = _frame(at, "downloads_before", "downloads_change")
     assert top["id"].iat[0].endswith(f"model={PHI2}")  # 885,255 → 1,000,000
-    assert len(at.get("plotly_chart")) == 1
+    assert len(charts(at)) == 1
     runs = _frame(at, "run", "downloads_change")
     assert runs["run"].tolist()[-1] == "synthetic-2"
     at.segmented_control(key="trend_direction").set_value("falling").run()
@@ -259,9 +259,9 @@ def test_compare_page(graph_env):
     _ok(at)
     ov = _frame(at, "descendants", "generations")
     assert ov["id"].tolist() == [PHI2, GPT2]
-    charts = at.get("plotly_chart")
-    assert len(charts) == 3  # family (by relation | by generation), growth, licence mix
-    family = json.loads(charts[0].proto.spec)["data"]
+    drawn = charts(at)
+    assert len(drawn) == 3  # family (by relation | by generation), growth, licence mix
+    family = drawn[0]["data"]
     assert {t["type"] for t in family} == {"bar", "scatter"}
     assert {t["name"] for t in family if t["type"] == "scatter"} == {PHI2, GPT2}
     assert at.multiselect(key="compare_models").value == [PHI2, GPT2]
@@ -324,8 +324,7 @@ def test_pages_read_stored_results_and_never_build(graph_env, monkeypatch):
             assert not at.info or "not computed yet" not in _texts(at.info), (page, params, label)
     # the compare chart's curves are the stored forecasts (observed, WSB curve, forecast)
     at = _app("app_pages/compare.py", models=f"{PHI2},{GPT2}")
-    names = {trace.get("name") for c in at.get("plotly_chart")
-             for trace in json.loads(c.proto.spec)["data"]}
+    names = {trace.get("name") for c in charts(at) for trace in c["data"]}
     assert {f"{PHI2}: observed", f"{GPT2}: observed", f"{GPT2}: forecast"} <= names
 
 
