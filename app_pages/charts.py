@@ -61,6 +61,22 @@ function fullscreenButton(Plotly) {
   };
 }
 
+// Text and grid lines in the page's text colour, so a chart reads on Streamlit's light and
+// dark themes alike (the dark one follows the viewer's system setting)
+function followPageColours(layout, text) {
+  const faint = text.replace("rgb(", "rgba(").replace(")", ", 0.15)");
+  const template = Object.assign({}, layout.template);
+  const base = Object.assign({}, template.layout);
+  base.font = Object.assign({}, base.font, { color: text });
+  base.modebar = Object.assign({}, base.modebar, { activecolor: text });
+  for (const axis of ["xaxis", "yaxis"]) {
+    base[axis] = Object.assign({}, base[axis],
+                               { gridcolor: faint, linecolor: faint, zerolinecolor: faint });
+  }
+  template.layout = base;
+  layout.template = template;
+}
+
 export default function ({ parentElement, data }) {
   let gd = parentElement.querySelector("div.hubatlas-chart");
   if (!gd) {
@@ -75,6 +91,7 @@ export default function ({ parentElement, data }) {
   loadPlotly(data.bundle).then((Plotly) => {
     if (!alive) return;
     const layout = Object.assign({}, figure.layout || {}, { autosize: true });
+    followPageColours(layout, getComputedStyle(gd).color);
     // the buttons st.plotly_chart showed; never "Share chart" (uploads to Plotly's cloud)
     const config = { displaylogo: false, responsive: true,
                      modeBarButtonsToRemove: ["sendChartToCloud", "select2d", "lasso2d"],

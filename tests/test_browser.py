@@ -130,3 +130,26 @@ def test_charts_draw_with_the_basic_bundle(app_url, browser):
         " if (e) await document.exitFullscreen(); return [!!e && e.classList.contains('js-plotly-plot'),"
         " h, window.innerHeight]; })()"))["result"]["value"]
     assert full[0] and full[1] >= 0.9 * full[2], full
+
+
+def test_charts_follow_a_dark_theme(app_url, browser):
+    """Streamlit follows the viewer's system theme; the charts' text follows the page's."""
+    browser.call("Emulation.setEmulatedMedia",
+                 features=[{"name": "prefers-color-scheme", "value": "dark"}])
+    try:
+        seconds, p = load_page(browser, app_url, SPECS[0], timeout=60)
+        assert seconds is not None and p["plotly"] >= 3, p
+        page, ticks = browser.evaluate(
+            "[getComputedStyle(document.querySelector('[data-testid=stApp]')).color,"
+            " [...document.querySelectorAll('.js-plotly-plot .xtick text')]"
+            ".map(e => getComputedStyle(e).fill)]")
+        browser.screenshot(ARTIFACTS / "browser_overview_dark.png")
+    finally:
+        browser.call("Emulation.setEmulatedMedia", features=[])
+
+    def lightness(rgb: str) -> float:
+        r, g, b = (float(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+        return (r + g + b) / 765
+
+    assert lightness(page) > 0.7, page  # the dark theme is on: light text
+    assert ticks and {lightness(t) > 0.7 for t in ticks} == {True}, set(ticks)
