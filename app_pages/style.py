@@ -23,6 +23,7 @@ def rgba(hex_colour: str, alpha: float) -> str:
     r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
 
+
 #: the charts' plotly template: plotly's white template in Streamlit's fonts and colours (the
 #: look `st.plotly_chart` gave them), transparent so a chart sits on the page's background.
 #: It is plotly's default template for the figures pages build (app_pages/charts.py sets it):
