@@ -141,27 +141,44 @@ def _file_kind(name: str) -> str | None:
     return None
 
 
-def _normalised_names(ids: pd.Series) -> pd.Series:
-    text = ids.astype(str).str.rsplit("/", n=1).str[-1].str.lower()
+def _normalised_names(ids: pd.Series) -> pa.Array:
+    """Each id's name (after its last `/`), lower-case, quantisation spellings normalised
+    (`_NAME_RULES`). By Arrow's RE2 where a name is ASCII; Python's `lower` and `re` (whose
+    `\\b` and `\\d` are Unicode-aware) elsewhere, so every name gets exactly what `re` gives."""
+    names = pc.replace_substring_regex(pa.array(ids.astype(str), pa.string(), from_pandas=True),
+                                       r"(?s)^.*/", "")
+    text = pc.ascii_lower(names)
     for pattern, repl in _NAME_RULES:
-        text = text.str.replace(pattern, repl, regex=True)
+        text = pc.replace_substring_regex(text, pattern.pattern, repl)
+    other = np.flatnonzero(~pc.string_is_ascii(names).to_numpy(zero_copy_only=False))
+    if len(other):
+        slow = pd.Series(names.take(pa.array(other)).to_pylist(), dtype=object).str.lower()
+        for pattern, repl in _NAME_RULES:
+            slow = slow.str.replace(pattern, repl, regex=True)
+        at = np.arange(len(names))
+        at[other] = len(names) + np.arange(len(other))
+        text = pa.concat_arrays([text, pa.array(slow.tolist(), pa.string())]).take(pa.array(at))
     return text
+
+
+def _name_tokens(names: pd.Series) -> pd.DataFrame:
+    """Long frame (row, tok): the non-empty tokens of each normalised name."""
+    parts = pc.split_pattern_regex(_normalised_names(names), _NAME_SPLIT.pattern)
+    tok, row = pc.list_flatten(parts), pc.list_parent_indices(parts)
+    keep = pc.not_equal(tok, "")
+    return pd.DataFrame({"row": row.filter(keep).to_numpy().astype(np.int64),
+                         "tok": tok.filter(keep).to_numpy(zero_copy_only=False)})
 
 
 def name_token_frame(child: pd.Series, parent: pd.Series) -> pd.DataFrame:
     """Long frame (row, tok): tokens of each child's name (quantisation spellings normalised,
     bare numbers dropped) that its parent's name does not have."""
-    def long(names: pd.Series) -> pd.DataFrame:
-        parts = _normalised_names(names).str.split(_NAME_SPLIT)
-        frame = pd.DataFrame({"row": np.arange(len(names)), "tok": parts.to_numpy()})
-        frame = frame.explode("tok").dropna(subset=["tok"])
-        return frame[frame["tok"] != ""]
-
-    own = long(child.reset_index(drop=True))
+    own = _name_tokens(child.reset_index(drop=True))
     own = own[~own["tok"].str.isdigit()]
     # parents repeat (130k links name 15k parents): tokenise each distinct one once
     codes, uniques = pd.factorize(parent.reset_index(drop=True))
-    per_parent = long(pd.Series(uniques)).rename(columns={"row": "code"}).drop_duplicates()
+    per_parent = _name_tokens(pd.Series(uniques)).rename(columns={"row": "code"})
+    per_parent = per_parent.drop_duplicates()
     theirs = pd.DataFrame({"row": np.arange(len(codes)), "code": codes}).merge(
         per_parent, on="code")[["row", "tok"]]
     merged = own.merge(theirs, on=["row", "tok"], how="left", indicator=True)
@@ -180,15 +197,20 @@ def _contains(text: pa.Array, pattern: re.Pattern) -> np.ndarray:
         zero_copy_only=False).astype(bool)
 
 
+def _strings(values: pd.Series) -> pa.Array:
+    """A frame's string column as an Arrow array, nulls as "" (no Python string each)."""
+    return pc.fill_null(pa.array(values, pa.string(), from_pandas=True), "")
+
+
 def _habit_flags(ids: pd.Series, tags_text: pd.Series, library: pd.Series
                  ) -> dict[str, np.ndarray]:
-    names = ids.str.rsplit("/", n=1).str[-1].fillna("")
-    lib = library.fillna("").str.lower()
-    text = pa.array((names + " " + tags_text).tolist(), pa.string())
-    tags = pa.array(tags_text.tolist(), pa.string())
+    names = pc.replace_substring_regex(_strings(ids), r"(?s)^.*/", "")  # after the last /
+    tags = _strings(tags_text)
+    text = pc.binary_join_element_wise(names, tags, " ")
+    peft = pc.equal(pc.utf8_lower(_strings(library)), "peft").to_numpy(zero_copy_only=False)
     return {
         "quant": _contains(text, _QUANT_EVIDENCE),
-        "adapter": lib.eq("peft").to_numpy(bool) | _contains(text, _ADAPTER_EVIDENCE),
+        "adapter": peft.astype(bool) | _contains(text, _ADAPTER_EVIDENCE),
         "merge": _contains(text, _MERGE_EVIDENCE),
         "derived": pc.match_substring(tags, "base_model:").to_numpy(
             zero_copy_only=False).astype(bool),
@@ -289,25 +311,23 @@ def link_tokens(links: pd.DataFrame) -> pd.DataFrame:
 
 
 def _evidence(tokens: pd.DataFrame, n: int) -> list[np.ndarray]:
-    """One 0/1 column per `EVIDENCE_COLUMNS` entry, from the long token frame."""
-    tok = tokens["tok"].to_numpy()
+    """One 0/1 column per `EVIDENCE_COLUMNS` entry, from the long token frame (each token is
+    a one-letter kind, `:`, its value)."""
+    tok = pa.array(tokens["tok"].to_numpy(), pa.string())
     row = tokens["row"].to_numpy(int)
-    parts = pd.Series(tok).str.partition(":")
-    kind, value = parts[0].to_numpy(), parts[2]
+    kind, value = pc.utf8_slice_codeunits(tok, 0, 2), pc.utf8_slice_codeunits(tok, 2, 1 << 30)
     out = []
 
-    def column(mask: np.ndarray) -> np.ndarray:
+    def column(prefix: str, members: Iterable[str]) -> np.ndarray:
+        mask = pc.and_(pc.equal(kind, prefix), pc.is_in(value, pa.array(sorted(members))))
         col = np.zeros(n)
-        col[row[mask]] = 1.0
+        col[row[mask.to_numpy(zero_copy_only=False)]] = 1.0
         return col
 
-    for members in EVIDENCE_TAGS.values():
-        out.append(column((kind == "t") & value.isin(members).to_numpy()))
-    for members in EVIDENCE_NAME_TOKENS.values():
-        out.append(column((kind == "n") & value.isin(members).to_numpy()))
-    out.append(column((kind == "n") & value.isin(_FULL_PRECISION).to_numpy()))
-    for members in _FILE_EVIDENCE.values():
-        out.append(column((kind == "f") & value.isin(members).to_numpy()))
+    out += [column("t:", members) for members in EVIDENCE_TAGS.values()]
+    out += [column("n:", members) for members in EVIDENCE_NAME_TOKENS.values()]
+    out.append(column("n:", _FULL_PRECISION))
+    out += [column("f:", members) for members in _FILE_EVIDENCE.values()]
     return out
 
 

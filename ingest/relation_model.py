@@ -135,17 +135,17 @@ class RelationTyper:
         each distinct row is scored once (links of one family often share every feature)."""
         X = np.ascontiguousarray(X)
         if X.shape[0] > 1:
-            rows = X.view(np.dtype((np.void, X.shape[1] * X.itemsize))).ravel()
-            _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+            first, inverse = _distinct_rows(X)
             if len(first) < X.shape[0]:
-                return self._decision(X[first])[inverse.ravel()]
+                return self._decision(X[first])[inverse]
         return self._decision(X)
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
         raw = np.tile(self.baseline_, (n, 1))
-        for tree in self.trees_:  # per tree, all rows at once (a joint walk is slower)
-            raw[:, tree["class"]] += _tree_values(tree, X)
+        columns = np.asfortranarray(X)  # a split reads one feature of many rows
+        for tree in self.trees_:
+            raw[:, tree["class"]] += _tree_values(tree, columns)
         if len(self.classes_) == 2:
             raw = np.column_stack([np.zeros(n), raw[:, 0]])
         return raw
@@ -228,19 +228,34 @@ def _export_trees(clf) -> list[dict]:
 
 
 def _tree_values(tree: dict, X: np.ndarray) -> np.ndarray:
-    """Leaf value of every row: all rows descend level by level at once (no NaNs in X)."""
-    node = np.zeros(X.shape[0], np.int64)
-    feature, left = tree["feature"], tree["left"]
-    rows = np.arange(X.shape[0])
-    while True:
-        active = left[node] >= 0
-        if not active.any():
-            break
-        idx = rows[active]
-        cur = node[idx]
-        go_left = X[idx, feature[cur]] <= tree["threshold"][cur]
-        node[idx] = np.where(go_left, left[cur], tree["right"][cur])
-    return tree["value"][node]
+    """Leaf value of every row (no NaNs in X): the rows are split node by node, so each
+    split compares one column (fast when X is column-major) of the rows that reach it."""
+    feature, threshold = tree["feature"], tree["threshold"]
+    left, right, value = tree["left"], tree["right"], tree["value"]
+    out = np.empty(X.shape[0])
+    todo = [(0, np.arange(X.shape[0]))]
+    while todo:
+        node, rows = todo.pop()
+        if left[node] < 0:
+            out[rows] = value[node]
+            continue
+        go_left = X[rows, feature[node]] <= threshold[node]
+        todo += [(left[node], rows[go_left]), (right[node], rows[~go_left])]
+    return out
+
+
+def _distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(first, inverse): one row index per distinct row of X, and each row's distinct row,
+    as np.unique gives them. Rows are grouped by a random projection, then checked equal
+    to their group's first row (np.unique over the raw bytes when a projection collides)."""
+    key = X.astype(np.float64) @ np.random.default_rng(0).random(X.shape[1])
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    if not np.array_equal(X[first][inverse], X):
+        rows = X.view(np.dtype((np.void, X.shape[1] * X.itemsize))).ravel()
+        _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+        inverse = inverse.ravel()
+    return first, inverse
 
 
 class AuthorHistory:

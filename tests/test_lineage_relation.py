@@ -236,3 +236,85 @@ def test_scores_of_repeated_rows_are_scored_once_and_equal():
     repeated = np.vstack([X, X[::-1], X[:3]])
     one_by_one = np.vstack([typer.decision_function(row[None, :]) for row in repeated])
     assert np.array_equal(typer.decision_function(repeated), one_by_one)
+
+
+# -- the vectorised feature paths give exactly what the Python string rules give -------------
+NAMES = ["TheBloke/Mistral-7B-Instruct-v0.2-GGUF", "u/llama-3-8b-4bit", "org/x/y-3.5bpw",
+         "u/Q4_K_M-iq3_xs", "u/w4a16-int8", "u/a-", "nons", "u/\u212a-8bits",  # Kelvin sign
+         "u/\u0130nt4-model", "u/model-\uff14bit", "u/mod\u00e8le-8bits", "u/\u00e9t\u00e9 q5_1"]
+
+
+def _python_names(ids: list[str]) -> list[str]:
+    """The reference: Python's rsplit, lower and re over each id."""
+    from ingest.relation_features import _NAME_RULES
+
+    out = []
+    for rid in ids:
+        text = rid.rsplit("/", 1)[-1].lower()
+        for pattern, repl in _NAME_RULES:
+            text = pattern.sub(repl, text)
+        out.append(text)
+    return out
+
+
+def test_normalised_names_match_pythons_rules_on_unicode_names():
+    from ingest.relation_features import _normalised_names
+
+    assert _normalised_names(pd.Series(NAMES)).to_pylist() == _python_names(NAMES)
+    # the Unicode rows really differ between the two engines (else the test proves nothing)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ingest.relation_features import _NAME_RULES
+
+    ascii_only = pc.ascii_lower(pa.array(["\u212a-8bits", "model-\uff14bit"]))
+    for pattern, repl in _NAME_RULES:
+        ascii_only = pc.replace_substring_regex(ascii_only, pattern.pattern, repl)
+    assert ascii_only.to_pylist() != _python_names(["\u212a-8bits", "model-\uff14bit"])
+
+
+def test_habits_match_the_python_string_rules():
+    import pyarrow as pa
+
+    from ingest.relation_features import (
+        _ADAPTER_EVIDENCE,
+        _MERGE_EVIDENCE,
+        _QUANT_EVIDENCE,
+        _contains,
+        _habit_flags,
+    )
+
+    ids = pd.Series(NAMES)
+    tags = pd.Series(["gguf base_model:x", "", "exl2", "peft", "lora", "", "mergekit", "",
+                      "", "8-bit", "slerp", "base_model:y"])
+    library = pd.Series(["PEFT", None, "transformers", "peft", None, "", None, "Peft",
+                         None, None, None, None], dtype="str")
+    flags = _habit_flags(ids, tags, library)
+    # the text the evidence patterns (RE2, as `_contains` has always matched them) look at
+    text = pa.array([rid.rsplit("/", 1)[-1] + " " + t for rid, t in zip(NAMES, tags)])
+    assert flags["quant"].tolist() == _contains(text, _QUANT_EVIDENCE).tolist()
+    assert flags["merge"].tolist() == _contains(text, _MERGE_EVIDENCE).tolist()
+    assert flags["adapter"].tolist() == [
+        (lib if isinstance(lib, str) else "").lower() == "peft" or found
+        for lib, found in zip(library.tolist(), _contains(text, _ADAPTER_EVIDENCE))]
+    assert flags["derived"].tolist() == ["base_model:" in t for t in tags]
+
+
+def test_distinct_rows_and_the_split_tree_walk_score_as_the_row_walk():
+    from ingest.relation_model import _distinct_rows, _tree_values
+
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 3, (500, 6)).astype(np.float32)
+    first, inverse = _distinct_rows(X)
+    assert np.array_equal(X[first][inverse], X) and len(first) == len(np.unique(X, axis=0))
+    typer = shipped_typer()
+    tree = max(typer.trees_, key=lambda t: len(t["left"]))
+    Z = rng.random((300, typer.n_features_in_)).astype(np.float32)
+    expect = []
+    for row in Z:  # one row at a time, node by node
+        node = 0
+        while tree["left"][node] >= 0:
+            go_left = row[tree["feature"][node]] <= tree["threshold"][node]
+            node = tree["left"][node] if go_left else tree["right"][node]
+        expect.append(tree["value"][node])
+    assert np.array_equal(_tree_values(tree, np.asfortranarray(Z)), np.array(expect))
