@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -51,6 +52,7 @@ _ARROW = {Check.ID: pa.string(), Check.NAME: pa.string(), Check.TEXT: pa.string(
 #: tag prefixes whose values become relations (as `records._by_prefix`)
 PREFIXES = ("license:", "dataset:", "arxiv:", "task_categories:")
 _CHUNK_LINES = 50_000
+_CHUNK_READERS = 2  # threads decoding and checking one file's chunks
 _MIN_CHUNK = 1
 # A value passes untouched when its first and last characters are printable ASCII, not
 # spaces (`_edges`): str.strip() then leaves it as it is; nothing else is trusted
@@ -171,13 +173,25 @@ def read_listing(path, kind: RepoKind) -> ListingPart | None:
     keys = {n: specs[n].keys[0] for n in names}
     schema = pa.schema([(keys[n], _ARROW[specs[n].check]) for n in names])
     idx = np.flatnonzero(candidate)
-    tables, rows = [], []
-    for start in range(0, len(idx), _CHUNK_LINES):
+
+    def read(start: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Table] | None:
+        tables, rows = [], []
         _read_chunks(lines, idx[start:start + _CHUNK_LINES], schema, tables, rows)
-    plain = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    table = (pa.concat_tables(tables) if tables else schema.empty_table())
-    table = table.rename_columns(list(names))
-    ok, lineage, values = _checked(kind, table, specs)
+        if not tables:
+            return None
+        table = pa.concat_tables(tables).rename_columns(list(names))
+        return (np.concatenate(rows), *_checked(kind, table, specs))
+
+    # chunks decode and check in threads (Arrow releases the GIL), joined in file order
+    with ThreadPoolExecutor(max_workers=_CHUNK_READERS) as pool:
+        chunks = [c for c in pool.map(read, range(0, len(idx), _CHUNK_LINES)) if c is not None]
+    if chunks:
+        plain, ok, lineage = (np.concatenate([c[i] for c in chunks]) for i in range(3))
+        values = pa.concat_tables([c[3] for c in chunks])
+    else:
+        empty = schema.empty_table().rename_columns(list(names))
+        plain = np.zeros(0, np.int64)
+        ok, lineage, values = _checked(kind, empty, specs)
     keep = plain[ok]
     rest = np.ones(len(lines.starts), bool)
     rest[keep] = False

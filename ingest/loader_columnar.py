@@ -69,10 +69,7 @@ class PlainRows:
             sizes = np.cumsum([0] + [p.table.num_rows for _, p in kparts])
             lineage = np.concatenate([p.lineage for _, p in kparts])
             table = pa.concat_tables(tables)
-            ids = table.column("id").to_pylist()
-            counts = Counter(ids)
-            taken = {rid for (k, rid) in record_keys if k == kind}
-            dup = np.fromiter((counts[i] > 1 or i in taken for i in ids), bool, len(ids))
+            dup = _repeated(table.column("id"), {rid for (k, rid) in record_keys if k == kind})
             if dup.any():
                 ats = table.column("at").to_numpy()
                 for i in np.flatnonzero(dup):
@@ -183,6 +180,14 @@ class PlainRows:
                 "from": t.column("id"), "to": pa.array([run_id] * n, pa.string()),
                 "downloads": t.column("downloads"), "likes": t.column("likes"),
                 "at": pa.array([at.replace(tzinfo=None)] * n, pa.timestamp("us"))}))
+
+
+def _repeated(ids: pa.ChunkedArray, taken: set[str]) -> np.ndarray:
+    """Each id: whether it comes more than once in `ids` or is one of `taken`."""
+    counts = pc.value_counts(ids)
+    again = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    others = pa.concat_arrays([again.cast(pa.string()), pa.array(sorted(taken), pa.string())])
+    return np.asarray(pc.is_in(ids, value_set=others).to_numpy(zero_copy_only=False), bool)
 
 
 def _newest(t: pa.Table, best: datetime | None) -> datetime | None:
