@@ -248,7 +248,9 @@ def _distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(first, inverse): one row index per distinct row of X, and each row's distinct row,
     as np.unique gives them. Rows are grouped by a random projection, then checked equal
     to their group's first row (np.unique over the raw bytes when a projection collides)."""
-    key = X.astype(np.float64) @ np.random.default_rng(0).random(X.shape[1])
+    weights = np.random.default_rng(0).random(X.shape[1])
+    key = np.concatenate([X[i:i + 8192].astype(np.float64) @ weights  # (a bounded copy)
+                          for i in range(0, len(X), 8192)])
     _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     if not np.array_equal(X[first][inverse], X):
