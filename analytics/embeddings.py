@@ -1,6 +1,6 @@
 """Model texts, the MiniLM sentence encoder in three precisions, and the on-disk vector cache.
 
-* `model_text(row)` turns one row of `graph.retrieval_queries.model_text_frame` into the text
+* `model_text(row)` turns one row of `analytics.model_rows.model_text_frame` into the text
   that is embedded: id and name split into words, author, task, library, licence, tags,
   datasets, base models, then the start of the card (most informative first, because the
   encoder truncates to `max_seq_length` tokens).

@@ -125,6 +125,7 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
     """Run the search relevance set and both link tasks; returns {"setup": …, "search
     relevance": {...}, "dataset recommendation": rows, "model tracing": rows, "model tracing
     (hard)": rows} where rows are dicts of method → metrics (baselines included)."""
+    from analytics import model_rows
     from graph import retrieval_queries as rq
     from graph.store import db_root, store_or_open
 
@@ -142,7 +143,7 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
         params = model_parameters(store) if hard else None
     held_ds, train_ds, held_lin, train_lin = holdout_links(models, ds, lin, sample, seed)
 
-    frame = rq.attach_links(models, train_ds, train_lin)
+    frame = model_rows.attach_links(models, train_ds, train_lin)
     encoder = encoder or TextEncoder()
     vectors, info = embed_models(frame["id"], model_texts(frame), encoder,
                                  root=root or db_root(), persist=False)

@@ -1,7 +1,7 @@
 """Hybrid model search: what the query names (model, family, task) + dense MiniLM cosine +
 TF-IDF over id tokens and tags, with adoption breaking ties among relevant models.
 
-`HybridSearch` is fitted on `graph.retrieval_queries.model_text_frame` rows and their vectors
+`HybridSearch` is fitted on `analytics.model_rows.model_text_frame` rows and their vectors
 (`analytics.embeddings.embed_models`). A query (`analytics.search.parse_query`) is answered in
 two stages so top-10 over 760k models stays well under 100 ms on two cores:
 
@@ -273,7 +273,7 @@ class HybridSearch(BaseEstimator):
         """Index `models` (a `model_text_frame`) with their `vectors` (aligned rows)."""
         if not isinstance(models, pd.DataFrame) or "id" not in models:
             raise TypeError("models must be a DataFrame with an 'id' column "
-                            "(graph.retrieval_queries.model_text_frame)")
+                            "(analytics.model_rows.model_text_frame)")
         if vectors.ndim != 2 or vectors.shape[1] != DIM or len(vectors) != len(models):
             raise ValueError(f"vectors must be ({len(models)}, {DIM}), got {vectors.shape}")
         if not 1 <= int(self.coarse_dim) <= DIM:
@@ -1001,13 +1001,13 @@ def build_search(store=None, *, root=None, encoder: TextEncoder | None = None,
     """Batch builder: read the graph, embed what the vector cache lacks, fit a `HybridSearch`
     (and `save` it to `save_to` when given). ``search.build_info_`` holds the embedding
     counts (``embedded``, ``encoded``, ``reused``, ``variant``) and timings."""
+    from analytics import model_rows
     from analytics.embeddings import embed_models, model_texts
-    from graph import retrieval_queries as rq
     from graph.store import db_root, store_or_open
 
     t0 = time.perf_counter()
     with store_or_open(store, root=root) as store:
-        frame = rq.model_text_frame(store)
+        frame = model_rows.model_text_frame(store)
     t1 = time.perf_counter()
     encoder = encoder or TextEncoder()
     vectors, info = embed_models(frame["id"], model_texts(frame), encoder,

@@ -2,7 +2,7 @@
 the scores of a ranking on them (success@k, MRR@10 per query type).
 
 The judgements were written down before any ranking was looked at, as rules over the graph's
-model rows (`graph.retrieval_queries.model_text_frame`), so they follow the graph: a rule names
+model rows (`analytics.model_rows.model_text_frame`), so they follow the graph: a rule names
 what an acceptable answer *is* (the canonical model, a model of the task that people use, a
 model with the asked-for property), never which ranking produced it. Query types:
 

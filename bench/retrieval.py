@@ -92,12 +92,12 @@ def _fmt(v) -> str:
 
 # -- sections --------------------------------------------------------------------------------
 def _load_texts(store=None):
+    from analytics import model_rows
     from analytics.embeddings import model_texts
-    from graph import retrieval_queries as rq
     from graph.store import open_store
 
     store = store or open_store(read_only=True)
-    frame = rq.model_text_frame(store)
+    frame = model_rows.model_text_frame(store)
     return frame, model_texts(frame)
 
 

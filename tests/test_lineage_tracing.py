@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics import model_rows
 from analytics.recommend import TRACE_FEATURES, BaseModelTracer, scrub_base_mentions, scrubbed_texts
 from analytics.retrieval import build_search
 from graph import retrieval_queries as rq
@@ -49,7 +50,7 @@ def fitted(mini_graph_root, tmp_path_factory):
 def test_tracer_over_every_model_finds_a_scrubbed_childs_base(fitted):
     search, lin = fitted
     train = lin[lin["child"] != CHILD]
-    frame = rq.attach_links(search.models_frame_.drop(columns=["datasets", "bases",
+    frame = model_rows.attach_links(search.models_frame_.drop(columns=["datasets", "bases",
                                                                "base_relations", "family_size"]),
                             pd.DataFrame(columns=["model", "dataset"]), train)
     frame["parameters"] = np.where(frame["id"].isin([CHILD, PARENT]), 8.0e9, np.nan)

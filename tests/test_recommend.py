@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics import model_rows
 from analytics.embeddings import model_texts
 from analytics.recommend import TRACE_FEATURES, BaseModelTracer, ModelRecommender
 from analytics.retrieval import build_search
@@ -69,7 +70,7 @@ def test_tracer_ranks_the_true_parent_high(fitted):
     search, _, _, lin = fitted
     child = "realyc/Meta-Llama-3-8B-Q4_K_M-GGUF"
     train = lin[lin["child"] != child]
-    frame = rq.attach_links(search.models_frame_.drop(columns=["datasets", "bases",
+    frame = model_rows.attach_links(search.models_frame_.drop(columns=["datasets", "bases",
                                                                "base_relations", "family_size"]),
                             _no_links(), train)
     tracer = BaseModelTracer(n_train=200).fit(frame, search.vectors_, train, index=search)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics import model_rows
 from analytics.embeddings import embed_models, model_texts
 from analytics.retrieval import HybridSearch, SearchFilters, build_search, lexical_tokens
 from graph import retrieval_queries as rq
@@ -195,8 +196,8 @@ def test_model_text_does_not_depend_on_link_order(search):
     ds = pd.DataFrame({"model": ["openai-community/gpt2"] * 3, "dataset": ["c", "a", "b"]})
     lin = pd.DataFrame({"child": ["openai-community/gpt2"] * 2, "parent": ["z/z", "y/y"],
                         "relation": ["merge", "merge"]})
-    one = rq.attach_links(frame, ds, lin)
-    two = rq.attach_links(frame, ds.iloc[::-1], lin.iloc[::-1])
+    one = model_rows.attach_links(frame, ds, lin)
+    two = model_rows.attach_links(frame, ds.iloc[::-1], lin.iloc[::-1])
     assert model_texts(one) == model_texts(two)
     row = one[one["id"] == "openai-community/gpt2"].iloc[0]
     assert row["datasets"] == ["a", "b", "c"] and row["bases"] == ["y/y", "z/z"]
