@@ -273,7 +273,7 @@ def test_normalised_names_match_pythons_rules_on_unicode_names():
     assert ascii_only.to_pylist() != _python_names(["\u212a-8bits", "model-\uff14bit"])
 
 
-def test_habits_match_the_python_string_rules():
+def test_habit_flags_match_the_string_by_string_rules():
     import pyarrow as pa
 
     from ingest.relation_features import (
