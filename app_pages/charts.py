@@ -22,7 +22,8 @@ from streamlit.delta_generator import DeltaGenerator
 from app_pages import style
 
 #: the bundle under static/ (plotly.js-basic-dist-min on npm, same plotly.js as plotly.py's)
-BUNDLE = "plotly-basic-4.1.1.min.js"
+BUNDLE_VERSION = "4.1.1"
+BUNDLE = f"plotly-basic-{BUNDLE_VERSION}.min.js"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 #: the trace types the basic bundle draws; a figure with another one is a programming error
 BASIC_TRACES = frozenset({"scatter", "bar", "pie"})

@@ -141,12 +141,16 @@ def _file_kind(name: str) -> str | None:
     return None
 
 
+def _name_part(ids: pa.Array) -> pa.Array:
+    """Each id's part after its last `/` (the whole id when it has none)."""
+    return pc.replace_substring_regex(ids, r"(?s)^.*/", "")
+
+
 def _normalised_names(ids: pd.Series) -> pa.Array:
     """Each id's name (after its last `/`), lower-case, quantisation spellings normalised
     (`_NAME_RULES`). By Arrow's RE2 where a name is ASCII; Python's `lower` and `re` (whose
     `\\b` and `\\d` are Unicode-aware) elsewhere, so every name gets exactly what `re` gives."""
-    names = pc.replace_substring_regex(pa.array(ids.astype(str), pa.string(), from_pandas=True),
-                                       r"(?s)^.*/", "")
+    names = _name_part(pa.array(ids.astype(str), pa.string(), from_pandas=True))
     text = pc.ascii_lower(names)
     for pattern, repl in _NAME_RULES:
         text = pc.replace_substring_regex(text, pattern.pattern, repl)
@@ -204,7 +208,7 @@ def _strings(values: pd.Series) -> pa.Array:
 
 def _habit_flags(ids: pd.Series, tags_text: pd.Series, library: pd.Series
                  ) -> dict[str, np.ndarray]:
-    names = pc.replace_substring_regex(_strings(ids), r"(?s)^.*/", "")  # after the last /
+    names = _name_part(_strings(ids))
     tags = _strings(tags_text)
     text = pc.binary_join_element_wise(names, tags, " ")
     peft = pc.equal(pc.utf8_lower(_strings(library)), "peft").to_numpy(zero_copy_only=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from analytics.pipeline import SEARCH, build_now
-from app_pages.charts import BUNDLE
+from app_pages.charts import BUNDLE_VERSION
 from bench.pages import Chromium, PageSpec, load_page, page_specs, streamlit_server
 
 pytestmark = pytest.mark.browser
@@ -116,7 +116,7 @@ def test_charts_draw_with_the_basic_bundle(app_url, browser):
     assert seconds is not None and p["plotly"] >= 3, p
     loaded = browser.evaluate("[...performance.getEntriesByType('resource')].map(e => e.name)")
     assert any("/app/static/plotly-basic-" in u for u in loaded), loaded
-    assert browser.evaluate("window.Plotly && window.Plotly.version") == BUNDLE.split("-")[2][:-7]
+    assert browser.evaluate("window.Plotly && window.Plotly.version") == BUNDLE_VERSION
     fills = browser.evaluate("[...document.querySelectorAll('.js-plotly-plot .point path')]"
                              ".map(e => getComputedStyle(e).fill)")
     assert fills and not [f for f in fills if f.startswith("rgb(0, 0, ")], set(fills)
