@@ -49,6 +49,11 @@ AUTO_CANDIDATES = ("bf16", "fp32", "onnx-fp32")
 #: int8: 0.990, which costs a tenth of the top-10).
 MIN_COSINE = 0.999
 DEFAULT_MAX_SEQ = 64
+#: Batch sizes the first-use measurement tries for the chosen variant. Which is fastest
+#: depends on the CPU's caches (Intel Xeon with AMX, bf16: 64 encodes 10-25% more texts per
+#: CPU-second than 128); DEFAULT_BATCH serves an encoder that has no measured choice.
+BATCH_CANDIDATES = (32, 64, 128)
+DEFAULT_BATCH = 128
 DIM = 384
 
 # Tags that carry no meaning for retrieval, and prefixes whose content is given elsewhere
@@ -171,7 +176,10 @@ class TextEncoder:
         texts have 38 tokens at the median, 85 at the 95th percentile; 16% exceed 64, so 64
         costs 8% of the tokens. Fewer is not an option: truncating to 48 tokens (-11% work)
         drops top-10 agreement with 64 to 0.82-0.86, to 32 (-31%) to 0.66-0.72.
-    batch_size : int, default=128
+    batch_size : int or None, default=None
+        Texts per forward pass. None: the batch size measured fastest with this variant by
+        `choose_variant` on this CPU (cached), else DEFAULT_BATCH. Padding stays minimal
+        either way (texts are sorted by length).
     threads : int or None, default=1
         Intra-op threads of this process (None: the runtime's default, all cores). One is the
         default because on shared cores OpenMP's barriers collapse when another process
@@ -183,15 +191,22 @@ class TextEncoder:
     """
 
     def __init__(self, *, variant: str | None = None, max_seq_length: int = DEFAULT_MAX_SEQ,
-                 batch_size: int = 128, threads: int | None = 1,
+                 batch_size: int | None = None, threads: int | None = 1,
                  onnx_dir: str | Path | None = None):
         variant = variant or os.environ.get("HUBATLAS_EMBED_VARIANT") or "auto"
-        if variant == "auto":
-            variant = choose_variant().variant
+        choice = choose_variant() if variant == "auto" else None
+        if choice is not None:
+            variant = choice.variant
         if variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
         if not 8 <= int(max_seq_length) <= 256:
             raise ValueError(f"max_seq_length must be in [8, 256], got {max_seq_length!r}")
+        if batch_size is None:
+            choice = choice or cached_choice()
+            batch_size = choice.batch_size if choice and choice.variant == variant \
+                else DEFAULT_BATCH
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
         self.variant = variant
         self.max_seq_length = int(max_seq_length)
         self.batch_size = int(batch_size)
@@ -361,20 +376,25 @@ class VariantChoice:
 
     rates: texts per CPU-second of each candidate (one thread, calibration texts; CPU time,
     not wall time, so other processes on the machine do not skew it); cosines: mean cosine
-    of each candidate's vectors with fp32's."""
+    of each candidate's vectors with fp32's; batch_rates: the chosen variant's texts per
+    CPU-second at each of BATCH_CANDIDATES, and batch_size the fastest of them."""
 
     variant: str
     signature: str
     rates: dict
     cosines: dict
     measured_at: str
+    batch_size: int
+    batch_rates: dict
     cached: bool = False
 
     def describe(self) -> str:
         rows = ", ".join(f"{v} {r:.0f}/cpu-s (cos {self.cosines.get(v, float('nan')):.5f})"
                          for v, r in self.rates.items())
+        batches = ", ".join(f"{b}: {r:.0f}/cpu-s" for b, r in self.batch_rates.items())
         how = "cached choice" if self.cached else "measured now"
-        return f"embedding variant {self.variant} ({how} on {self.signature}: {rows})"
+        return (f"embedding variant {self.variant}, batch {self.batch_size} ({how} on "
+                f"{self.signature}: {rows}; batches {batches})")
 
 
 def _cache_base() -> Path:
@@ -478,8 +498,11 @@ def cached_choice(*, candidates: Sequence[str] = AUTO_CANDIDATES,
     if not isinstance(rec, dict) or rec.get("variant") not in VARIANTS:
         return None
     try:
-        choice = VariantChoice(**{**rec, "cached": True})
-    except TypeError:  # a record of another shape
+        rates = {int(b): float(r) for b, r in rec.get("batch_rates", {}).items()}
+        choice = VariantChoice(**{**rec, "batch_rates": rates, "cached": True})
+    except (TypeError, ValueError, AttributeError):  # a record of another shape (an older
+        return None                                   # one has no batch size): measure again
+    if not isinstance(choice.batch_size, int) or choice.batch_size < 1:
         return None
     _CHOICE[key] = choice
     return choice
@@ -490,8 +513,8 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
                    cache_file: str | Path | None = None) -> VariantChoice:
     """The fastest candidate variant on this CPU whose vectors reproduce fp32's.
 
-    Measured once per CPU signature (about 15 s: each candidate encodes the calibration
-    texts on one thread) and cached in ``~/.cache/hubatlas/embed-variant.json``
+    Measured once per CPU signature (about 25 s: each candidate encodes the calibration
+    texts on one thread, then the winner at each of BATCH_CANDIDATES) and cached in ``~/.cache/hubatlas/embed-variant.json``
     (``$HUBATLAS_CACHE_DIR``); ``refresh=True`` measures again. Logged at INFO."""
     sig = cpu_signature()
     key = _choice_key(candidates)
@@ -502,22 +525,24 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
             log.info("%s", choice.describe())
             return choice
     texts = list(texts) if texts is not None else calibration_texts()
-    rates, vecs = {}, {}
+    rates, vecs, encoders = {}, {}, {}
     for v in dict.fromkeys(["fp32", *candidates]):
-        enc = TextEncoder(variant=v, threads=1)
+        encoders[v] = enc = TextEncoder(variant=v, threads=1, batch_size=DEFAULT_BATCH)
         enc.encode(texts[:16])  # load (and export) outside the timing
-        best = 0.0
-        for _ in range(2):
-            c0 = time.process_time()
-            vecs[v] = enc.encode(texts)
-            best = max(best, len(texts) / max(time.process_time() - c0, 1e-9))
-        rates[v] = best
+        rates[v], vecs[v] = _rate(enc, texts)
     cosines = {v: float((vecs[v] * vecs["fp32"]).sum(1).mean()) for v in vecs}
     ok = [v for v in candidates if cosines[v] >= min_cosine] or ["fp32"]
     best_v = max(ok, key=lambda v: rates[v])
+    batch_rates = {}
+    for size in BATCH_CANDIDATES:
+        encoders[best_v].batch_size = size
+        batch_rates[size] = rates[best_v] if size == DEFAULT_BATCH else \
+            _rate(encoders[best_v], texts)[0]
     choice = VariantChoice(variant=best_v, signature=sig,
                            rates={v: rates[v] for v in candidates}, cosines=cosines,
-                           measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                           measured_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           batch_size=max(batch_rates, key=batch_rates.get),
+                           batch_rates=batch_rates)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -527,6 +552,7 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
         if not isinstance(allrec, dict):
             allrec = {}
         rec = {k: v for k, v in choice.__dict__.items() if k != "cached"}
+        rec["batch_rates"] = {str(b): r for b, r in choice.batch_rates.items()}
         allrec[key] = rec
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(allrec, indent=1))
@@ -536,6 +562,16 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
     _CHOICE[key] = choice
     log.info("%s", choice.describe())
     return choice
+
+
+def _rate(encoder: TextEncoder, texts: Sequence[str]) -> tuple[float, np.ndarray]:
+    """The best of two runs' texts per CPU-second, and the vectors."""
+    best = 0.0
+    for _ in range(2):
+        c0 = time.process_time()
+        vecs = encoder.encode(texts)
+        best = max(best, len(texts) / max(time.process_time() - c0, 1e-9))
+    return best, vecs
 
 
 # -- the vector cache ------------------------------------------------------------------------

@@ -34,14 +34,20 @@ def test_choice_is_measured_once_then_read_from_the_cache(fresh, monkeypatch):
     assert first.cosines["bf16"] > 0.999  # bf16 reproduces fp32
     # the fastest candidate that passes the quality gate
     assert first.variant == max(candidates, key=lambda v: first.rates[v])
+    # then the fastest batch size of that variant
+    assert set(first.batch_rates) == set(E.BATCH_CANDIDATES)
+    assert all(r > 0 for r in first.batch_rates.values())
+    assert first.batch_size == max(first.batch_rates, key=first.batch_rates.get)
+    assert f"batch {first.batch_size}" in first.describe()
     stored = json.loads(fresh.read_text())
     (key, rec), = stored.items()
     assert key.startswith(E.cpu_signature()) and key.endswith("| bf16,fp32")
-    assert rec["variant"] == first.variant
+    assert rec["variant"] == first.variant and rec["batch_size"] == first.batch_size
 
     monkeypatch.setattr(E, "_CHOICE", {})  # a new process: the file answers, nothing measured
     again = E.choose_variant(candidates=candidates, texts=["never encoded"])
     assert again.cached and again.variant == first.variant and again.rates == first.rates
+    assert again.batch_rates == first.batch_rates and again.batch_size == first.batch_size
     assert E.cached_choice(candidates=candidates) == again
     assert "cached choice" in again.describe() and first.variant in again.describe()
 
@@ -59,11 +65,24 @@ def test_a_candidate_that_does_not_reproduce_fp32_is_never_chosen(fresh):
 def test_cache_records_are_per_signature_and_candidates(fresh):
     fresh.parent.mkdir(parents=True)
     other = {"variant": "bf16", "signature": "Some Other CPU [avx2]", "rates": {"bf16": 1.0},
-             "cosines": {"bf16": 1.0}, "measured_at": "2026-01-01T00:00:00"}
+             "cosines": {"bf16": 1.0}, "measured_at": "2026-01-01T00:00:00", "batch_size": 64,
+             "batch_rates": {"64": 1.0}}
     fresh.write_text(json.dumps({"Some Other CPU [avx2]; torch 0 | bf16,fp32,onnx-fp32": other,
                                  E._choice_key(("fp32",)): {**other, "variant": "fp32"}}))
     assert E.cached_choice() is None  # another CPU's choice is not this one's
     assert E.cached_choice(candidates=("fp32",)).variant == "fp32"
+    assert E.cached_choice(candidates=("fp32",)).batch_rates == {64: 1.0}
+
+
+def test_a_cached_choice_without_a_batch_size_is_measured_again(fresh):
+    """Choices cached before the batch size was measured."""
+    fresh.parent.mkdir(parents=True)
+    old = {"variant": "fp32", "signature": E.cpu_signature(), "rates": {"fp32": 1.0},
+           "cosines": {"fp32": 1.0}, "measured_at": "2026-01-01T00:00:00"}
+    fresh.write_text(json.dumps({E._choice_key(("fp32",)): old}))
+    assert E.cached_choice(candidates=("fp32",)) is None
+    choice = E.choose_variant(candidates=("fp32",), texts=TEXTS[:8])
+    assert not choice.cached and choice.batch_size in E.BATCH_CANDIDATES
 
 
 @pytest.mark.parametrize("content", ["{not json", "[1, 2]", json.dumps({"k": "v"})])
@@ -79,10 +98,14 @@ def test_a_damaged_cache_file_is_remeasured_and_rewritten(fresh, content):
 def test_auto_encoder_uses_the_cached_choice_without_measuring(fresh):
     fresh.parent.mkdir(parents=True)
     rec = {"variant": "fp32", "signature": E.cpu_signature(), "rates": {"fp32": 1.0},
-           "cosines": {"fp32": 1.0}, "measured_at": "2026-01-01T00:00:00"}
+           "cosines": {"fp32": 1.0}, "measured_at": "2026-01-01T00:00:00", "batch_size": 32,
+           "batch_rates": {"32": 2.0, "128": 1.0}}
     fresh.write_text(json.dumps({E._choice_key(E.AUTO_CANDIDATES): rec}))
     enc = E.TextEncoder()  # auto
-    assert enc.variant == "fp32" and enc.key == "minilm-l6-fp32-L64"
+    assert enc.variant == "fp32" and enc.key == "minilm-l6-fp32-L64" and enc.batch_size == 32
+    assert E.TextEncoder(variant="fp32").batch_size == 32  # the variant the choice measured
+    assert E.TextEncoder(variant="bf16").batch_size == E.DEFAULT_BATCH  # not measured
+    assert E.TextEncoder(variant="bf16", batch_size=7).batch_size == 7
     vec = enc.encode(["whisper small speech recognition"])
     assert vec.shape == (1, E.DIM) and np.isclose(np.linalg.norm(vec), 1.0, atol=1e-5)
 
@@ -110,3 +133,5 @@ def test_split_words_and_text():
 def test_encoder_rejects_unknown_variant():
     with pytest.raises(ValueError):
         E.TextEncoder(variant="fp8")
+    with pytest.raises(ValueError):
+        E.TextEncoder(variant="fp32", batch_size=0)
