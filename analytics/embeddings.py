@@ -11,11 +11,12 @@
   onnxruntime). Texts are sorted by length and batched so padding is minimal.
 * `choose_variant()` picks the variant for this CPU by a short measurement at first use
   (texts per CPU-second of each candidate on calibration texts, and its cosine with fp32 as a
-  quality gate), caches the choice per CPU signature (``~/.cache/hubatlas/``) and reports it
-  (`cached_choice`, shown by ``python -m analytics status``). bf16 wins wherever the CPU
-  multiplies bf16 natively: with AMX, and on AVX-512-BF16 without AMX (AMD EPYC Zen 4:
-  1.9-2.3x fp32 per CPU-second on real and calibration texts, matmuls at ~170 GFLOP/s per
-  core). A CPU with neither runs bf16 at fp32 speed or below; the measurement picks fp32.
+  quality gate; then the winner's fastest batch size), caches the choice per CPU signature
+  (``~/.cache/hubatlas/``) and reports it (`cached_choice`, shown by
+  ``python -m analytics status``). bf16 wins wherever the CPU multiplies bf16 natively:
+  with AMX, and on AVX-512-BF16 without AMX (AMD EPYC Zen 4: 1.9-2.3x fp32 per CPU-second
+  on real and calibration texts, matmuls at ~170 GFLOP/s per core). A CPU with neither runs
+  bf16 at fp32 speed or below; the measurement picks fp32.
 * `VectorCache` keeps one float16 row per model under ``<HUBATLAS_DB>/retrieval/<variant>/``
   keyed by a hash of the model's text, so a restart loads them (memory-mapped) and an
   incremental ingest re-embeds only models whose text changed.
@@ -49,9 +50,10 @@ AUTO_CANDIDATES = ("bf16", "fp32", "onnx-fp32")
 #: int8: 0.990, which costs a tenth of the top-10).
 MIN_COSINE = 0.999
 DEFAULT_MAX_SEQ = 64
-#: Batch sizes the first-use measurement tries for the chosen variant. Which is fastest
-#: depends on the CPU's caches (Intel Xeon with AMX, bf16: 64 encodes 10-25% more texts per
-#: CPU-second than 128); DEFAULT_BATCH serves an encoder that has no measured choice.
+#: Batch sizes the first-use measurement tries for the chosen variant: which is fastest
+#: depends on the CPU (Intel Xeon with AMX, bf16: 326-329 texts per CPU-second at 32 or 64,
+#: 304 at 128; AMX denied, fp32: 95 at 32, 76 at 128). DEFAULT_BATCH serves an encoder for
+#: a variant without a measured choice.
 BATCH_CANDIDATES = (32, 64, 128)
 DEFAULT_BATCH = 128
 DIM = 384
@@ -514,8 +516,9 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
     """The fastest candidate variant on this CPU whose vectors reproduce fp32's.
 
     Measured once per CPU signature (about 25 s: each candidate encodes the calibration
-    texts on one thread, then the winner at each of BATCH_CANDIDATES) and cached in ``~/.cache/hubatlas/embed-variant.json``
-    (``$HUBATLAS_CACHE_DIR``); ``refresh=True`` measures again. Logged at INFO."""
+    texts on one thread, then the winner does at each of BATCH_CANDIDATES) and cached in
+    ``~/.cache/hubatlas/embed-variant.json`` (``$HUBATLAS_CACHE_DIR``); ``refresh=True``
+    measures again. Logged at INFO."""
     sig = cpu_signature()
     key = _choice_key(candidates)
     path = _choice_path(cache_file)
