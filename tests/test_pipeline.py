@@ -177,9 +177,14 @@ def test_cli_status_reports_the_embedding_variant(env_root, tmp_path):
            "cosines": {"bf16": 0.99994}, "measured_at": "2026-01-01T00:00:00"}
     cache.mkdir()
     (cache / "embed-variant.json").write_text(json.dumps({_choice_key(AUTO_CANDIDATES): rec}))
+    # a choice cached before batch sizes were measured is measured again at the next build
+    assert "embedding variant: not measured on this CPU yet" in status()
+    rec.update(batch_size=64, batch_rates={"32": 310.0, "64": 320.0, "128": 300.0})
+    (cache / "embed-variant.json").write_text(json.dumps({_choice_key(AUTO_CANDIDATES): rec}))
     out = status()
-    assert "embedding variant bf16 (cached choice on" in out and "bf16 300/cpu-s" in out
-    assert json.loads(status("--json"))["embedding_variant"]["variant"] == "bf16"
+    assert "embedding variant bf16, batch 64 (cached choice on" in out
+    assert "bf16 300/cpu-s" in out and "64: 320/cpu-s" in out
+    assert json.loads(status("--json"))["embedding_variant"]["batch_size"] == 64
     assert "embedding variant fp32 (set by HUBATLAS_EMBED_VARIANT)" in status(
         HUBATLAS_EMBED_VARIANT="fp32")
 
