@@ -5,12 +5,14 @@
 
 1. `python -m ingest run --snapshot … --no-analytics` into a fresh folder, in a child process:
    wall time (process start to exit: imports, reading, checks, typing, writing, publishing),
-   records/s, peak RSS (the child's ru_maxrss), phase times from the run report. The derived
-   results the scheduled job refreshes after a load are not part of it (`bench.views` times
-   them).
+   records/s, peak RSS (the child's ru_maxrss), CPU seconds (its typing child's included),
+   phase times from the run report. The derived results the scheduled job refreshes after a
+   load are not part of it (`bench.views` times them).
 2. The graph it produced is exported to Parquet (not timed), then loaded into a fresh database
-   of the same engine (`HUBATLAS_ENGINE`) with plain `COPY … FROM '*.parquet'` (timed): the
-   baseline the goal compares with: the same rows, nothing to read, check or derive.
+   of the same engine (`HUBATLAS_ENGINE`) with plain `COPY … FROM '*.parquet'` (timed, wall
+   and CPU): the baseline the goal compares with: the same rows, nothing to read, check or
+   derive. The ingest's CPU seconds over the usable cores bound its wall time from below:
+   printed as a ratio too, the part of the gap no overlap can close.
 3. With `--record-by-record`, the reference path (`ingest run --record-by-record`) too, into
    another fresh folder: its time, and whether its counts, rejects and lineage report equal
    the columnar run's.
