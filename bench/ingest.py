@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from analytics.embeddings import usable_cpus
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SNAPSHOT = REPO.parent / "shared" / "data" / "hub-2024-07"
 
@@ -126,7 +128,7 @@ def main() -> None:
         print()
         print(f"ratio ingest / raw bulk load: {wall / raw_s:.2f}x  (goal: <= 2x); "
               f"full snapshot in {wall / 60:.1f} min (goal: < 3 min)")
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = usable_cpus()  # the affinity mask, capped by a cgroup CPU quota
         print(f"CPU time: ingest {cpu:.1f} s vs raw {raw_cpu:.1f} s; on {cores} cores the ingest's "
               f"work takes at least {cpu / cores:.1f} s = {cpu / cores / raw_s:.2f}x the raw load")
         print(f"raw load holds {raw_nodes:,} nodes (same graph)")
