@@ -49,7 +49,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from analytics.embeddings import TextEncoder, embed_models, model_texts
+from analytics.embeddings import TextEncoder, embed_models, encoder_for, model_texts
 from analytics.recommend import BaseModelTracer, ModelRecommender, scrubbed_texts
 from analytics.retrieval import HybridSearch, top_k
 
@@ -144,7 +144,7 @@ def evaluate(store=None, *, root=None, sample: int = 2000, seed: int = 0, ks=KS,
     held_ds, train_ds, held_lin, train_lin = holdout_links(models, ds, lin, sample, seed)
 
     frame = model_rows.attach_links(models, train_ds, train_lin)
-    encoder = encoder or TextEncoder()
+    encoder = encoder or encoder_for(root or db_root())
     vectors, info = embed_models(frame["id"], model_texts(frame), encoder,
                                  root=root or db_root(), persist=False)
     t_prep = time.perf_counter() - t0

@@ -183,7 +183,7 @@ def bench_precision(n: int = 2000, n_queries: int = 200, seed: int = 0,
     as_queries = QUERIES + [sample[i] for i in rng.choice(n, n_queries - len(QUERIES),
                                                           replace=False)]
     res, rows = {}, []
-    for variant in ("fp32", "bf16", "onnx-fp32", "onnx-int8",
+    for variant in ("fp32", "bf16", "openvino-bf16", "onnx-fp32", "onnx-int8",
                     *(EXPERIMENTS if experimental else ())):
         enc = _experiment(variant) if variant in EXPERIMENTS else TextEncoder(variant=variant)
         enc.encode(sample[:64])  # load, export, warm up

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +66,41 @@ def test_a_candidate_that_does_not_reproduce_fp32_is_never_chosen(fresh):
     assert choice.variant == "fp32" and choice.cosines["bf16"] < 1.5
 
 
+def test_a_candidate_whose_runtime_is_missing_is_left_out(fresh, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    choice = E.choose_variant(candidates=("openvino-bf16", "fp32"), texts=TEXTS)
+    assert choice.variant == "fp32" and "openvino-bf16" not in choice.rates
+    assert "openvino-bf16 cannot run here" in caplog.text
+
+
+def test_openvino_variant_reproduces_fp32_in_worker_processes_without_pinning(tmp_path):
+    ov = E.TextEncoder(variant="openvino-bf16", batch_size=8)
+    ref = E.TextEncoder(variant="fp32", batch_size=8).encode(TEXTS)
+    vecs = ov.encode(TEXTS)
+    assert (vecs * ref).sum(1).min() >= E.MIN_COSINE
+    compiled = ov._ov.get_compiled_model()
+    # pinned, every process's threads would share the same first cores
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    # two spawned workers, as a full build runs them (in a fresh interpreter: spawn re-runs
+    # the parent's __main__, which in this process may be a Streamlit page from AppTest)
+    script = textwrap.dedent("""
+        import numpy as np
+        from analytics import embeddings as E
+        texts = E.calibration_texts(24, seed=3)
+        ov = E.TextEncoder(variant="openvino-bf16", batch_size=8)
+        got = np.zeros((len(texts), E.DIM), np.float16)
+        chunks = [np.arange(0, 12), np.arange(12, len(texts))]
+        for idx, part in E._encode_chunks(ov, texts, chunks, jobs=2):
+            got[idx] = part
+        np.save("got.npy", got)
+    """)
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=300,
+                   env={**os.environ, "PYTHONPATH": str(Path(E.__file__).parents[1])})
+    np.testing.assert_allclose(np.load(tmp_path / "got.npy").astype(np.float32), vecs,
+                               atol=2e-3)
+
+
 def test_cache_records_are_per_signature_and_candidates(fresh):
     fresh.parent.mkdir(parents=True)
     other = {"variant": "bf16", "signature": "Some Other CPU [avx2]", "rates": {"bf16": 1.0},
@@ -108,6 +147,34 @@ def test_auto_encoder_uses_the_cached_choice_without_measuring(fresh):
     assert E.TextEncoder(variant="bf16", batch_size=7).batch_size == 7
     vec = enc.encode(["whisper small speech recognition"])
     assert vec.shape == (1, E.DIM) and np.isclose(np.linalg.norm(vec), 1.0, atol=1e-5)
+
+
+def test_a_build_keeps_the_variant_whose_vectors_are_cached(fresh, monkeypatch, tmp_path):
+    fresh.parent.mkdir(parents=True)
+    rec = {"variant": "openvino-bf16", "signature": E.cpu_signature(),
+           "rates": {"bf16": 2.0, "openvino-bf16": 3.0, "fp32": 1.0, "onnx-fp32": 1.5},
+           "cosines": {"fp32": 1.0, "bf16": 0.99995, "openvino-bf16": 0.99998,
+                       "onnx-fp32": 0.9989},
+           "measured_at": "2026-01-01T00:00:00", "batch_size": 32, "batch_rates": {"32": 3.0}}
+    fresh.write_text(json.dumps({E._choice_key(E.AUTO_CANDIDATES): rec}))
+    root = tmp_path / "db"
+
+    def cache(variant):
+        folder = E.cache_folder(E.TextEncoder(variant=variant), root)
+        E.VectorCache(folder).save(np.array(["a/b"]), E.text_hashes(["t"]),
+                                   np.zeros((1, E.DIM), np.float16))
+
+    assert E.encoder_for(root).variant == "openvino-bf16"  # nothing cached: the choice
+    cache("onnx-fp32")  # below the gate (0.9989 < MIN_COSINE): not a reason to stay
+    assert E.encoder_for(root).variant == "openvino-bf16"
+    cache("fp32")
+    cache("bf16")
+    kept = E.encoder_for(root)  # the faster of the accepted variants with cached vectors
+    assert kept.variant == "bf16" and kept.batch_size == E.DEFAULT_BATCH
+    cache("openvino-bf16")
+    assert E.encoder_for(root).variant == "openvino-bf16"
+    monkeypatch.setenv("HUBATLAS_EMBED_VARIANT", "fp32")
+    assert E.encoder_for(tmp_path / "empty").variant == "fp32"
 
 
 def test_usable_cpus_is_within_the_visible_cpus():
