@@ -375,19 +375,26 @@ def link_numeric(links: pd.DataFrame, habits: pd.DataFrame | None,
 
 
 def feature_matrix(links: pd.DataFrame, vocabulary: Sequence[str],
-                   habits: pd.DataFrame | None, *, use_files: bool = True) -> np.ndarray:
+                   habits: pd.DataFrame | None, *, use_files: bool = True,
+                   columns: Sequence[int] | None = None) -> np.ndarray:
     """Dense float32 matrix: one column per vocabulary token (0/1), then `NUMERIC_COLUMNS`
-    (file evidence zero unless `use_files`)."""
+    (file evidence zero unless `use_files`); with `columns` (sorted indices into those),
+    only these columns, in that order."""
     n, v = len(links), len(vocabulary)
-    X = np.zeros((n, v + len(NUMERIC_COLUMNS)), np.float32)
+    width = v + len(NUMERIC_COLUMNS)
+    columns = np.arange(width) if columns is None else np.asarray(columns, np.int64)
+    X = np.zeros((n, len(columns)), np.float32)
     if n == 0:
         return X
+    at = np.full(width, -1, np.int64)  # each feature's column in X, -1 when left out
+    at[columns] = np.arange(len(columns))
     tokens = link_tokens(links)
-    index = pd.Series(np.arange(v), index=pd.Index(vocabulary))
-    col = tokens["tok"].map(index)
-    mask = col.notna().to_numpy()
-    X[tokens["row"].to_numpy(int)[mask], col.to_numpy()[mask].astype(int)] = 1.0
-    X[:, v:] = link_numeric(links, habits, tokens, use_files=use_files)
+    index = pd.Series(at[:v], index=pd.Index(vocabulary))
+    col = tokens["tok"].map(index).to_numpy(float, na_value=-1).astype(np.int64)
+    keep = col >= 0
+    X[tokens["row"].to_numpy(int)[keep], col[keep]] = 1.0
+    numeric = columns[columns >= v]
+    X[:, at[numeric]] = link_numeric(links, habits, tokens, use_files=use_files)[:, numeric - v]
     return X
 
 

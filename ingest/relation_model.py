@@ -124,15 +124,30 @@ class RelationTyper:
         self.classes_ = np.asarray(clf.classes_, dtype=object)
         self.n_features_in_ = X.shape[1]
         self.trees_ = _export_trees(clf)
+        self._compact()
         self.baseline_ = np.asarray(clf._baseline_prediction, float).reshape(-1)
         if len(self.classes_) == 2:  # binary: one tree per iteration, logit of classes_[1]
             self.baseline_ = self.baseline_[:1]
         return self
 
+    def _compact(self) -> None:
+        """`columns_`: the features some split reads (the shipped model: 81 of 517), and the
+        trees over those columns only: predicting builds and scans nothing else."""
+        self.columns_ = np.unique(np.concatenate(
+            [t["feature"][t["feature"] >= 0] for t in self.trees_] or [np.zeros(0, np.int64)]))
+        at = np.full(self.n_features_in_, -1, np.int64)
+        at[self.columns_] = np.arange(len(self.columns_))
+        self._trees = [{**t, "feature": np.where(t["feature"] >= 0, at[t["feature"]], -1)}
+                       for t in self.trees_]
+
     # -- predicting ----------------------------------------------------------------------------
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Raw scores per class for a feature matrix (`feature_matrix` with `vocabulary_`);
         each distinct row is scored once (links of one family often share every feature)."""
+        return self._compact_decision(np.asarray(X)[:, self.columns_])
+
+    def _compact_decision(self, X: np.ndarray) -> np.ndarray:
+        """`decision_function` of a matrix of the `columns_` only."""
         X = np.ascontiguousarray(X)
         if X.shape[0] > 1:
             first, inverse = _distinct_rows(X)
@@ -144,7 +159,7 @@ class RelationTyper:
         n = X.shape[0]
         raw = np.tile(self.baseline_, (n, 1))
         columns = np.asfortranarray(X)  # a split reads one feature of many rows
-        for tree in self.trees_:
+        for tree in self._trees:
             raw[:, tree["class"]] += _tree_values(tree, columns)
         if len(self.classes_) == 2:
             raw = np.column_stack([np.zeros(n), raw[:, 0]])
@@ -157,8 +172,8 @@ class RelationTyper:
         links = links.reset_index(drop=True)
         for start in range(0, len(links), chunk):
             part = links.iloc[start:start + chunk].reset_index(drop=True)
-            raw = self.decision_function(feature_matrix(part, self.vocabulary_, habits,
-                                                        use_files=self.use_files))
+            raw = self._compact_decision(feature_matrix(
+                part, self.vocabulary_, habits, use_files=self.use_files, columns=self.columns_))
             raw -= raw.max(axis=1, keepdims=True)
             e = np.exp(raw)
             out.append(e / e.sum(axis=1, keepdims=True))
@@ -197,6 +212,7 @@ class RelationTyper:
                         "left": np.asarray(t["left"], np.int64),
                         "right": np.asarray(t["right"], np.int64),
                         "value": np.asarray(t["value"], np.float64)} for t in data["trees"]]
+        self._compact()
         return self
 
     def save(self, path: Path | str) -> Path:

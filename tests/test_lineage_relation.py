@@ -238,6 +238,19 @@ def test_scores_of_repeated_rows_are_scored_once_and_equal():
     assert np.array_equal(typer.decision_function(repeated), one_by_one)
 
 
+def test_prediction_builds_only_the_columns_the_trees_read():
+    recs, _, _ = _training_set(10)
+    links = link_frame(recs)
+    typer = shipped_typer()
+    read = {int(f) for t in typer.trees_ for f in t["feature"] if f >= 0}
+    assert typer.columns_.tolist() == sorted(read) and len(read) < typer.n_features_in_
+    full = feature_matrix(links, typer.vocabulary_, None)
+    part = feature_matrix(links, typer.vocabulary_, None, columns=typer.columns_)
+    assert np.array_equal(part, full[:, typer.columns_])
+    assert np.array_equal(typer._compact_decision(part), typer.decision_function(full))
+    assert full.any(axis=0)[typer.columns_].any()  # the links do light up what is read
+
+
 # -- the vectorised feature paths give exactly what the Python string rules give -------------
 NAMES = ["TheBloke/Mistral-7B-Instruct-v0.2-GGUF", "u/llama-3-8b-4bit", "org/x/y-3.5bpw",
          "u/Q4_K_M-iq3_xs", "u/w4a16-int8", "u/a-", "nons", "u/\u212a-8bits",  # Kelvin sign
