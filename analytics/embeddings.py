@@ -539,8 +539,9 @@ def choose_variant(*, candidates: Sequence[str] = AUTO_CANDIDATES, refresh: bool
                    cache_file: str | Path | None = None) -> VariantChoice:
     """The fastest candidate variant on this CPU whose vectors reproduce fp32's.
 
-    Measured once per CPU signature (about 25 s: each candidate encodes the calibration
-    texts on one thread, then the winner does at each of BATCH_CANDIDATES) and cached in
+    Measured once per CPU signature (25-50 s, the ONNX export included: each candidate
+    encodes the calibration texts on one thread, then the winner does at each of
+    BATCH_CANDIDATES; 2-core Zen 4, four candidates: about 50 s) and cached in
     ``~/.cache/hubatlas/embed-variant.json`` (``$HUBATLAS_CACHE_DIR``); ``refresh=True``
     measures again. Logged at INFO."""
     sig = cpu_signature()
