@@ -263,11 +263,15 @@ class TextEncoder:
                 st = st.to(torch.bfloat16)
             self._st = st
 
+    def _onnx_file(self) -> Path:
+        """The ONNX export this variant runs (int8 for onnx-int8, else fp32), exported once."""
+        folder = self.onnx_dir or _default_onnx_dir()
+        return ensure_onnx_int8(folder) if self.variant == "onnx-int8" else ensure_onnx_fp32(folder)
+
     def _onnx_session(self):
         import onnxruntime as ort
 
-        folder = self.onnx_dir or _default_onnx_dir()
-        path = ensure_onnx_fp32(folder) if self.variant == "onnx-fp32" else ensure_onnx_int8(folder)
+        path = self._onnx_file()
         opts = ort.SessionOptions()
         if self.threads:
             opts.intra_op_num_threads = int(self.threads)
@@ -279,7 +283,7 @@ class TextEncoder:
         import openvino as ov
 
         core = ov.Core()
-        network = core.read_model(str(ensure_onnx_fp32(self.onnx_dir or _default_onnx_dir())))
+        network = core.read_model(str(self._onnx_file()))
         # No pinning: it binds the threads of every process to the same first cores, so two
         # one-thread workers shared one core (98 texts/s each against 195 unpinned).
         config = {"INFERENCE_PRECISION_HINT": "bf16", "PERFORMANCE_HINT": "LATENCY",
@@ -621,6 +625,10 @@ class VectorCache:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
+    def exists(self) -> bool:
+        """Whether a build has saved vectors here (without reading them)."""
+        return (self.folder / "manifest.json").exists()
+
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(ids, hashes, vectors memmap) of the last build, or None."""
         try:
@@ -668,7 +676,7 @@ def encoder_for(root: str | Path | None = None) -> TextEncoder:
     encoder = TextEncoder()
     choice = cached_choice()
     if os.environ.get("HUBATLAS_EMBED_VARIANT") or choice is None or \
-            (cache_folder(encoder, root) / "manifest.json").exists():
+            VectorCache(cache_folder(encoder, root)).exists():
         return encoder
     accepted = sorted((v for v, c in choice.cosines.items() if v in choice.rates and
                        v != encoder.variant and c >= MIN_COSINE),
@@ -676,7 +684,7 @@ def encoder_for(root: str | Path | None = None) -> TextEncoder:
     for variant in accepted:
         other = TextEncoder(variant=variant, max_seq_length=encoder.max_seq_length,
                             onnx_dir=encoder.onnx_dir)
-        if (cache_folder(other, root) / "manifest.json").exists():
+        if VectorCache(cache_folder(other, root)).exists():
             log.info("embedding with %s, whose vectors are cached, rather than the measured "
                      "choice %s (HUBATLAS_EMBED_VARIANT=%s switches)", variant,
                      encoder.variant, encoder.variant)
@@ -727,7 +735,7 @@ def _encode_chunks(encoder: TextEncoder, texts: Sequence[str], chunks: list[np.n
     params = {"variant": encoder.variant, "max_seq_length": encoder.max_seq_length,
               "batch_size": encoder.batch_size, "threads": 1, "onnx_dir": encoder.onnx_dir}
     if encoder.variant not in ("fp32", "bf16"):  # export once, before the workers race to it
-        encoder._load()
+        encoder._onnx_file()
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"),
                              initializer=_worker_init, initargs=(params,)) as pool:
         futures = [(idx, pool.submit(_worker_encode, [texts[i] for i in idx])) for idx in chunks]
